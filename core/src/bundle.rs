@@ -1,0 +1,144 @@
+//! The model bundle: one `.safetensors` file holding the weights and, in its
+//! `__metadata__`, the format version, the config, the fitted schema and a training
+//! summary. Reading and writing work on bytes only, so the browser shares this code.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::evaluate::Evaluation;
+use crate::model::init::{strict_var_builder, Params};
+use crate::model::AdaFtr;
+use crate::schema::Schema;
+
+/// Written in `__metadata__["format"]`.
+pub const FORMAT_NAME: &str = "adaftr-bundle";
+/// Bumped whenever tensor names or metadata change incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Per-epoch record kept in the summary (and printed by `adaftr inspect`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid: Evaluation,
+}
+
+/// What training left behind for the user to read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TrainingSummary {
+    pub adaftr_version: String,
+    pub train_rows: usize,
+    pub epochs_run: usize,
+    /// 1-based epoch whose weights the bundle holds.
+    pub best_epoch: Option<usize>,
+    pub best_valid: Option<Evaluation>,
+    pub history: Vec<EpochRecord>,
+    /// Free-form notes (data files, command line).
+    pub notes: HashMap<String, String>,
+}
+
+/// A loaded bundle: the ready model plus everything needed to use it.
+#[derive(Clone)]
+pub struct Bundle {
+    pub config: Config,
+    pub schema: Schema,
+    pub summary: TrainingSummary,
+    pub model: AdaFtr,
+    pub params: Params,
+    /// Where the weights live; inference inputs are created there.
+    pub device: Device,
+}
+
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::BundleFormat(e.to_string()))
+}
+
+/// Serialises weights and metadata into one safetensors file.
+pub fn save(params: &Params, config: &Config, schema: &Schema, summary: &TrainingSummary) -> Result<Vec<u8>> {
+    let meta = HashMap::from([
+        ("format".to_string(), FORMAT_NAME.to_string()),
+        ("version".to_string(), FORMAT_VERSION.to_string()),
+        ("config".to_string(), to_json(config)?),
+        ("schema".to_string(), to_json(schema)?),
+        ("summary".to_string(), to_json(summary)?),
+    ]);
+    let tensors: Vec<(String, Tensor)> = params
+        .sorted()
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.as_tensor().to_device(&Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    safetensors::tensor::serialize(tensors, Some(meta)).map_err(|e| Error::BundleFormat(e.to_string()))
+}
+
+fn meta_json<T: DeserializeOwned>(meta: &HashMap<String, String>, key: &str) -> Result<T> {
+    let raw = meta.get(key).ok_or_else(|| Error::BundleMetadata { key: key.into(), reason: "missing".into() })?;
+    serde_json::from_str(raw).map_err(|e| Error::BundleMetadata { key: key.into(), reason: e.to_string() })
+}
+
+/// Reads only the metadata (config, schema, summary): cheap, for `inspect` and model cards.
+pub fn read_metadata(bytes: &[u8]) -> Result<(Config, Schema, TrainingSummary)> {
+    let (_, md) = SafeTensors::read_metadata(bytes).map_err(|e| Error::BundleFormat(e.to_string()))?;
+    let meta = md
+        .metadata()
+        .clone()
+        .ok_or_else(|| Error::BundleMetadata { key: "__metadata__".into(), reason: "missing".into() })?;
+    match meta.get("format") {
+        Some(f) if f == FORMAT_NAME => {}
+        other => {
+            return Err(Error::BundleMetadata {
+                key: "format".into(),
+                reason: format!("expected `{FORMAT_NAME}`, found {other:?} (is this an adaftr model?)"),
+            })
+        }
+    }
+    let version: u32 = meta
+        .get("version")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::BundleMetadata { key: "version".into(), reason: "missing or not a number".into() })?;
+    if version != FORMAT_VERSION {
+        return Err(Error::BundleVersion { found: version, supported: FORMAT_VERSION });
+    }
+    let config: Config = meta_json(&meta, "config")?;
+    config.validate().map_err(|e| Error::BundleMetadata { key: "config".into(), reason: e.to_string() })?;
+    let mut schema: Schema = meta_json(&meta, "schema")?;
+    schema.rebuild_indices();
+    let summary: TrainingSummary = meta_json(&meta, "summary")?;
+    Ok((config, schema, summary))
+}
+
+fn to_tensor(name: &str, view: &TensorView, device: &Device) -> Result<Tensor> {
+    if view.dtype() != Dtype::F32 {
+        return Err(Error::DType { name: name.into(), found: format!("{:?}", view.dtype()) });
+    }
+    Ok(Tensor::from_raw_buffer(view.data(), DType::F32, view.shape(), device)?)
+}
+
+/// Loads and validates a bundle: metadata, then every tensor's presence, dtype and shape
+/// against what the config and schema require. Never panics on malformed bytes.
+pub fn load(bytes: &[u8], device: &Device) -> Result<Bundle> {
+    let (config, schema, summary) = read_metadata(bytes)?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::BundleFormat(e.to_string()))?;
+    let tensors = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| Ok((name.clone(), to_tensor(&name, &view, device)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let names: Vec<String> = tensors.iter().map(|(n, _)| n.clone()).collect();
+    let params = Params::from_tensors(tensors)?;
+    let (vb, state) = strict_var_builder(&params, device);
+    let built = AdaFtr::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb);
+    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let model = built.map_err(|e| state.first_error.take().unwrap_or(Error::Candle(e)))?;
+    // A tensor the model did not ask for means the config and the weights disagree.
+    if let Some(extra) = names.iter().find(|n| !state.used.contains(*n)) {
+        return Err(Error::UnexpectedTensor(extra.clone()));
+    }
+    Ok(Bundle { config, schema, summary, model, params, device: device.clone() })
+}

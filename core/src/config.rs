@@ -1,0 +1,319 @@
+//! Every choice in MODEL.md as a serde struct whose `Default` is the spec's default. A TOML
+//! or JSON config file overrides any subset; the resolved config travels in the bundle.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The backbone that turns the shared embedding vector into one input per task tower.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backbone {
+    /// Two separate networks (own embeddings, bottom and tower); pCTR is held fixed in the
+    /// CTCVR product so each network learns from its own task only.
+    SingleTask,
+    /// One bottom MLP feeding both towers.
+    #[default]
+    SharedBottom,
+    /// Both towers read the embeddings directly (only the embeddings are shared).
+    Esmm,
+    /// Multi-gate mixture of experts.
+    Mmoe,
+    /// Progressive layered extraction (customised gate control).
+    Ple,
+    /// ESMM-style towers plus AITM's attention-based transfer from the CTR tower.
+    Aitm,
+}
+
+impl Backbone {
+    pub const ALL: [Backbone; 6] =
+        [Self::SingleTask, Self::SharedBottom, Self::Esmm, Self::Mmoe, Self::Ple, Self::Aitm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SingleTask => "single-task",
+            Self::SharedBottom => "shared-bottom",
+            Self::Esmm => "esmm",
+            Self::Mmoe => "mmoe",
+            Self::Ple => "ple",
+            Self::Aitm => "aitm",
+        }
+    }
+}
+
+/// What the relatedness network reads.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RelatednessInput {
+    /// [h_c ; h_v ; h_c * h_v].
+    #[default]
+    Towers,
+    /// The embedding vector x.
+    Embedding,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub backbone: Backbone,
+    pub embedding_dim: usize,
+    /// Bottom MLP (shared-bottom, single-task) and expert MLP (mmoe, ple) widths.
+    pub bottom: Vec<usize>,
+    /// Tower widths; the last is the task representation size k.
+    pub tower: Vec<usize>,
+    pub dropout: f32,
+    pub mmoe_experts: usize,
+    pub ple_levels: usize,
+    pub ple_shared_experts: usize,
+    pub ple_task_experts: usize,
+    pub relatedness_input: RelatednessInput,
+    pub relatedness_hidden: usize,
+    pub tau_min: f32,
+    pub tau_max: f32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            backbone: Backbone::SharedBottom,
+            embedding_dim: 16,
+            bottom: vec![256, 128],
+            tower: vec![64, 32],
+            dropout: 0.0,
+            mmoe_experts: 4,
+            ple_levels: 1,
+            ple_shared_experts: 2,
+            ple_task_experts: 1,
+            relatedness_input: RelatednessInput::Towers,
+            relatedness_hidden: 32,
+            tau_min: 0.05,
+            tau_max: 1.0,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Size k of each task representation.
+    pub fn repr_dim(&self) -> usize {
+        self.tower.last().copied().unwrap_or(0)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(m.to_string()));
+        if self.embedding_dim == 0 {
+            return bad("embedding_dim must be positive");
+        }
+        if self.tower.is_empty() || self.tower.contains(&0) || self.bottom.contains(&0) {
+            return bad("tower must be non-empty and every layer width positive");
+        }
+        if matches!(self.backbone, Backbone::Mmoe | Backbone::Ple) && self.bottom.is_empty() {
+            return bad("mmoe and ple need a non-empty `bottom` (the expert widths)");
+        }
+        if self.backbone == Backbone::Mmoe && self.mmoe_experts == 0 {
+            return bad("mmoe_experts must be positive");
+        }
+        if self.backbone == Backbone::Ple
+            && (self.ple_levels == 0 || self.ple_shared_experts + self.ple_task_experts == 0)
+        {
+            return bad("ple needs at least one level and one expert");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("dropout must be in [0, 1)");
+        }
+        if !(self.tau_min > 0.0 && self.tau_max >= self.tau_min && self.tau_max.is_finite()) {
+            return bad("need 0 < tau_min <= tau_max");
+        }
+        if self.relatedness_hidden == 0 {
+            return bad("relatedness_hidden must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// How the relatedness (InfoNCE temperature) is learned.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClMode {
+    /// The relatedness network trains end to end through the contrastive loss.
+    #[default]
+    Joint,
+    /// Reserved: relatedness updated on the main loss after a one-step lookahead.
+    Meta,
+    /// One global temperature (`fixed_tau`) for every instance.
+    Fixed,
+    /// No contrastive term: the plain backbone.
+    None,
+}
+
+impl ClMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Joint => "joint",
+            Self::Meta => "meta",
+            Self::Fixed => "fixed",
+            Self::None => "none",
+        }
+    }
+
+    /// Whether the model carries a relatedness network (and so predicts tau per instance).
+    pub fn learns_tau(self) -> bool {
+        matches!(self, Self::Joint | Self::Meta)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Similarity {
+    #[default]
+    Cosine,
+    Dot,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Negatives {
+    /// Every other row of the (shuffled) batch.
+    #[default]
+    InBatch,
+    /// `sampled_negatives` random other rows of the batch per instance.
+    Sampled,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossConfig {
+    pub cl: ClMode,
+    /// Weight lambda of the contrastive term.
+    pub lambda: f32,
+    pub similarity: Similarity,
+    /// Average the row-wise InfoNCE with the column-wise one.
+    pub symmetric: bool,
+    pub negatives: Negatives,
+    pub sampled_negatives: usize,
+    /// The temperature of `fixed` mode.
+    pub fixed_tau: f32,
+    /// Add BCE(pCVR, z) over clicked rows.
+    pub cvr_click_loss: bool,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self {
+            cl: ClMode::Joint,
+            lambda: 0.1,
+            similarity: Similarity::Cosine,
+            symmetric: true,
+            negatives: Negatives::InBatch,
+            sampled_negatives: 64,
+            fixed_tau: 0.2,
+            cvr_click_loss: false,
+        }
+    }
+}
+
+impl LossConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
+            return Err(Error::Config("lambda must be a finite non-negative number".into()));
+        }
+        if !(self.fixed_tau > 0.0 && self.fixed_tau.is_finite()) {
+            return Err(Error::Config("fixed_tau must be positive".into()));
+        }
+        if self.negatives == Negatives::Sampled && self.sampled_negatives == 0 {
+            return Err(Error::Config("sampled_negatives must be positive".into()));
+        }
+        if self.cl == ClMode::Meta {
+            return Err(Error::Config("cl = \"meta\" is not implemented yet; use joint, fixed or none".into()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub lr: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// Epochs without improvement of the validation score before stopping.
+    pub patience: usize,
+    pub seed: u64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            batch_size: 2048,
+            epochs: 10,
+            patience: 2,
+            seed: 42,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(Error::Config("lr must be positive".into()));
+        }
+        if self.batch_size < 2 {
+            return Err(Error::Config("batch_size must be at least 2 (InfoNCE needs negatives)".into()));
+        }
+        if self.epochs == 0 {
+            return Err(Error::Config("epochs must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The whole configuration: model, loss and training.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub loss: LossConfig,
+    pub train: TrainConfig,
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.loss.validate()?;
+        self.train.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_model_md() {
+        let c = Config::default();
+        assert_eq!(c.model.backbone, Backbone::SharedBottom);
+        assert_eq!((c.model.embedding_dim, c.model.repr_dim()), (16, 32));
+        assert_eq!(c.model.bottom, vec![256, 128]);
+        assert_eq!((c.model.tau_min, c.model.tau_max), (0.05, 1.0));
+        assert_eq!((c.loss.cl, c.loss.lambda, c.loss.symmetric), (ClMode::Joint, 0.1, true));
+        assert_eq!((c.train.lr, c.train.batch_size, c.train.patience), (1e-3, 2048, 2));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn partial_json_overrides_and_unknown_keys_fail() {
+        let c: Config = serde_json::from_str(r#"{"model":{"backbone":"mmoe"},"loss":{"cl":"fixed"}}"#).unwrap();
+        assert_eq!(c.model.backbone, Backbone::Mmoe);
+        assert_eq!(c.model.embedding_dim, 16);
+        assert_eq!(c.loss.cl, ClMode::Fixed);
+        assert!(serde_json::from_str::<Config>(r#"{"model":{"embeding_dim":3}}"#).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! AdaFTR: Adaptive Fine-grained Task Relatedness for joint CTR-CVR estimation.
+//!
+//! The crate holds everything that is not I/O: the model (candle), losses, metrics, the
+//! data path (parsing from any reader, columnar datasets, batching, the ground-truth
+//! generator) and the single-file model bundle. It compiles for `wasm32-unknown-unknown`;
+//! the browser demo and the CLI share its inference code.
+
+pub mod bundle;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod evaluate;
+pub mod inference;
+pub mod loss;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod rng;
+pub mod schema;
+pub mod train;
+
+pub use error::{Error, Result};

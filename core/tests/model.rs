@@ -1,0 +1,100 @@
+//! Model construction, output ranges and learning for every backbone.
+
+mod common;
+
+use adaftr_core::config::{Backbone, ClMode};
+use adaftr_core::model::init::seeded_var_builder;
+use adaftr_core::model::AdaFtr;
+use adaftr_core::train::Trainer;
+use candle_core::{Device, Tensor};
+use common::*;
+
+#[test]
+fn every_backbone_builds_and_gives_probabilities_and_bounded_tau() {
+    let schema = tiny_schema();
+    let ds = learnable_dataset(&schema, 50, 1);
+    let dev = Device::Cpu;
+    let b = ds.range_batch(0, 50, &dev).unwrap();
+    for backbone in Backbone::ALL {
+        let mut cfg = small_config(backbone);
+        cfg.model.tau_min = 0.1;
+        cfg.model.tau_max = 0.7;
+        let (vb, params) = seeded_var_builder(3, &dev);
+        let m = AdaFtr::new(&cfg.model, &cfg.loss, &schema.cardinalities(), 2, vb).unwrap();
+        assert!(!params.is_empty());
+        // Blow the numerics up so the relatedness logit saturates: tau must stay in bounds.
+        let wild = (b.num.clone() * 1e4).unwrap();
+        for num in [&b.num, &wild] {
+            let o = m.forward(&b.cat, num).unwrap();
+            let tau: Vec<f32> = o.tau.unwrap().to_vec1().unwrap();
+            assert!(tau.iter().all(|&t| (0.1..=0.7).contains(&t)), "{backbone:?}: {tau:?}");
+            let pctr: Vec<f32> = o.pctr.to_vec1().unwrap();
+            let pcvr: Vec<f32> = o.pcvr.to_vec1().unwrap();
+            let pctcvr: Vec<f32> = o.pctcvr.to_vec1().unwrap();
+            for i in 0..50 {
+                assert!((0.0..=1.0).contains(&pctr[i]) && (0.0..=1.0).contains(&pcvr[i]));
+                assert!((pctcvr[i] - pctr[i] * pcvr[i]).abs() < 1e-6);
+            }
+            assert_eq!(o.h_ctr.dims(), &[50, 6]);
+            assert_eq!(o.h_cvr.dims(), &[50, 6]);
+        }
+    }
+}
+
+#[test]
+fn tau_modes() {
+    let schema = tiny_schema();
+    let dev = Device::Cpu;
+    let cat = Tensor::new(&[[1u32, 2, 0], [3, 5, 2]], &dev).unwrap();
+    let num = Tensor::new(&[[0.5f32, 0.1], [0.2, 0.9]], &dev).unwrap();
+    let mut cfg = small_config(Backbone::SharedBottom);
+    cfg.loss.cl = ClMode::Fixed;
+    cfg.loss.fixed_tau = 0.3;
+    let (vb, params) = seeded_var_builder(3, &dev);
+    let m = AdaFtr::new(&cfg.model, &cfg.loss, &schema.cardinalities(), 2, vb).unwrap();
+    assert_eq!(m.forward(&cat, &num).unwrap().tau.unwrap().to_vec1::<f32>().unwrap(), vec![0.3, 0.3]);
+    assert!(params.sorted().iter().all(|(n, _)| !n.starts_with("relatedness")));
+    cfg.loss.cl = ClMode::None;
+    let (vb, _) = seeded_var_builder(3, &dev);
+    let m = AdaFtr::new(&cfg.model, &cfg.loss, &schema.cardinalities(), 2, vb).unwrap();
+    assert!(m.forward(&cat, &num).unwrap().tau.is_none());
+}
+
+#[test]
+fn same_seed_same_weights_other_seed_other_weights() {
+    let schema = tiny_schema();
+    let dev = Device::Cpu;
+    let cfg = small_config(Backbone::Mmoe);
+    let build = |seed| {
+        let (vb, p) = seeded_var_builder(seed, &dev);
+        AdaFtr::new(&cfg.model, &cfg.loss, &schema.cardinalities(), 2, vb).unwrap();
+        p.snapshot().unwrap().into_iter().map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect::<Vec<_>>()
+    };
+    assert_eq!(build(5), build(5));
+    assert_ne!(build(5), build(6));
+}
+
+#[test]
+fn a_few_steps_lower_the_loss_for_every_backbone() {
+    let schema = tiny_schema();
+    let ds = learnable_dataset(&schema, 256, 2);
+    let dev = Device::Cpu;
+    let batch = ds.range_batch(0, 256, &dev).unwrap();
+    for backbone in Backbone::ALL {
+        let mut cfg = small_config(backbone);
+        cfg.train.lr = 1e-2;
+        let mut t = Trainer::new(cfg, schema.clone(), &dev).unwrap();
+        let first = t.train_step(&batch).unwrap();
+        let mut last = first;
+        for _ in 0..30 {
+            last = t.train_step(&batch).unwrap();
+        }
+        assert!(first.cl.is_some());
+        assert!(
+            last.total < first.total * 0.9,
+            "{backbone:?}: loss {:.4} -> {:.4}",
+            first.total,
+            last.total
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! `adaftr eval`.
+
+use std::path::{Path, PathBuf};
+
+use adaftr_core::bundle;
+use adaftr_core::evaluate::{predict, tau_rank_correlation, Evaluation};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use super::BadRowsArg;
+use crate::device::{self, DeviceArg};
+use crate::files;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The model bundle.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Labelled CSV in the model's format.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The generator's truth file for --data (`adaftr synth` writes it beside the CSV): adds
+    /// the rank correlation between predicted tau and the true relatedness.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    #[arg(long, default_value_t = 4096)]
+    pub batch_size: usize,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    #[arg(long, value_enum, default_value_t = BadRowsArg::Error)]
+    pub bad_rows: BadRowsArg,
+}
+
+/// The `true_relatedness` column of a truth file.
+pub fn read_true_relatedness(path: &Path) -> Result<Vec<f64>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let Some(col) = header.iter().position(|h| h.trim() == "true_relatedness") else {
+        bail!("{}: no `true_relatedness` column in the header", path.display());
+    };
+    lines
+        .enumerate()
+        .map(|(i, l)| {
+            let v = l.split(',').nth(col).unwrap_or("");
+            v.trim().parse::<f64>().with_context(|| format!("{}:{}: bad true_relatedness `{v}`", path.display(), i + 2))
+        })
+        .collect()
+}
+
+pub fn run(a: &Args) -> Result<()> {
+    let device = device::select(a.device)?;
+    let b = bundle::load(&files::read_model(&a.model)?, &device).with_context(|| format!("cannot load {}", a.model.display()))?;
+    let ds = super::load_encoded(&a.data, &b.schema, a.bad_rows.into())?;
+    let p = predict(&b.model, &ds, a.batch_size, &device)?;
+    let e = Evaluation::compute(&p, &ds);
+    let spearman = match &a.truth {
+        Some(t) => {
+            let truth = read_true_relatedness(t)?;
+            if truth.len() != ds.len() {
+                bail!("{} has {} rows but {} has {}", t.display(), truth.len(), a.data.display(), ds.len());
+            }
+            tau_rank_correlation(&p.tau, &truth)
+        }
+        None => None,
+    };
+    if a.json {
+        let tau = e.tau;
+        let mut out = json!({
+            "auc_ctr": e.auc_ctr, "auc_cvr": e.auc_cvr, "auc_ctcvr": e.auc_ctcvr,
+            "logloss_ctr": e.logloss_ctr, "logloss_cvr": e.logloss_cvr, "logloss_ctcvr": e.logloss_ctcvr,
+            "rows": e.rows, "clicks": e.clicks, "conversions": e.conversions,
+            "tau_mean": tau.map(|t| t.mean), "tau_p5": tau.map(|t| t.p5),
+            "tau_p50": tau.map(|t| t.p50), "tau_p95": tau.map(|t| t.p95),
+            "gauc_ctr": e.gauc_ctr,
+        });
+        if a.truth.is_some() {
+            out["tau_spearman"] = json!(spearman);
+        }
+        println!("{out}");
+        return Ok(());
+    }
+    let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    println!("{}: {} rows, {} clicks, {} conversions", a.data.display(), e.rows, e.clicks, e.conversions);
+    println!("           AUC      logloss");
+    println!("CTR        {:<8} {}", f(e.auc_ctr), f(e.logloss_ctr));
+    println!("CVR|click  {:<8} {}", f(e.auc_cvr), f(e.logloss_cvr));
+    println!("CTCVR      {:<8} {}", f(e.auc_ctcvr), f(e.logloss_ctcvr));
+    if e.gauc_ctr.is_some() {
+        println!("CTR GAUC   {}", f(e.gauc_ctr));
+    }
+    match e.tau {
+        Some(t) => println!("tau        mean {:.4}  p5 {:.4}  p50 {:.4}  p95 {:.4}", t.mean, t.p5, t.p50, t.p95),
+        None => println!("tau        (this model has no contrastive term)"),
+    }
+    if a.truth.is_some() {
+        println!("tau vs true relatedness: Spearman {}", f(spearman));
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! `adaftr synth`.
+
+use std::path::{Path, PathBuf};
+
+use adaftr_core::data::{generate, SynthConfig};
+use anyhow::{Context, Result};
+
+use crate::files;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Rows to generate.
+    #[arg(long)]
+    pub rows: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The CSV to write; the truth (true_pctr, true_pcvr, true_relatedness per row) goes
+    /// beside it as `<name>.truth.csv`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Skip the Bayes-optimal AUCs (saves 9 bytes of memory per row).
+    #[arg(long)]
+    pub no_auc: bool,
+}
+
+/// `data.csv` -> `data.truth.csv`.
+pub fn truth_path(out: &Path) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = name.strip_suffix(".csv").unwrap_or(&name);
+    out.with_file_name(format!("{stem}.truth.csv"))
+}
+
+pub fn run(a: &Args) -> Result<()> {
+    let cfg = SynthConfig { rows: a.rows, seed: a.seed, compute_auc: !a.no_auc, ..SynthConfig::default() };
+    let truth = truth_path(&a.out);
+    let s = generate(&cfg, files::create(&a.out)?, files::create(&truth)?)
+        .with_context(|| format!("generating {}", a.out.display()))?;
+    let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    eprintln!(
+        "wrote {} rows to {} ({} searches, {} clicks = {:.2}%, {} conversions = {:.1}% of clicks) and the truth to {}",
+        s.rows,
+        a.out.display(),
+        s.groups,
+        s.clicks,
+        100.0 * s.ctr,
+        s.conversions,
+        100.0 * s.cvr_given_click,
+        truth.display()
+    );
+    eprintln!(
+        "Bayes-optimal AUC (the true probabilities as scores): CTR {}, CVR|click {}, CTCVR {}; mean true relatedness {:.3}",
+        f(s.auc_ctr),
+        f(s.auc_cvr),
+        f(s.auc_ctcvr),
+        s.relatedness_mean
+    );
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! `adaftr`: train, evaluate, predict with and inspect AdaFTR models; generate data.
+
+mod commands;
+mod device;
+mod files;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "adaftr", version, about = "AdaFTR: adaptive fine-grained task relatedness for joint CTR/CVR estimation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate AliExpress-shaped data with known true pCTR, pCVR and relatedness.
+    Synth(commands::synth::Args),
+    /// Train a model and write it as one .safetensors bundle.
+    Train(Box<commands::train::Args>),
+    /// Evaluate a bundle on a labelled CSV.
+    Eval(commands::eval::Args),
+    /// Write pctr, pcvr, pctcvr and tau for every row of a CSV.
+    Predict(commands::predict::Args),
+    /// Show a bundle's config, schema and training summary.
+    Inspect {
+        /// The model bundle.
+        #[arg(long)]
+        model: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Synth(a) => commands::synth::run(&a),
+        Command::Train(a) => commands::train::run(&a),
+        Command::Eval(a) => commands::eval::run(&a),
+        Command::Predict(a) => commands::predict::run(&a),
+        Command::Inspect { model } => commands::inspect::run(&model),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! End to end through the real binary: synth, train, eval, predict, inspect; a training run
+//! killed with SIGKILL and resumed; corrupt files giving errors, not panics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use adaftr_core::bundle;
+use adaftr_core::data::{load_with_schema, LoadOptions};
+use adaftr_core::evaluate::predict;
+use candle_core::Device;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_adaftr"))
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = bin().args(args).output().expect("spawn adaftr");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "adaftr panicked: {stderr}");
+    out
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "adaftr {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "adaftr {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+struct Tmp(PathBuf);
+impl Tmp {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("adaftr-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+    fn path(&self, f: &str) -> String {
+        self.0.join(f).display().to_string()
+    }
+}
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Generated train and valid sets in `dir`.
+fn synth(dir: &Tmp, train_rows: usize, valid_rows: usize) -> (String, String) {
+    let (train, valid) = (dir.path("train.csv"), dir.path("valid.csv"));
+    ok(&["synth", "--rows", &train_rows.to_string(), "--seed", "1", "--out", &train]);
+    ok(&["synth", "--rows", &valid_rows.to_string(), "--seed", "2", "--out", &valid]);
+    (train, valid)
+}
+
+fn predictions_of(model: &str, data: &str) -> Vec<[f32; 4]> {
+    let b = bundle::load(&std::fs::read(model).unwrap(), &Device::Cpu).unwrap();
+    let (ds, _) = load_with_schema(std::fs::File::open(data).unwrap(), data, &b.schema, &LoadOptions::default()).unwrap();
+    let p = predict(&b.model, &ds, 1024, &Device::Cpu).unwrap();
+    (0..ds.len()).map(|i| [p.pctr[i], p.pcvr[i], p.pctcvr[i], p.tau[i]]).collect()
+}
+
+#[test]
+fn synth_train_eval_predict_inspect() {
+    let dir = Tmp::new("e2e");
+    let (train, valid) = synth(&dir, 20_000, 5_000);
+    assert!(Path::new(&dir.path("train.truth.csv")).exists(), "synth writes the truth beside the data");
+    let model = dir.path("model.safetensors");
+    let metrics = dir.path("metrics.jsonl");
+    ok(&[
+        "train", "--train", &train, "--valid", &valid, "--out", &model, "--epochs", "3", "--batch-size", "512",
+        "--lr", "0.003", "--metrics-out", &metrics,
+    ]);
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&metrics).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!lines.is_empty() && lines.len() <= 3);
+    assert!(lines[0]["tau_p50"].as_f64().is_some(), "per-epoch tau distribution is logged");
+
+    let json: serde_json::Value = serde_json::from_str(&ok(&["eval", "--model", &model, "--data", &valid, "--json"])).unwrap();
+    for key in [
+        "auc_ctr", "auc_cvr", "auc_ctcvr", "logloss_ctr", "logloss_cvr", "logloss_ctcvr", "rows", "clicks", "conversions",
+        "tau_mean", "tau_p5", "tau_p50", "tau_p95",
+    ] {
+        assert!(json.get(key).is_some(), "eval --json lacks {key}: {json}");
+    }
+    assert_eq!(json["rows"], 5_000);
+    let (ctr, ctcvr) = (json["auc_ctr"].as_f64().unwrap(), json["auc_ctcvr"].as_f64().unwrap());
+    assert!(ctr > 0.6 && ctcvr > 0.6, "a trained model beats chance clearly: ctr {ctr}, ctcvr {ctcvr}");
+    let tau = json["tau_p50"].as_f64().unwrap();
+    assert!((0.05..=1.0).contains(&tau));
+    let with_truth: serde_json::Value = serde_json::from_str(&ok(&[
+        "eval", "--model", &model, "--data", &valid, "--json", "--truth", &dir.path("valid.truth.csv"),
+    ]))
+    .unwrap();
+    assert!(with_truth["tau_spearman"].as_f64().is_some_and(|s| (-1.0..=1.0).contains(&s)));
+
+    let pred = dir.path("pred.csv");
+    ok(&["predict", "--model", &model, "--data", &valid, "--out", &pred]);
+    let text = std::fs::read_to_string(&pred).unwrap();
+    let mut rows = text.lines();
+    assert_eq!(rows.next(), Some("pctr,pcvr,pctcvr,tau"));
+    let from_cli: Vec<Vec<f32>> = rows.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    let in_memory = predictions_of(&model, &valid);
+    assert_eq!(from_cli.len(), in_memory.len());
+    for (a, b) in from_cli.iter().zip(&in_memory) {
+        for k in 0..4 {
+            assert!((a[k] - b[k]).abs() <= 1e-7, "{a:?} vs {b:?}");
+        }
+    }
+
+    let info = ok(&["inspect", "--model", &model]);
+    assert!(info.contains("backbone = \"shared-bottom\"") && info.contains("best epoch"), "{info}");
+    assert!(info.contains("16 categorical fields") && info.contains("63 numeric fields"), "{info}");
+}
+
+fn train_args<'a>(train: &'a str, valid: &'a str, out: &'a str, ckdir: &'a str) -> Vec<&'a str> {
+    vec![
+        "train", "--train", train, "--valid", valid, "--out", out, "--epochs", "3", "--batch-size", "256", "--seed", "7",
+        "--checkpoint-dir", ckdir, "--checkpoint-every", "5",
+    ]
+}
+
+#[test]
+fn killed_run_resumes_to_the_uninterrupted_result() {
+    let dir = Tmp::new("resume");
+    let (train, valid) = synth(&dir, 12_000, 2_000);
+    let (full, resumed) = (dir.path("full.safetensors"), dir.path("resumed.safetensors"));
+    let (ck1, ck2) = (dir.path("ck1"), dir.path("ck2"));
+    ok(&train_args(&train, &valid, &full, &ck1));
+
+    // Kill the second run with SIGKILL once a mid-run checkpoint exists.
+    let mut child = bin().args(train_args(&train, &valid, &resumed, &ck2)).stderr(Stdio::null()).spawn().unwrap();
+    let ckpt = Path::new(&ck2).join("checkpoint.safetensors");
+    let start = Instant::now();
+    while !ckpt.exists() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "run finished before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    assert!(!Path::new(&resumed).exists(), "the killed run must not have finished");
+
+    let mut args = train_args(&train, &valid, &resumed, &ck2);
+    args.push("--resume");
+    let out = run(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming from"));
+    assert_eq!(predictions_of(&full, &valid), predictions_of(&resumed, &valid), "resumed run differs");
+}
+
+#[test]
+fn corrupt_files_and_missing_cuda_are_clear_errors() {
+    let dir = Tmp::new("corrupt");
+    let (train, valid) = synth(&dir, 2_000, 500);
+    let junk = dir.path("junk.safetensors");
+    std::fs::write(&junk, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
+    let e = fails(&["eval", "--model", &junk, "--data", &valid]);
+    assert!(e.contains("not a valid model bundle"), "{e}");
+    let e = fails(&["inspect", "--model", &dir.path("absent.safetensors")]);
+    assert!(e.contains("absent.safetensors"), "{e}");
+
+    let ck = dir.path("ck");
+    std::fs::create_dir_all(&ck).unwrap();
+    std::fs::write(Path::new(&ck).join("checkpoint.safetensors"), b"garbage").unwrap();
+    let out = dir.path("m.safetensors");
+    let mut args = train_args(&train, &valid, &out, &ck);
+    args.push("--resume");
+    let e = fails(&args);
+    assert!(e.contains("cannot resume") && e.contains("checkpoint.safetensors"), "{e}");
+
+    if !cfg!(feature = "cuda") {
+        let e = fails(&["train", "--train", &train, "--valid", &valid, "--out", &out, "--device", "cuda"]);
+        assert!(e.contains("built without CUDA"), "{e}");
+    }
+}
