@@ -30,7 +30,7 @@ pub fn learnable_dataset(schema: &Schema, rows: usize, seed: u64) -> Dataset {
         let num: Vec<f32> = (0..schema.num_numeric()).map(|_| rng.next_f32()).collect();
         let logit = -1.0 + 1.5 * (cat[0] as f64 - 1.5) / 1.5 + 2.0 * (num[0] as f64 - 0.5);
         let click = rng.bernoulli(1.0 / (1.0 + (-logit).exp()));
-        let conv = click && rng.bernoulli(if cat[1] % 2 == 0 { 0.7 } else { 0.15 });
+        let conv = click && rng.bernoulli(if cat[1].is_multiple_of(2) { 0.7 } else { 0.15 });
         ds.push(&cat, &num, click, conv);
     }
     ds

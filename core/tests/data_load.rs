@@ -69,6 +69,16 @@ fn fits_vocabularies_and_encodes() {
 }
 
 #[test]
+fn group_column_may_also_be_a_feature() {
+    let spec = SchemaSpec { categorical: vec!["id".into(), "u".into(), "i".into()], ..spec() };
+    let o = LoadOptions { spec: Some(spec), ..Default::default() };
+    let (schema, data, _) = load_train(&csv(&GOOD)[..], "t", &o).unwrap();
+    assert_eq!(schema.categorical[0].vocab, ["s1", "s2", "s3"]);
+    assert_eq!(data.cat_row(2), [2, 1, 1]);
+    assert_eq!(data.group.as_deref(), Some(&[0, 0, 1, 1, 2, 0][..]));
+}
+
+#[test]
 fn ties_are_ordered_by_value_and_min_count_drops_rare_values() {
     let rows = ["g,b,p,1,1,0,0", "g,a,p,1,1,0,0", "g,c,p,1,1,0,0", "g,b,p,1,1,0,0", "g,a,p,1,1,0,0"];
     let (schema, data, _) = load_train(&csv(&rows)[..], "t", &opts()).unwrap();

@@ -76,4 +76,10 @@ fn rejects_zero_sizes() {
     let (schema, _, _) = load_train(&bytes[..], "t", &opts()).unwrap();
     assert!(ShuffleStream::new(&bytes[..], "t", &schema, &opts(), 0, 5, 1).is_err());
     assert!(ShuffleStream::new(&bytes[..], "t", &schema, &opts(), 5, 0, 1).is_err());
+    let mut s = ShuffleStream::new(&bytes[..], "t", &schema, &opts(), 5, 3, 1).unwrap();
+    assert!(s.next_rows(0).is_err());
+    assert_eq!(s.next_rows(8).unwrap().unwrap().len(), 8);
+    // The iterator yields the rest in chunks of 3.
+    let sizes: Vec<usize> = s.map(|d| d.unwrap().len()).collect();
+    assert_eq!(sizes, [2]);
 }

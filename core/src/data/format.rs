@@ -2,7 +2,7 @@
 //!
 //! Two public layouts are recognised from their header (AliExpress as processed by MTReclib,
 //! and the common sampled Ali-CCP CSV); anything else needs an explicit [`SchemaSpec`]. The
-//! result is a [`Layout`]: one role per header column, so the row parser never looks a
+//! result is a `Layout`: one role per header column, so the row parser never looks a
 //! name up.
 
 use std::collections::{HashMap, HashSet};

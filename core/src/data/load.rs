@@ -106,6 +106,16 @@ fn no_rows(file: &str, report: &LoadReport) -> Error {
     Error::Input { file: file.to_string(), reason }
 }
 
+/// Returns the slack of vector growth (up to half the allocation) to the allocator; for
+/// large vectors this is an in-place `mremap`, not a copy.
+fn shrink(data: &mut Dataset) {
+    data.cat.shrink_to_fit();
+    data.num.shrink_to_fit();
+    if let Some(g) = &mut data.group {
+        g.shrink_to_fit();
+    }
+}
+
 /// Reads a training split: fits the schema (vocabularies, normalisation) on it and encodes
 /// its rows. `label` names the input in messages (a file name, or `<stdin>`).
 pub fn load_train<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result<(Schema, Dataset, LoadReport)> {
@@ -158,6 +168,7 @@ pub fn load_train<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result
         }
     }
     data.group = groups.map(|(_, g)| g);
+    shrink(&mut data);
     Ok((schema, data, report))
 }
 
@@ -234,5 +245,6 @@ pub fn load_with_schema<R: Read>(reader: R, label: &str, schema: &Schema, opts: 
         return Err(no_rows(label, &report));
     }
     data.group = groups.map(|(_, g)| g);
+    shrink(&mut data);
     Ok((data, report))
 }

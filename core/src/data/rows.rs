@@ -1,6 +1,6 @@
 //! Row-level parsing and validation shared by the loaders and the stream.
 //!
-//! [`RowReader`] turns lines into validated rows: field count, numbers (finite), labels
+//! `RowReader` turns lines into validated rows: field count, numbers (finite), labels
 //! (0/1, no conversion without a click). A bad row is either an error or, under
 //! [`BadRows::Skip`], counted in the [`LoadReport`] and passed over. Every error names the
 //! file, the 1-based line (header = 1), the column and the offending value.

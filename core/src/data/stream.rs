@@ -124,7 +124,7 @@ impl<R: Read> ShuffleStream<R> {
         if b.labels.len() < b.labels.capacity() {
             return;
         }
-        let target = (b.len() * 2).clamp(1024, self.capacity.max(1));
+        let target = (b.len() * 2).max(1024).min(self.capacity);
         let extra = target.saturating_sub(b.len()).max(1);
         b.cat.reserve_exact(extra * b.n_cat);
         b.num.reserve_exact(extra * b.n_num);
@@ -150,12 +150,15 @@ impl<R: Read> ShuffleStream<R> {
     /// The next shuffled chunk of the configured size, or `None` when every row has been
     /// yielded.
     pub fn next_chunk(&mut self) -> Result<Option<Dataset>> {
-        self.take(self.chunk_rows)
+        self.next_rows(self.chunk_rows)
     }
 
     /// The next `rows` shuffled rows (fewer at the end), or `None` when every row has been
     /// yielded.
-    pub fn take(&mut self, rows: usize) -> Result<Option<Dataset>> {
+    pub fn next_rows(&mut self, rows: usize) -> Result<Option<Dataset>> {
+        if rows == 0 {
+            return Err(Error::Config("a chunk must have at least one row".into()));
+        }
         let (n_cat, n_num) = (self.buffer.n_cat, self.buffer.n_num);
         // Reserve for the chunk, but not blindly: a huge request on a small file.
         let expect = rows.min(1 << 16);

@@ -608,16 +608,17 @@ struct Scores {
 }
 
 impl Scores {
+    /// (CTR, CVR on clicks, CTCVR) AUCs; each metric's f64 copy is freed before the next.
     fn aucs(self) -> (Option<f64>, Option<f64>, Option<f64>) {
-        let clicks: Vec<bool> = self.labels.iter().map(|l| l & 1 != 0).collect();
-        let scores: Vec<f64> = self.pctr.iter().map(|&p| p as f64).collect();
-        drop(self.pctr);
-        let auc_ctr = auc(&scores, &clicks);
-        let conversions: Vec<bool> = self.labels.iter().map(|l| l & 2 != 0).collect();
-        let scores: Vec<f64> = self.pctcvr.iter().map(|&p| p as f64).collect();
-        let auc_ctcvr = auc(&scores, &conversions);
-        let scores: Vec<f64> = self.clicked_pcvr.iter().map(|&p| p as f64).collect();
-        let auc_cvr = auc(&scores, &self.clicked_conversion);
+        let Scores { pctr, pctcvr, labels, clicked_pcvr, clicked_conversion } = self;
+        let auc_f32 = |scores: Vec<f32>, labels: &[bool]| {
+            let scores: Vec<f64> = scores.into_iter().map(f64::from).collect();
+            auc(&scores, labels)
+        };
+        let bits = |bit: u8| labels.iter().map(|l| l & bit != 0).collect::<Vec<bool>>();
+        let auc_ctr = auc_f32(pctr, &bits(1));
+        let auc_ctcvr = auc_f32(pctcvr, &bits(2));
+        let auc_cvr = auc_f32(clicked_pcvr, &clicked_conversion);
         (auc_ctr, auc_cvr, auc_ctcvr)
     }
 }
