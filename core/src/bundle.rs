@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use safetensors::{Dtype, SafeTensors};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::config::Config;
@@ -82,63 +82,84 @@ fn meta_json<T: DeserializeOwned>(meta: &HashMap<String, String>, key: &str) -> 
     serde_json::from_str(raw).map_err(|e| Error::BundleMetadata { key: key.into(), reason: e.to_string() })
 }
 
-/// Reads only the metadata (config, schema, summary): cheap, for `inspect` and model cards.
-pub fn read_metadata(bytes: &[u8]) -> Result<(Config, Schema, TrainingSummary)> {
+/// The `__metadata__` of a safetensors file, after checking that it is `format` at
+/// `version` (shared by bundles and training checkpoints).
+pub(crate) fn checked_metadata(bytes: &[u8], format: &str, version: u32) -> Result<HashMap<String, String>> {
     let (_, md) = SafeTensors::read_metadata(bytes).map_err(|e| Error::BundleFormat(e.to_string()))?;
     let meta = md
         .metadata()
         .clone()
         .ok_or_else(|| Error::BundleMetadata { key: "__metadata__".into(), reason: "missing".into() })?;
     match meta.get("format") {
-        Some(f) if f == FORMAT_NAME => {}
+        Some(f) if f == format => {}
         other => {
             return Err(Error::BundleMetadata {
                 key: "format".into(),
-                reason: format!("expected `{FORMAT_NAME}`, found {other:?} (is this an adaftr model?)"),
+                reason: format!("expected `{format}`, found {other:?} (is this the right kind of adaftr file?)"),
             })
         }
     }
-    let version: u32 = meta
+    let found: u32 = meta
         .get("version")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::BundleMetadata { key: "version".into(), reason: "missing or not a number".into() })?;
-    if version != FORMAT_VERSION {
-        return Err(Error::BundleVersion { found: version, supported: FORMAT_VERSION });
+    if found != version {
+        return Err(Error::BundleVersion { found, supported: version });
     }
-    let config: Config = meta_json(&meta, "config")?;
+    Ok(meta)
+}
+
+/// The config and fitted schema stored under `config` and `schema`, validated.
+pub(crate) fn config_and_schema(meta: &HashMap<String, String>) -> Result<(Config, Schema)> {
+    let config: Config = meta_json(meta, "config")?;
     config.validate().map_err(|e| Error::BundleMetadata { key: "config".into(), reason: e.to_string() })?;
-    let mut schema: Schema = meta_json(&meta, "schema")?;
+    let mut schema: Schema = meta_json(meta, "schema")?;
     schema.rebuild_indices();
+    Ok((config, schema))
+}
+
+/// Reads only the metadata (config, schema, summary): cheap, for `inspect` and model cards.
+pub fn read_metadata(bytes: &[u8]) -> Result<(Config, Schema, TrainingSummary)> {
+    let meta = checked_metadata(bytes, FORMAT_NAME, FORMAT_VERSION)?;
+    let (config, schema) = config_and_schema(&meta)?;
     let summary: TrainingSummary = meta_json(&meta, "summary")?;
     Ok((config, schema, summary))
 }
 
-fn to_tensor(name: &str, view: &TensorView, device: &Device) -> Result<Tensor> {
-    if view.dtype() != Dtype::F32 {
-        return Err(Error::DType { name: name.into(), found: format!("{:?}", view.dtype()) });
+/// Every tensor of a safetensors file, which must all be f32.
+pub(crate) fn read_tensors(bytes: &[u8], device: &Device) -> Result<Vec<(String, Tensor)>> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::BundleFormat(e.to_string()))?;
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            if view.dtype() != Dtype::F32 {
+                return Err(Error::DType { name, found: format!("{:?}", view.dtype()) });
+            }
+            let t = Tensor::from_raw_buffer(view.data(), DType::F32, view.shape(), device)?;
+            Ok((name, t))
+        })
+        .collect()
+}
+
+/// Builds the model of `config` and `schema` from exactly `params`: each parameter must be
+/// present with its shape, and a parameter the model does not use is an error too (the
+/// config and the weights disagree).
+pub(crate) fn build_model(config: &Config, schema: &Schema, params: &Params, device: &Device) -> Result<AdaFtr> {
+    let (vb, state) = strict_var_builder(params, device);
+    let built = AdaFtr::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb);
+    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let model = built.map_err(|e| state.first_error.take().unwrap_or(Error::Candle(e)))?;
+    if let Some((extra, _)) = params.sorted().into_iter().find(|(n, _)| !state.used.contains(n)) {
+        return Err(Error::UnexpectedTensor(extra));
     }
-    Ok(Tensor::from_raw_buffer(view.data(), DType::F32, view.shape(), device)?)
+    Ok(model)
 }
 
 /// Loads and validates a bundle: metadata, then every tensor's presence, dtype and shape
 /// against what the config and schema require. Never panics on malformed bytes.
 pub fn load(bytes: &[u8], device: &Device) -> Result<Bundle> {
     let (config, schema, summary) = read_metadata(bytes)?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::BundleFormat(e.to_string()))?;
-    let tensors = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| Ok((name.clone(), to_tensor(&name, &view, device)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let names: Vec<String> = tensors.iter().map(|(n, _)| n.clone()).collect();
-    let params = Params::from_tensors(tensors)?;
-    let (vb, state) = strict_var_builder(&params, device);
-    let built = AdaFtr::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb);
-    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-    let model = built.map_err(|e| state.first_error.take().unwrap_or(Error::Candle(e)))?;
-    // A tensor the model did not ask for means the config and the weights disagree.
-    if let Some(extra) = names.iter().find(|n| !state.used.contains(*n)) {
-        return Err(Error::UnexpectedTensor(extra.clone()));
-    }
+    let params = Params::from_tensors(read_tensors(bytes, device)?)?;
+    let model = build_model(&config, &schema, &params, device)?;
     Ok(Bundle { config, schema, summary, model, params, device: device.clone() })
 }

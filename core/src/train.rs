@@ -7,8 +7,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Tensor};
-use safetensors::SafeTensors;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, EpochRecord, TrainingSummary};
@@ -17,7 +16,7 @@ use crate::data::{Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::evaluate::{predict, Evaluation};
 use crate::loss::{self, scalar};
-use crate::model::init::{seeded_var_builder, strict_var_builder, Params};
+use crate::model::init::{seeded_var_builder, Params};
 use crate::model::AdaFtr;
 use crate::optim::{Adam, AdamConfig};
 use crate::rng::Rng;
@@ -259,33 +258,17 @@ impl Trainer {
 
     /// Restores a trainer from [`Trainer::checkpoint_bytes`], validating it like a bundle.
     pub fn from_checkpoint(bytes: &[u8], device: &Device) -> Result<Self> {
-        let bad = |key: &str, reason: String| Error::BundleMetadata { key: key.into(), reason };
-        let (_, md) = SafeTensors::read_metadata(bytes).map_err(|e| Error::BundleFormat(e.to_string()))?;
-        let meta = md.metadata().clone().ok_or_else(|| bad("__metadata__", "missing".into()))?;
-        if meta.get("format").map(String::as_str) != Some(CHECKPOINT_FORMAT) {
-            return Err(bad("format", format!("expected `{CHECKPOINT_FORMAT}` (is this a checkpoint?)")));
-        }
-        let version: u32 = meta.get("version").and_then(|v| v.parse().ok()).ok_or_else(|| bad("version", "missing".into()))?;
-        if version != CHECKPOINT_VERSION {
-            return Err(Error::BundleVersion { found: version, supported: CHECKPOINT_VERSION });
-        }
-        let parse = |key: &str| meta.get(key).ok_or_else(|| bad(key, "missing".into()));
-        let config: Config = serde_json::from_str(parse("config")?).map_err(|e| bad("config", e.to_string()))?;
-        config.validate()?;
-        let mut schema: Schema = serde_json::from_str(parse("schema")?).map_err(|e| bad("schema", e.to_string()))?;
-        schema.rebuild_indices();
-        let state: TrainState = serde_json::from_str(parse("state")?).map_err(|e| bad("state", e.to_string()))?;
-        let adam_step: u64 = parse("adam_step")?.parse().map_err(|_| bad("adam_step", "not a number".into()))?;
-
-        let st = SafeTensors::deserialize(bytes).map_err(|e| Error::BundleFormat(e.to_string()))?;
-        let mut all: HashMap<String, Tensor> = HashMap::new();
-        for (name, view) in st.tensors() {
-            if view.dtype() != safetensors::Dtype::F32 {
-                return Err(Error::DType { name, found: format!("{:?}", view.dtype()) });
-            }
-            let t = Tensor::from_raw_buffer(view.data(), DType::F32, view.shape(), device)?;
-            all.insert(name, t);
-        }
+        let meta = bundle::checked_metadata(bytes, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)?;
+        let (config, schema) = bundle::config_and_schema(&meta)?;
+        let field = |key: &str| {
+            meta.get(key).ok_or_else(|| Error::BundleMetadata { key: key.into(), reason: "missing".into() })
+        };
+        let state: TrainState = serde_json::from_str(field("state")?)
+            .map_err(|e| Error::BundleMetadata { key: "state".into(), reason: e.to_string() })?;
+        let adam_step: u64 = field("adam_step")?
+            .parse()
+            .map_err(|_| Error::BundleMetadata { key: "adam_step".into(), reason: "not a number".into() })?;
+        let all: HashMap<String, Tensor> = bundle::read_tensors(bytes, device)?.into_iter().collect();
         let take = |prefix: &str| -> Vec<(String, Tensor)> {
             let mut v: Vec<(String, Tensor)> = all
                 .iter()
@@ -295,9 +278,7 @@ impl Trainer {
             v
         };
         let params = Params::from_tensors(take("param."))?;
-        let (vb, strict) = strict_var_builder(&params, device);
-        let built = AdaFtr::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb);
-        let model = built.map_err(|e| strict.lock().unwrap_or_else(|p| p.into_inner()).first_error.take().unwrap_or(Error::Candle(e)))?;
+        let model = bundle::build_model(&config, &schema, &params, device)?;
         let mut opt = Adam::new(&params, adam_config(&config), |_| 1.0)?;
         opt.load_state(adam_step, |k| all.get(k).cloned())?;
         let best = take("best.");

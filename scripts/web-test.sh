@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the browser demo into dist/ and runs its browser tests:
+#  1. trunk build --release (wasm with simd128, wasm-opt -Oz), reporting the gzip size;
+#  2. the Yew component tests (wasm-bindgen-test) in headless Chromium;
+#  3. the fantoccini end-to-end test against dist/ (required here, not skipped).
+# Installs missing tools first with scripts/setup-web.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup-web.sh >/tmp/adaftr-setup-web.log 2>&1 || { cat /tmp/adaftr-setup-web.log; exit 1; }
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+export TRUNK_SKIP_VERSION_CHECK=true
+export CHROMEDRIVER=/usr/bin/chromedriver
+
+echo "==> trunk build --release"
+cargo fetch --quiet
+trunk build --release --offline
+wasm=$(ls dist/*.wasm)
+echo "==> $wasm: $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) bytes gzipped"
+
+echo "==> component tests (wasm-bindgen-test, headless Chromium)"
+WASM_BINDGEN_TEST_TIMEOUT=180 cargo test -p adaftr-web --target wasm32-unknown-unknown
+
+echo "==> end-to-end test (fantoccini + chromedriver on dist/)"
+ADAFTR_E2E_REQUIRED=1 cargo test -p adaftr-e2e -- --nocapture

@@ -1,0 +1,403 @@
+//! End-to-end: the built site (`dist/`, from `trunk build`) served by a tiny HTTP server
+//! under a sub-path (relative URLs must work from any static path), driven in headless
+//! Chromium through /usr/bin/chromedriver with fantoccini. Predictions on the page are
+//! compared with native `Bundle::predict` on the same bundle and instance.
+//!
+//! Skips (with a message) when chromedriver, Chromium or `dist/index.html` is missing, so
+//! `cargo test --workspace` passes without the web toolchain; `scripts/web-test.sh` sets
+//! `ADAFTR_E2E_REQUIRED=1`, which turns a skip into a failure.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use adaftr_core::bundle::{self, Bundle};
+use adaftr_core::inference::{Instance, Prediction};
+use adaftr_web::demo::{demo_config, other_schema, train_bundle};
+use candle_core::Device;
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const SUB_PATH: &str = "/some/static/path/";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+fn serve_one(mut stream: TcpStream, root: &Path) {
+    let mut line = String::new();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    // Drain the headers.
+    let mut h = String::new();
+    while reader.read_line(&mut h).map(|n| n > 2).unwrap_or(false) {
+        h.clear();
+    }
+    let target = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_string();
+    let file = target
+        .strip_prefix(SUB_PATH)
+        .filter(|rel| !rel.split('/').any(|p| p == ".."))
+        .map(|rel| {
+            let p = root.join(rel);
+            if rel.is_empty() || p.is_dir() {
+                p.join("index.html")
+            } else {
+                p
+            }
+        });
+    let (status, body, ctype) = match file
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok().map(|b| (p, b)))
+    {
+        Some((p, b)) => ("200 OK", b, content_type(p)),
+        None => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    };
+    let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(&body));
+}
+
+/// Serves `root` under [`SUB_PATH`] on 127.0.0.1; returns the site URL.
+fn start_server(root: PathBuf) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let root = root.clone();
+            std::thread::spawn(move || serve_one(stream, &root));
+        }
+    });
+    format!("http://127.0.0.1:{port}{SUB_PATH}")
+}
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_chromedriver() -> (Driver, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Driver(child), format!("http://127.0.0.1:{port}"))
+}
+
+async fn connect(webdriver: &str, profile: &Path) -> Client {
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect::<Vec<_>>();
+    let caps = json!({ "goog:chromeOptions": { "binary": CHROMIUM, "args": args } });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(webdriver)
+        .await
+        .expect("webdriver session")
+}
+
+/// What the page shows: the prediction (full precision) and the instance, from data-*.
+async fn shown(c: &Client) -> Option<(Prediction, Instance, String)> {
+    let el = c.find(Locator::Css("#adaftr-predictions")).await.ok()?;
+    let a = |v: Option<String>| v.and_then(|s| s.parse::<f32>().ok());
+    let pctr = a(el.attr("data-pctr").await.ok()?)?;
+    let pcvr = a(el.attr("data-pcvr").await.ok()?)?;
+    let pctcvr = a(el.attr("data-pctcvr").await.ok()?)?;
+    let tau = a(el.attr("data-tau").await.ok()?);
+    let inst: Instance = serde_json::from_str(&el.attr("data-instance").await.ok()??).ok()?;
+    let id = el.attr("data-model-id").await.ok()??;
+    Some((
+        Prediction {
+            pctr,
+            pcvr,
+            pctcvr,
+            tau,
+        },
+        inst,
+        id,
+    ))
+}
+
+async fn wait_for<T, F>(c: &Client, what: &str, mut check: impl FnMut(Client) -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = check(c.clone()).await {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn assert_matches_native(b: &Bundle, page: &Prediction, inst: &Instance) {
+    let n = b.predict(std::slice::from_ref(inst)).unwrap()[0];
+    let close = |x: f32, y: f32| (x - y).abs() <= 1e-5;
+    assert!(
+        close(n.pctr, page.pctr) && close(n.pcvr, page.pcvr) && close(n.pctcvr, page.pctcvr),
+        "page {page:?} vs native {n:?}"
+    );
+    assert!(
+        close(n.tau.unwrap(), page.tau.unwrap()),
+        "tau: page {page:?} vs native {n:?}"
+    );
+}
+
+async fn screenshot(c: &Client, width: u32, height: u32, file: &Path) {
+    c.set_window_size(width, height).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No horizontal scrolling at this width.
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_f64().unwrap() <= 0.0,
+        "page overflows horizontally by {overflow} px at {width} px"
+    );
+    std::fs::write(file, c.screenshot().await.unwrap()).unwrap();
+}
+
+fn skip_reason() -> Option<String> {
+    let dist = workspace().join("dist/index.html");
+    if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
+        Some(format!(
+            "{CHROMEDRIVER} or {CHROMIUM} not found (run scripts/setup-web.sh)"
+        ))
+    } else if !dist.exists() {
+        Some(format!(
+            "{} not found (build the site: scripts/web-test.sh)",
+            dist.display()
+        ))
+    } else {
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_predicts_like_native_core() {
+    if let Some(why) = skip_reason() {
+        assert!(
+            std::env::var_os("ADAFTR_E2E_REQUIRED").is_none(),
+            "end-to-end test required but: {why}"
+        );
+        eprintln!("SKIPPED browser end-to-end test: {why}");
+        return;
+    }
+    let root = workspace();
+    let dist = root.join("dist");
+    let default = bundle::load(
+        &std::fs::read(dist.join("assets/default-model.safetensors")).unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let tmp = std::env::temp_dir().join(format!("adaftr-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+
+    let site = start_server(dist);
+    let (_driver, webdriver) = start_chromedriver();
+    let c = connect(&webdriver, &tmp.join("profile")).await;
+    c.goto(&site).await.unwrap();
+
+    // 1. The default model loads (by relative fetch, from a sub-path) and predicts.
+    let (p0, inst0, id0) = wait_for(&c, "default model predictions", |c| async move {
+        shown(&c).await
+    })
+    .await;
+    assert_eq!(inst0.cat.len(), default.schema.num_categorical());
+    assert_matches_native(&default, &p0, &inst0);
+    let name = c
+        .find(Locator::Css("#adaftr-model-name"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(name, "default-model.safetensors");
+
+    // 2. A categorical (select) and a numeric (slider, by keyboard) change. Fields are
+    // picked from the schema, so the test survives a regenerated default model.
+    let c0 = default
+        .schema
+        .categorical
+        .iter()
+        .position(|f| f.vocab.len() >= 3)
+        .expect("a field with 3+ values");
+    let sel = c
+        .find(Locator::Css(&format!("#adaftr-cat-{c0}")))
+        .await
+        .unwrap();
+    sel.select_by_value("3").await.unwrap();
+    let (p1, inst1, _) = wait_for(&c, "categorical change", |c| async move {
+        shown(&c).await.filter(|(_, i, _)| i.cat[c0] == 3)
+    })
+    .await;
+    assert_matches_native(&default, &p1, &inst1);
+    let slider: Element = c.find(Locator::Css("#adaftr-num-0")).await.unwrap();
+    for _ in 0..15 {
+        slider.send_keys(&Key::Right.to_string()).await.unwrap();
+    }
+    let before = inst1.num[0];
+    let (p2, inst2, _) = wait_for(&c, "numeric change", |c| async move {
+        shown(&c)
+            .await
+            .filter(|(_, i, _)| i.num[0] > before && i.cat[c0] == 3)
+    })
+    .await;
+    assert_ne!(p2, p1);
+    assert_matches_native(&default, &p2, &inst2);
+    let chart_points = c
+        .find(Locator::Css("#adaftr-chart"))
+        .await
+        .unwrap()
+        .attr("data-points")
+        .await
+        .unwrap();
+    assert_eq!(chart_points.as_deref(), Some("64"));
+    let diag = c
+        .find(Locator::Css("#adaftr-diag"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    eprintln!("diagnostics line: {diag}");
+
+    let shots = root.join("target");
+    std::fs::create_dir_all(&shots).unwrap();
+    screenshot(&c, 1280, 1400, &shots.join("e2e-screenshot.png")).await;
+    screenshot(&c, 390, 2400, &shots.join("e2e-screenshot-390.png")).await;
+    c.set_window_size(1280, 1000).await.unwrap();
+
+    // 3. Upload a freshly trained bundle with a different schema.
+    let mut cfg = demo_config(11);
+    cfg.train.epochs = 1;
+    let bytes = train_bundle(other_schema(), cfg, 1500).unwrap();
+    let fresh = bundle::load(&bytes, &Device::Cpu).unwrap();
+    let path = tmp.join("fresh-model.safetensors");
+    std::fs::write(&path, &bytes).unwrap();
+    let input = c.find(Locator::Css("#adaftr-upload")).await.unwrap();
+    input.send_keys(path.to_str().unwrap()).await.unwrap();
+    let (p3, inst3, id3) = wait_for(&c, "uploaded model", |c| {
+        let id0 = id0.clone();
+        async move { shown(&c).await.filter(|(_, _, id)| *id != id0) }
+    })
+    .await;
+    assert_eq!(inst3.cat.len(), 2, "the editor follows the new schema");
+    assert_matches_native(&fresh, &p3, &inst3);
+    let name = c
+        .find(Locator::Css("#adaftr-model-name"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(name, "fresh-model.safetensors");
+    c.find(Locator::Css("#adaftr-cat-1"))
+        .await
+        .unwrap()
+        .select_by_value("2")
+        .await
+        .unwrap();
+    let (p4, inst4, _) = wait_for(&c, "edit on the uploaded model", |c| async move {
+        shown(&c).await.filter(|(_, i, _)| i.cat[1] == 2)
+    })
+    .await;
+    assert_matches_native(&fresh, &p4, &inst4);
+
+    // 4. A corrupt file: a clear error, and the model and predictions stay.
+    let bad = tmp.join("corrupt.safetensors");
+    std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
+    let input = c.find(Locator::Css("#adaftr-upload")).await.unwrap();
+    input.send_keys(bad.to_str().unwrap()).await.unwrap();
+    let err = wait_for(&c, "upload error", |c| async move {
+        c.find(Locator::Css("#adaftr-error"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    })
+    .await;
+    assert!(
+        err.contains("corrupt.safetensors") && err.contains("still loaded"),
+        "{err}"
+    );
+    let after = shown(&c).await.unwrap();
+    assert_eq!(after, (p4, inst4, id3));
+
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -1,0 +1,19 @@
+//! The AdaFTR browser demo.
+//!
+//! Everything that can be tested without a browser lives in plain modules that compile
+//! natively: [`state`] (the app state and its transitions), [`editor`] (building and
+//! editing instances, examples), [`sweep`] (what-if sweeps and chart geometry),
+//! [`format`] (numbers and the relatedness reading), [`model`] (loading bundles, upload
+//! checks, the model card) and [`demo`] (small trained bundles for development and tests).
+//! The Yew components in [`ui`] only exist on `wasm32`. Inference is always
+//! `adaftr_core::bundle::Bundle::predict`, the same code the CLI runs.
+
+pub mod demo;
+pub mod editor;
+pub mod format;
+pub mod model;
+pub mod state;
+pub mod sweep;
+
+#[cfg(target_arch = "wasm32")]
+pub mod ui;

@@ -1,0 +1,293 @@
+//! The app state and its transitions, kept free of the UI so it is tested natively.
+//! The Yew app wraps [`State`] in a reducer and renders from it.
+
+use std::rc::Rc;
+
+use adaftr_core::inference::{Instance, Prediction};
+
+use crate::editor::{
+    default_instance, instance_from_example, random_instance, set_categorical, set_numeric,
+};
+use crate::model::LoadedModel;
+use crate::sweep::{self, FeatureRef};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A model is being fetched or read.
+    Loading(String),
+    Loaded(Rc<LoadedModel>),
+    /// Loading failed; the current model (if any) stays.
+    LoadFailed(String),
+    SetCat(usize, u32),
+    SetNum(usize, f32),
+    /// A random example (or random values when the model has none), from this seed.
+    Random(u64),
+    Reset,
+    Sweep(FeatureRef),
+    DismissError,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub model: Option<Rc<LoadedModel>>,
+    pub instance: Instance,
+    pub sweep: Option<FeatureRef>,
+    pub error: Option<String>,
+    pub loading: Option<String>,
+    /// Label of the example last applied, if the instance came from one.
+    pub example: Option<String>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            model: None,
+            instance: Instance {
+                cat: Vec::new(),
+                num: Vec::new(),
+            },
+            sweep: None,
+            error: None,
+            loading: None,
+            example: None,
+        }
+    }
+}
+
+impl State {
+    pub fn apply(&mut self, action: Action) {
+        match action {
+            Action::Loading(what) => self.loading = Some(what),
+            Action::Loaded(m) => {
+                let schema = &m.bundle.schema;
+                self.instance = default_instance(schema);
+                // Keep sweeping the same feature when the new schema has it.
+                let keep = self.sweep.zip(self.model.as_ref()).and_then(|(f, old)| {
+                    let name = f.name(&old.bundle.schema)?;
+                    sweep::all_features(schema)
+                        .into_iter()
+                        .find(|g| g.name(schema) == Some(name))
+                });
+                self.sweep = keep.or_else(|| sweep::default_feature(schema));
+                self.model = Some(m);
+                self.error = None;
+                self.loading = None;
+                self.example = None;
+            }
+            Action::LoadFailed(msg) => {
+                self.error = Some(msg);
+                self.loading = None;
+            }
+            Action::SetCat(i, id) => {
+                if let Some(m) = &self.model {
+                    set_categorical(&m.bundle.schema, &mut self.instance, i, id);
+                    self.example = None;
+                }
+            }
+            Action::SetNum(i, x) => {
+                if let Some(m) = &self.model {
+                    set_numeric(&m.bundle.schema, &mut self.instance, i, x);
+                    self.example = None;
+                }
+            }
+            Action::Random(seed) => {
+                if let Some(m) = &self.model {
+                    let schema = &m.bundle.schema;
+                    if m.examples.is_empty() {
+                        self.instance = random_instance(schema, seed);
+                        self.example = None;
+                    } else {
+                        let n = m.examples.len();
+                        let mut k = (seed % n as u64) as usize;
+                        // Never "randomly" pick the example already shown.
+                        if n > 1 && self.example.as_deref() == Some(m.examples[k].label.as_str()) {
+                            k = (k + 1) % n;
+                        }
+                        self.instance = instance_from_example(schema, &m.examples[k]);
+                        self.example = Some(m.examples[k].label.clone());
+                    }
+                }
+            }
+            Action::Reset => {
+                if let Some(m) = &self.model {
+                    self.instance = default_instance(&m.bundle.schema);
+                    self.example = None;
+                }
+            }
+            Action::Sweep(f) => {
+                if self
+                    .model
+                    .as_ref()
+                    .is_some_and(|m| f.exists(&m.bundle.schema))
+                {
+                    self.sweep = Some(f);
+                }
+            }
+            Action::DismissError => self.error = None,
+        }
+    }
+
+    /// The prediction for the current instance (one `Bundle::predict` call).
+    pub fn predict(&self) -> Option<Result<Prediction, String>> {
+        let m = self.model.as_ref()?;
+        Some(
+            m.bundle
+                .predict(std::slice::from_ref(&self.instance))
+                .map_err(|e| e.to_string())
+                .and_then(|v| {
+                    v.into_iter()
+                        .next()
+                        .ok_or_else(|| "no prediction".to_string())
+                }),
+        )
+    }
+
+    /// The current sweep and its predictions (one batched `Bundle::predict` call).
+    pub fn sweep_predictions(&self) -> Option<Result<(sweep::SweepPlan, Vec<Prediction>), String>> {
+        let m = self.model.as_ref()?;
+        let plan = sweep::plan(&m.bundle.schema, &self.instance, self.sweep?)?;
+        Some(
+            m.bundle
+                .predict(&plan.instances)
+                .map(|p| (plan, p))
+                .map_err(|e| e.to_string()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{demo_config, demo_examples, other_schema, train_bundle};
+    use crate::model::tests::bundle_bytes;
+
+    fn loaded(id: u64, with_examples: bool) -> Rc<LoadedModel> {
+        let m = LoadedModel::from_bytes(id, "m", bundle_bytes(), vec![]).unwrap();
+        let ex = if with_examples {
+            demo_examples(&m.bundle.schema, 3, 9)
+        } else {
+            vec![]
+        };
+        Rc::new(LoadedModel { examples: ex, ..m })
+    }
+
+    #[test]
+    fn edits_change_the_prediction_and_match_core() {
+        let mut s = State::default();
+        assert!(s.predict().is_none());
+        s.apply(Action::Loaded(loaded(1, false)));
+        let before = s.predict().unwrap().unwrap();
+        s.apply(Action::SetNum(1, 450.0));
+        s.apply(Action::SetCat(2, 4));
+        assert_eq!(s.instance.num[1], 450.0);
+        assert_eq!(s.instance.cat[2], 4);
+        let after = s.predict().unwrap().unwrap();
+        assert_ne!(before, after);
+        let direct = s
+            .model
+            .as_ref()
+            .unwrap()
+            .bundle
+            .predict(&[s.instance.clone()])
+            .unwrap()[0];
+        assert_eq!(after, direct);
+        s.apply(Action::Reset);
+        assert_eq!(s.predict().unwrap().unwrap(), before);
+    }
+
+    #[test]
+    fn sweep_is_one_batch_matching_single_predictions() {
+        let mut s = State::default();
+        s.apply(Action::Loaded(loaded(1, false)));
+        assert_eq!(s.sweep, Some(FeatureRef::Num(0)));
+        s.apply(Action::Sweep(FeatureRef::Cat(1)));
+        let (plan, preds) = s.sweep_predictions().unwrap().unwrap();
+        assert_eq!(preds.len(), plan.instances.len());
+        let b = &s.model.as_ref().unwrap().bundle;
+        for (inst, p) in plan.instances.iter().zip(&preds) {
+            let one = b.predict(std::slice::from_ref(inst)).unwrap()[0];
+            assert!(
+                (one.pctr - p.pctr).abs() < 1e-6
+                    && (one.tau.unwrap() - p.tau.unwrap()).abs() < 1e-6
+            );
+        }
+        s.apply(Action::Sweep(FeatureRef::Num(42)));
+        assert_eq!(
+            s.sweep,
+            Some(FeatureRef::Cat(1)),
+            "unknown features are ignored"
+        );
+    }
+
+    #[test]
+    fn failed_load_keeps_the_model() {
+        let mut s = State::default();
+        s.apply(Action::Loaded(loaded(1, false)));
+        s.apply(Action::SetCat(0, 3));
+        let p = s.predict().unwrap().unwrap();
+        s.apply(Action::Loading("bad.safetensors".into()));
+        s.apply(Action::LoadFailed("nope".into()));
+        assert_eq!(s.error.as_deref(), Some("nope"));
+        assert!(s.loading.is_none());
+        assert_eq!(s.model.as_ref().unwrap().id, 1);
+        assert_eq!(s.predict().unwrap().unwrap(), p);
+        s.apply(Action::DismissError);
+        assert!(s.error.is_none());
+    }
+
+    #[test]
+    fn switching_models_rebuilds_the_instance() {
+        let mut s = State::default();
+        s.apply(Action::Loaded(loaded(1, false)));
+        s.apply(Action::Sweep(FeatureRef::Cat(0)));
+        s.apply(Action::LoadFailed("old error".into()));
+        let mut cfg = demo_config(3);
+        cfg.train.epochs = 1;
+        let bytes = train_bundle(other_schema(), cfg, 400).unwrap();
+        let other = LoadedModel::from_bytes(2, "other", &bytes, vec![]).unwrap();
+        s.apply(Action::Loaded(Rc::new(other)));
+        assert_eq!((s.instance.cat.len(), s.instance.num.len()), (2, 2));
+        assert_eq!(
+            s.sweep,
+            Some(FeatureRef::Num(0)),
+            "old feature is gone: back to the default"
+        );
+        assert!(s.error.is_none());
+        assert!(s.predict().unwrap().is_ok());
+    }
+
+    #[test]
+    fn random_uses_examples_when_shipped() {
+        let mut s = State::default();
+        s.apply(Action::Loaded(loaded(1, true)));
+        let m = s.model.clone().unwrap();
+        s.apply(Action::Random(1));
+        assert_eq!(s.example.as_deref(), Some("Example 2"));
+        assert_eq!(
+            s.instance,
+            instance_from_example(&m.bundle.schema, &m.examples[1])
+        );
+        s.apply(Action::Random(1));
+        assert_eq!(
+            s.example.as_deref(),
+            Some("Example 3"),
+            "does not repeat the shown example"
+        );
+        s.apply(Action::SetNum(0, 0.1));
+        assert!(s.example.is_none());
+
+        let mut t = State::default();
+        t.apply(Action::Loaded(loaded(2, false)));
+        t.apply(Action::Random(5));
+        assert_eq!(t.instance, random_instance(&m.bundle.schema, 5));
+    }
+}

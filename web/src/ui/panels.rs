@@ -1,0 +1,129 @@
+//! Predictions, model card and diagnostics.
+
+use std::rc::Rc;
+
+use adaftr_core::inference::{Instance, Prediction};
+use yew::prelude::*;
+
+use crate::format::{self, exact, percent, relatedness, tau_reading};
+use crate::model::{card, LoadedModel};
+
+#[derive(Properties, PartialEq)]
+pub struct PredictionsProps {
+    pub model: Rc<LoadedModel>,
+    pub instance: Instance,
+    pub prediction: Option<Result<Prediction, String>>,
+}
+
+#[function_component(Predictions)]
+pub fn predictions(p: &PredictionsProps) -> Html {
+    let pred = match &p.prediction {
+        Some(Ok(pred)) => *pred,
+        Some(Err(e)) => {
+            return html! { <section class="card predictions" id="adaftr-predictions"><p class="error" role="alert">{ format!("Prediction failed: {e}") }</p></section> }
+        }
+        None => return html! {},
+    };
+    let (lo, hi) = p.model.tau_bounds();
+    let instance_json = serde_json::to_string(&p.instance).unwrap_or_default();
+    let tau_text = pred.tau.map_or("n/a".to_string(), |t| format!("{t:.3}"));
+    let level = pred
+        .tau
+        .map(|t| relatedness(t, lo, hi).label())
+        .unwrap_or("no tau");
+    let stat = |id: &str, label: &str, value: String, help: &str| {
+        html! {
+            <div class="stat">
+                <dt>{ label }</dt>
+                <dd id={id.to_string()} title={help.to_string()}>{ value }</dd>
+            </div>
+        }
+    };
+    html! {
+        <section class="card predictions" id="adaftr-predictions" aria-labelledby="adaftr-predictions-title"
+            data-pctr={exact(pred.pctr)} data-pcvr={exact(pred.pcvr)} data-pctcvr={exact(pred.pctcvr)}
+            data-tau={pred.tau.map(exact).unwrap_or_default()} data-instance={instance_json}
+            data-model-id={p.model.id.to_string()}>
+            <h2 id="adaftr-predictions-title">{ "Predictions" }</h2>
+            <dl class="stats">
+                { stat("adaftr-pctr", "pCTR", percent(pred.pctr), "probability of a click") }
+                { stat("adaftr-pcvr", "pCVR", percent(pred.pcvr), "probability of a purchase, given a click") }
+                { stat("adaftr-pctcvr", "pCTCVR", percent(pred.pctcvr), "probability of a click and a purchase = pCTR × pCVR") }
+                { stat("adaftr-tau", "tau", tau_text, "per-instance relatedness temperature") }
+            </dl>
+            <p class="reading" id="adaftr-reading"><strong>{ format!("Relatedness: {level}. ") }</strong>{ tau_reading(pred.tau, lo, hi) }</p>
+            if let Some(t) = pred.tau {
+                <div class="taubar" aria-hidden="true">
+                    <span class="taubar-fill" style={format!("width: {:.1}%", format::tau_position(t, lo, hi) * 100.0)}></span>
+                    <span class="taubar-lo">{ "closely related" }</span><span class="taubar-hi">{ "loosely related" }</span>
+                </div>
+            }
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct CardProps {
+    pub model: Rc<LoadedModel>,
+}
+
+#[function_component(ModelCard)]
+pub fn model_card(p: &CardProps) -> Html {
+    let c = use_memo(p.model.id, |_| card(&p.model));
+    html! {
+        <section class="card model-card" id="adaftr-card" aria-labelledby="adaftr-card-title">
+            <h2 id="adaftr-card-title">{ "Model card" }</h2>
+            if let Some(w) = &c.tau_warning {
+                <p class="warning" id="adaftr-tau-warning">{ w.clone() }</p>
+            }
+            <div class="card-grid">
+            { for c.sections.iter().map(|(title, rows)| html! {
+                <div class="card-section">
+                    <h3>{ title.clone() }</h3>
+                    <dl>
+                        { for rows.iter().map(|(k, v)| html! { <><dt>{ k.clone() }</dt><dd>{ v.clone() }</dd></> }) }
+                    </dl>
+                </div>
+            }) }
+            </div>
+        </section>
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Default)]
+pub struct Timings {
+    /// This render's single-instance prediction.
+    pub single_ms: f64,
+    /// Average over 50 single-instance predictions, measured when the model loaded.
+    pub single_avg_ms: Option<f64>,
+    pub sweep_ms: f64,
+    pub sweep_points: usize,
+}
+
+#[derive(Properties, PartialEq)]
+pub struct DiagProps {
+    pub timings: Timings,
+}
+
+#[function_component(Diagnostics)]
+pub fn diagnostics(p: &DiagProps) -> Html {
+    let t = p.timings;
+    // performance.now() is coarsened (100 µs in Chromium), so a single call is timed as
+    // the mean of 50 when the model loads; the sweep is timed live on every update.
+    let single = t.single_avg_ms.map_or("n/a".to_string(), format::millis);
+    let sweep = if t.sweep_ms > 0.0 {
+        format::millis(t.sweep_ms)
+    } else {
+        "< 0.1 ms".to_string()
+    };
+    html! {
+        <p class="diag" id="adaftr-diag" data-single-ms={t.single_avg_ms.unwrap_or(t.single_ms).to_string()}
+            data-sweep-ms={t.sweep_ms.to_string()}>
+            { format!(
+                "In-browser inference (wasm, simd128): one instance {single} (mean of 50 calls); \
+                 what-if sweep of {} points in one batch {sweep} (last update).",
+                t.sweep_points
+            ) }
+        </p>
+    }
+}
