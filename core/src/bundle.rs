@@ -135,6 +135,11 @@ pub(crate) fn read_tensors(bytes: &[u8], device: &Device) -> Result<Vec<(String,
             if view.dtype() != Dtype::F32 {
                 return Err(Error::DType { name, found: format!("{:?}", view.dtype()) });
             }
+            // Non-finite weights would load and then predict NaN everywhere.
+            let finite = view.data().chunks_exact(4).all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
+            if !finite {
+                return Err(Error::NonFinite { what: format!("weight in tensor `{name}`"), value: f64::NAN });
+            }
             let t = Tensor::from_raw_buffer(view.data(), DType::F32, view.shape(), device)?;
             Ok((name, t))
         })

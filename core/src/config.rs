@@ -70,6 +70,13 @@ pub struct ModelConfig {
     pub relatedness_hidden: usize,
     pub tau_min: f32,
     pub tau_max: f32,
+    /// Projection head widths applied to each task representation before the similarity
+    /// (Linear + ReLU between layers, the last layer linear, as in SimCLR). Empty: the
+    /// similarity reads the ReLU tower outputs directly (the literal spec).
+    pub projection: Vec<usize>,
+    /// Stop the gradient at the relatedness network's input, so that tau is read from the
+    /// representations without reshaping them.
+    pub relatedness_detach_input: bool,
 }
 
 impl Default for ModelConfig {
@@ -88,6 +95,8 @@ impl Default for ModelConfig {
             relatedness_hidden: 32,
             tau_min: 0.05,
             tau_max: 1.0,
+            projection: Vec::new(),
+            relatedness_detach_input: false,
         }
     }
 }
@@ -100,6 +109,22 @@ impl ModelConfig {
 
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Config(m.to_string()));
+        // Bounds far above any sensible model, so that a hostile config (from a bundle or a
+        // checkpoint) cannot ask for absurd allocations before its weights are checked.
+        const MAX_WIDTH: usize = 1 << 16;
+        const MAX_LAYERS: usize = 32;
+        const MAX_EXPERTS: usize = 256;
+        let sizes = [self.embedding_dim, self.relatedness_hidden];
+        let widths = self.bottom.iter().chain(&self.tower).chain(&self.projection);
+        if sizes.iter().chain(widths).any(|&w| w > MAX_WIDTH) {
+            return bad("layer widths and embedding_dim must be at most 65536");
+        }
+        if [self.bottom.len(), self.tower.len(), self.projection.len(), self.ple_levels].iter().any(|&n| n > MAX_LAYERS) {
+            return bad("at most 32 layers per MLP and 32 PLE levels");
+        }
+        if [self.mmoe_experts, self.ple_shared_experts, self.ple_task_experts].iter().any(|&n| n > MAX_EXPERTS) {
+            return bad("at most 256 experts of each kind");
+        }
         if self.embedding_dim == 0 {
             return bad("embedding_dim must be positive");
         }
@@ -122,6 +147,9 @@ impl ModelConfig {
         }
         if !(self.tau_min > 0.0 && self.tau_max >= self.tau_min && self.tau_max.is_finite()) {
             return bad("need 0 < tau_min <= tau_max");
+        }
+        if self.projection.contains(&0) {
+            return bad("projection widths must be positive");
         }
         if self.relatedness_hidden == 0 {
             return bad("relatedness_hidden must be positive");
@@ -194,6 +222,17 @@ pub struct LossConfig {
     pub fixed_tau: f32,
     /// Add BCE(pCVR, z) over clicked rows.
     pub cvr_click_loss: bool,
+    /// Weight of a Gaussian prior on the relatedness logit r around the logit of
+    /// `tau_prior_mean`: beta * mean((r - r0)^2). Keeps tau off its bounds while the
+    /// contrastive gradient orders instances. 0 disables it.
+    pub tau_prior_weight: f32,
+    /// Centre of the prior, as a temperature inside [tau_min, tau_max].
+    pub tau_prior_mean: f32,
+    /// Steps over which lambda ramps linearly from 0 (0: the full weight from the start).
+    pub cl_warmup_steps: usize,
+    /// `meta` mode: the finite-difference step, relative to the norm of the main-loss
+    /// gradient (as in DARTS).
+    pub meta_epsilon: f64,
 }
 
 impl Default for LossConfig {
@@ -207,6 +246,10 @@ impl Default for LossConfig {
             sampled_negatives: 64,
             fixed_tau: 0.2,
             cvr_click_loss: false,
+            tau_prior_weight: 0.0,
+            tau_prior_mean: 0.2,
+            cl_warmup_steps: 0,
+            meta_epsilon: 0.01,
         }
     }
 }
@@ -219,11 +262,14 @@ impl LossConfig {
         if !(self.fixed_tau > 0.0 && self.fixed_tau.is_finite()) {
             return Err(Error::Config("fixed_tau must be positive".into()));
         }
+        if !(self.tau_prior_weight >= 0.0 && self.tau_prior_weight.is_finite()) {
+            return Err(Error::Config("tau_prior_weight must be a finite non-negative number".into()));
+        }
         if self.negatives == Negatives::Sampled && self.sampled_negatives == 0 {
             return Err(Error::Config("sampled_negatives must be positive".into()));
         }
-        if self.cl == ClMode::Meta {
-            return Err(Error::Config("cl = \"meta\" is not implemented yet; use joint, fixed or none".into()));
+        if !(self.meta_epsilon > 0.0 && self.meta_epsilon.is_finite()) {
+            return Err(Error::Config("meta_epsilon must be positive".into()));
         }
         Ok(())
     }
@@ -242,6 +288,8 @@ pub struct TrainConfig {
     pub adam_beta2: f64,
     pub adam_eps: f64,
     pub weight_decay: f64,
+    /// Learning-rate multiplier of the relatedness network (`relatedness.*`).
+    pub tau_lr_scale: f64,
 }
 
 impl Default for TrainConfig {
@@ -256,6 +304,7 @@ impl Default for TrainConfig {
             adam_beta2: 0.999,
             adam_eps: 1e-8,
             weight_decay: 0.0,
+            tau_lr_scale: 1.0,
         }
     }
 }
@@ -267,6 +316,9 @@ impl TrainConfig {
         }
         if self.batch_size < 2 {
             return Err(Error::Config("batch_size must be at least 2 (InfoNCE needs negatives)".into()));
+        }
+        if !(self.tau_lr_scale >= 0.0 && self.tau_lr_scale.is_finite()) {
+            return Err(Error::Config("tau_lr_scale must be a finite non-negative number".into()));
         }
         if self.epochs == 0 {
             return Err(Error::Config("epochs must be positive".into()));
@@ -288,7 +340,12 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         self.loss.validate()?;
-        self.train.validate()
+        self.train.validate()?;
+        let (lo, hi) = (self.model.tau_min, self.model.tau_max);
+        if self.loss.tau_prior_weight > 0.0 && !(self.loss.tau_prior_mean > lo && self.loss.tau_prior_mean < hi) {
+            return Err(Error::Config(format!("tau_prior_mean must lie strictly inside [tau_min, tau_max] = [{lo}, {hi}]")));
+        }
+        Ok(())
     }
 }
 

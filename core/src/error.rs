@@ -27,7 +27,7 @@ pub enum Error {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
-    #[error("I/O error on {file}: {source}")]
+    #[error("I/O error on {file}")]
     Io {
         file: String,
         #[source]

@@ -98,3 +98,13 @@ pub fn tau_rank_correlation(tau: &[f32], truth: &[f64]) -> Option<f64> {
     }
     spearman(&tau.iter().map(|&t| t as f64).collect::<Vec<_>>(), truth)
 }
+
+/// Share of temperatures within `margin` (a fraction of the range) of either bound: the
+/// collapse detector of the relatedness network.
+pub fn fraction_near_bounds(tau: &[f32], tau_min: f32, tau_max: f32, margin: f32) -> f64 {
+    if tau.is_empty() {
+        return 0.0;
+    }
+    let eps = margin * (tau_max - tau_min);
+    tau.iter().filter(|&&t| t - tau_min <= eps || tau_max - t <= eps).count() as f64 / tau.len() as f64
+}

@@ -132,12 +132,24 @@ pub struct LossTerms {
     pub ctcvr: Tensor,
     pub cvr_click: Option<Tensor>,
     pub cl: Option<Tensor>,
+    pub tau_prior: Option<Tensor>,
 }
 
-/// L = L_ctr + L_ctcvr [+ L_cvr_click] + lambda L_cl.
-pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, detach_ctr_in_ctcvr: bool, rng: &mut Rng) -> Result<LossTerms> {
+/// Per-step facts the loss needs beyond the config.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext {
+    /// Keep the CTR network out of the CTCVR gradient (single-task).
+    pub detach_ctr_in_ctcvr: bool,
+    /// Multiplier of lambda in [0, 1] (the warm-up ramp).
+    pub cl_scale: f64,
+    /// Centre r0 of the prior on the relatedness logit, when the model learns tau.
+    pub tau_prior_center: Option<f64>,
+}
+
+/// L = L_ctr + L_ctcvr [+ L_cvr_click] + lambda L_cl [+ beta mean((r - r0)^2)].
+pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, ctx: StepContext, rng: &mut Rng) -> Result<LossTerms> {
     let ctr = bce_with_logits(&out.logit_ctr, &batch.click)?;
-    let a = if detach_ctr_in_ctcvr { out.logit_ctr.detach() } else { out.logit_ctr.clone() };
+    let a = if ctx.detach_ctr_in_ctcvr { out.logit_ctr.detach() } else { out.logit_ctr.clone() };
     let ctcvr = product_bce(&a, &out.logit_cvr, &batch.conversion)?;
     let mut total = (&ctr + &ctcvr)?;
     let cvr_click = if cfg.cvr_click_loss {
@@ -149,16 +161,26 @@ pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, detach_ctr_in_ctc
     } else {
         None
     };
+    let lambda = cfg.lambda as f64 * ctx.cl_scale;
     let cl = match (cfg.cl, &out.tau) {
         (ClMode::None, _) | (_, None) => None,
-        (_, Some(tau)) if cfg.lambda > 0.0 => {
-            let l = contrastive(&out.h_ctr, &out.h_cvr, tau, cfg, rng)?;
-            total = (total + (&l * cfg.lambda as f64)?)?;
+        (_, Some(tau)) => {
+            let l = contrastive(&out.z_ctr, &out.z_cvr, tau, cfg, rng)?;
+            if lambda > 0.0 {
+                total = (total + (&l * lambda)?)?;
+            }
+            Some(l)
+        }
+    };
+    let tau_prior = match (&out.tau_logit, ctx.tau_prior_center) {
+        (Some(r), Some(r0)) if cfg.tau_prior_weight > 0.0 && cl.is_some() => {
+            let l = (r - r0)?.sqr()?.mean_all()?;
+            total = (total + (&l * cfg.tau_prior_weight as f64)?)?;
             Some(l)
         }
         _ => None,
     };
-    Ok(LossTerms { total, ctr, ctcvr, cvr_click, cl })
+    Ok(LossTerms { total, ctr, ctcvr, cvr_click, cl, tau_prior })
 }
 
 /// A scalar tensor's value as f64.

@@ -7,15 +7,16 @@
 
 use std::collections::HashMap;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, EpochRecord, TrainingSummary};
-use crate::config::{Backbone, Config};
+use crate::config::{Backbone, ClMode, Config};
 use crate::data::{Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::evaluate::{predict, Evaluation};
-use crate::loss::{self, scalar};
+use crate::loss::{self, scalar, StepContext};
 use crate::model::init::{seeded_var_builder, Params};
 use crate::model::AdaFtr;
 use crate::optim::{Adam, AdamConfig};
@@ -35,6 +36,8 @@ pub struct StepLosses {
     pub ctcvr: f64,
     pub cvr_click: Option<f64>,
     pub cl: Option<f64>,
+    #[serde(default)]
+    pub tau_prior: Option<f64>,
 }
 
 /// The loop counters; with the weights and the optimiser this is the whole training state.
@@ -92,13 +95,19 @@ fn adam_config(c: &Config) -> AdamConfig {
     }
 }
 
+/// The learning-rate multiplier of each parameter, by name.
+fn lr_scale(config: &Config) -> impl Fn(&str) -> f64 {
+    let tau = config.train.tau_lr_scale;
+    move |name: &str| if name.starts_with("relatedness.") { tau } else { 1.0 }
+}
+
 impl Trainer {
     /// A fresh model, initialised from `config.train.seed`.
     pub fn new(config: Config, schema: Schema, device: &Device) -> Result<Self> {
         config.validate()?;
         let (vb, params) = seeded_var_builder(config.train.seed, device);
         let model = AdaFtr::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb)?;
-        let opt = Adam::new(&params, adam_config(&config), |_| 1.0)?;
+        let opt = Adam::new(&params, adam_config(&config), lr_scale(&config))?;
         Ok(Self { config, schema, model, params, state: TrainState::default(), opt, device: device.clone(), best: None })
     }
 
@@ -118,6 +127,15 @@ impl Trainer {
         order
     }
 
+    /// The warm-up multiplier of lambda for the next step.
+    fn cl_scale(&self) -> f64 {
+        let w = self.config.loss.cl_warmup_steps;
+        if w == 0 {
+            return 1.0;
+        }
+        (self.opt.step_count() as f64 / w as f64).min(1.0)
+    }
+
     /// One optimisation step on `batch`. A non-finite loss is an error and leaves the
     /// weights untouched.
     pub fn train_step(&mut self, batch: &Batch) -> Result<StepLosses> {
@@ -125,9 +143,20 @@ impl Trainer {
             self.config.train.seed ^ NEGATIVES_STREAM,
             ((self.state.epoch as u64) << 32) | self.state.step as u64,
         );
-        let out = self.model.forward_t(&batch.cat, &batch.num, true)?;
-        let detach = self.config.model.backbone == Backbone::SingleTask;
-        let terms = loss::compute(&out, batch, &self.config.loss, detach, &mut rng)?;
+        let meta = self.config.loss.cl == ClMode::Meta;
+        let mut out = self.model.forward_t(&batch.cat, &batch.num, true)?;
+        if meta {
+            // The contrastive term trains the model at the current temperatures; the
+            // relatedness network learns only from the lookahead hypergradient below.
+            out.tau = out.tau.map(|t| t.detach());
+        }
+        let fd_rng = rng.clone();
+        let ctx = StepContext {
+            detach_ctr_in_ctcvr: self.config.model.backbone == Backbone::SingleTask,
+            cl_scale: self.cl_scale(),
+            tau_prior_center: self.model.tau_logit_of(self.config.loss.tau_prior_mean as f64),
+        };
+        let terms = loss::compute(&out, batch, &self.config.loss, ctx, &mut rng)?;
         let total = scalar(&terms.total)?;
         if !total.is_finite() {
             return Err(Error::NonFinite {
@@ -135,7 +164,15 @@ impl Trainer {
                 value: total,
             });
         }
-        let grads = terms.total.backward()?;
+        let mut grads = terms.total.backward()?;
+        if meta && terms.cl.is_some() {
+            let mut main = (&terms.ctr + &terms.ctcvr)?;
+            if let Some(l) = &terms.cvr_click {
+                main = (main + l)?;
+            }
+            let tau_input = out.tau_input.as_ref().ok_or_else(|| Error::Config("meta mode needs a learned tau".into()))?;
+            self.add_meta_hypergradient(&mut grads, &main, batch, tau_input, ctx.cl_scale, &fd_rng)?;
+        }
         self.opt.step(&grads)?;
         let opt = |t: &Option<Tensor>| t.as_ref().map(scalar).transpose();
         Ok(StepLosses {
@@ -144,7 +181,72 @@ impl Trainer {
             ctcvr: scalar(&terms.ctcvr)?,
             cvr_click: opt(&terms.cvr_click)?,
             cl: opt(&terms.cl)?,
+            tau_prior: opt(&terms.tau_prior)?,
         })
+    }
+
+    /// `meta` mode. A plain step moves theta (every parameter but the relatedness network
+    /// phi) to theta' = theta - xi (v + lambda g_cl(theta, phi)), with v the main-loss
+    /// gradient. To first order L_main(theta') = L_main(theta) - xi v.(v + lambda g_cl), so
+    /// d L_main(theta') / d phi = -xi lambda d/dphi [v . grad_theta L_cl(theta, phi)], and the
+    /// directional derivative is a central difference (DARTS):
+    /// [grad_phi L_cl(theta + eps v) - grad_phi L_cl(theta - eps v)] / (2 eps).
+    /// xi is taken as 1: Adam normalises the step of phi anyway. Returns nothing; the
+    /// hypergradient is added to `grads` for every parameter of phi.
+    fn add_meta_hypergradient(
+        &self,
+        grads: &mut GradStore,
+        main: &Tensor,
+        batch: &Batch,
+        tau_input: &Tensor,
+        cl_scale: f64,
+        rng: &Rng,
+    ) -> Result<()> {
+        let lambda = self.config.loss.lambda as f64 * cl_scale;
+        if lambda == 0.0 {
+            return Ok(());
+        }
+        let (phi, theta): (Vec<_>, Vec<_>) =
+            self.params.sorted().into_iter().partition(|(name, _)| name.starts_with("relatedness."));
+        let v_store = main.backward()?;
+        let v: Vec<Option<Tensor>> = theta.iter().map(|(_, var)| v_store.get(var.as_tensor()).cloned()).collect();
+        let mut sq = 0.0;
+        for g in v.iter().flatten() {
+            sq += scalar(&g.sqr()?.sum_all()?)?;
+        }
+        if !(sq > 0.0 && sq.is_finite()) {
+            return Ok(());
+        }
+        let eps = self.config.loss.meta_epsilon / sq.sqrt();
+        let theta0: Vec<Tensor> = theta.iter().map(|(_, var)| var.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
+        let mut phi_grads: Vec<Vec<Option<Tensor>>> = Vec::with_capacity(2);
+        for sign in [1.0, -1.0] {
+            for (((_, var), t0), vi) in theta.iter().zip(&theta0).zip(&v) {
+                if let Some(vi) = vi {
+                    var.set(&(t0 + (vi * (sign * eps))?)?)?;
+                }
+            }
+            // theta moves, tau stays a function of phi alone (its input is the one of the
+            // real step), matching the step in which the contrastive term saw tau as fixed.
+            let out = self.model.forward_t(&batch.cat, &batch.num, false)?;
+            let (tau, _) = self.model.tau_from(tau_input)?.ok_or_else(|| Error::Config("meta mode needs a learned tau".into()))?;
+            let l = loss::contrastive(&out.z_ctr, &out.z_cvr, &tau, &self.config.loss, &mut rng.clone())?;
+            let g = l.backward()?;
+            phi_grads.push(phi.iter().map(|(_, var)| g.get(var.as_tensor()).cloned()).collect());
+        }
+        for ((_, var), t0) in theta.iter().zip(&theta0) {
+            var.set(t0)?;
+        }
+        for (i, (_, var)) in phi.iter().enumerate() {
+            let (Some(plus), Some(minus)) = (&phi_grads[0][i], &phi_grads[1][i]) else { continue };
+            let hyper = ((plus - minus)? * (-lambda / (2.0 * eps)))?;
+            let total = match grads.remove(var.as_tensor()) {
+                Some(g) => (g + hyper)?,
+                None => hyper,
+            };
+            grads.insert(var.as_tensor(), total);
+        }
+        Ok(())
     }
 
     pub fn evaluate(&self, ds: &Dataset) -> Result<Evaluation> {
@@ -279,10 +381,138 @@ impl Trainer {
         };
         let params = Params::from_tensors(take("param."))?;
         let model = bundle::build_model(&config, &schema, &params, device)?;
-        let mut opt = Adam::new(&params, adam_config(&config), |_| 1.0)?;
+        let mut opt = Adam::new(&params, adam_config(&config), lr_scale(&config))?;
         opt.load_state(adam_step, |k| all.get(k).cloned())?;
         let best = take("best.");
+        // The best-epoch snapshot must be a copy of this very model, or the resumed run
+        // would only fail when it restores it at the end.
+        for (name, t) in &best {
+            match params.get(name) {
+                None => return Err(Error::UnexpectedTensor(format!("best.{name}"))),
+                Some(v) if v.dims() != t.dims() => {
+                    return Err(Error::ShapeMismatch { name: format!("best.{name}"), expected: v.dims().to_vec(), found: t.dims().to_vec() })
+                }
+                Some(_) => {}
+            }
+        }
+        if !best.is_empty() && best.len() != params.len() {
+            return Err(Error::MissingTensor("best.* (the best-epoch snapshot is incomplete)".into()));
+        }
         let best = if best.is_empty() { None } else { Some(best) };
         Ok(Self { config, schema, model, params, state, opt, device: device.clone(), best })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClMode;
+    use crate::schema::{CategoricalField, NumericField, Side};
+
+    fn setup() -> (Trainer, Batch) {
+        let cat = |n: &str, k: usize| CategoricalField::new(n, Side::User, (0..k).map(|i| i.to_string()).collect());
+        let schema = Schema {
+            format: "explicit".into(),
+            categorical: vec![cat("a", 4), cat("b", 6)],
+            numeric: vec![NumericField::identity("x", Side::Item)],
+            click: "click".into(),
+            conversion: "conversion".into(),
+            ignored: vec![],
+            group: None,
+        };
+        let mut cfg = Config::default();
+        cfg.model.embedding_dim = 3;
+        cfg.model.bottom = vec![8];
+        cfg.model.tower = vec![6, 4];
+        cfg.model.relatedness_hidden = 4;
+        cfg.model.projection = vec![4];
+        cfg.loss.cl = ClMode::Meta;
+        cfg.loss.lambda = 0.5;
+        cfg.train.batch_size = 48;
+        let mut rng = Rng::new(5);
+        let mut ds = Dataset::new(2, 1);
+        for _ in 0..48 {
+            let c = [rng.below(5) as u32, rng.below(7) as u32];
+            let click = rng.bernoulli(0.4);
+            ds.push(&c, &[rng.next_f32()], click, click && rng.bernoulli(0.4));
+        }
+        let t = Trainer::new(cfg, schema, &Device::Cpu).unwrap();
+        let b = ds.range_batch(0, 48, &Device::Cpu).unwrap();
+        (t, b)
+    }
+
+    /// v . grad_theta L_cl(theta, tau(phi)) with tau's input fixed, v the main-loss gradient.
+    fn directional(t: &Trainer, b: &Batch, v: &GradStore, input: &Tensor) -> f64 {
+        let out = t.model.forward_t(&b.cat, &b.num, false).unwrap();
+        let (tau, _) = t.model.tau_from(input).unwrap().unwrap();
+        let l = loss::contrastive(&out.z_ctr, &out.z_cvr, &tau.detach(), &t.config.loss, &mut Rng::new(1)).unwrap();
+        let g = l.backward().unwrap();
+        let mut d = 0.0;
+        for (name, var) in t.params.sorted() {
+            if name.starts_with("relatedness.") {
+                continue;
+            }
+            if let (Some(a), Some(b)) = (v.get(var.as_tensor()), g.get(var.as_tensor())) {
+                d += scalar(&(a * b).unwrap().sum_all().unwrap()).unwrap();
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn meta_hypergradient_matches_a_brute_force_derivative() {
+        let (t, b) = setup();
+        let out = t.model.forward_t(&b.cat, &b.num, false).unwrap();
+        let main = (bce_main(&out, &b)).unwrap();
+        let input = out.tau_input.clone().unwrap();
+        let mut grads = (&main * 0.0).unwrap().backward().unwrap();
+        t.add_meta_hypergradient(&mut grads, &main, &b, &input, 1.0, &Rng::new(1)).unwrap();
+        let v = main.backward().unwrap();
+        let lambda = t.config.loss.lambda as f64;
+        let mut pairs = Vec::new();
+        for name in ["relatedness.out.weight", "relatedness.out.bias", "relatedness.hidden.0.bias"] {
+            let var = t.params.get(name).unwrap();
+            let ours: Vec<f32> = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let base: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            for j in 0..base.len().min(4) {
+                let delta = 1e-2f32;
+                let at = |x: f32| {
+                    let mut w = base.clone();
+                    w[j] = x;
+                    var.set(&Tensor::from_vec(w, var.shape(), &Device::Cpu).unwrap()).unwrap();
+                    directional(&t, &b, &v, &input)
+                };
+                let brute = -lambda * (at(base[j] + delta) - at(base[j] - delta)) / (2.0 * delta as f64);
+                var.set(&Tensor::from_vec(base.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
+                pairs.push((format!("{name}[{j}]"), ours[j] as f64, brute));
+            }
+        }
+        // Relative agreement, with a floor for entries near a ReLU kink (a dead hidden unit
+        // has exactly zero hypergradient, which the +-delta probe can straddle).
+        let scale = pairs.iter().map(|p| p.2.abs()).fold(0.0, f64::max);
+        assert!(pairs.len() >= 6 && scale > 0.0);
+        for (what, got, brute) in &pairs {
+            assert!(
+                (got - brute).abs() <= 0.1 * brute.abs() + 0.02 * scale,
+                "{what}: finite-difference hypergradient {got:e}, brute force {brute:e}"
+            );
+        }
+    }
+
+    fn bce_main(out: &crate::model::Outputs, b: &Batch) -> Result<Tensor> {
+        Ok((loss::bce_with_logits(&out.logit_ctr, &b.click)? + loss::product_bce(&out.logit_ctr, &out.logit_cvr, &b.conversion)?)?)
+    }
+
+    #[test]
+    fn meta_mode_trains_the_relatedness_network() {
+        let (mut t, b) = setup();
+        let before = t.params.get("relatedness.out.weight").unwrap().as_tensor().copy().unwrap();
+        for _ in 0..5 {
+            let l = t.train_step(&b).unwrap();
+            assert!(l.cl.is_some() && l.total.is_finite());
+        }
+        let after = t.params.get("relatedness.out.weight").unwrap();
+        let moved = scalar(&(after.as_tensor() - &before).unwrap().abs().unwrap().sum_all().unwrap()).unwrap();
+        assert!(moved > 0.0);
     }
 }

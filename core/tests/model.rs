@@ -98,3 +98,55 @@ fn a_few_steps_lower_the_loss_for_every_backbone() {
         );
     }
 }
+
+#[test]
+fn projection_heads_and_detached_relatedness_input() {
+    let schema = tiny_schema();
+    let dev = Device::Cpu;
+    let ds = learnable_dataset(&schema, 32, 7);
+    let b = ds.range_batch(0, 32, &dev).unwrap();
+    let mut cfg = small_config(Backbone::SharedBottom);
+    cfg.model.projection = vec![5, 4];
+    for detach in [false, true] {
+        cfg.model.relatedness_detach_input = detach;
+        let (vb, params) = seeded_var_builder(3, &dev);
+        let m = AdaFtr::new(&cfg.model, &cfg.loss, &schema.cardinalities(), 2, vb).unwrap();
+        assert!(params.get("projection_ctr.1.weight").is_some() && params.get("projection_cvr.0.bias").is_some());
+        let o = m.forward(&b.cat, &b.num).unwrap();
+        assert_eq!(o.z_ctr.dims(), &[32, 4]);
+        // The projection's last layer is linear: outputs take both signs.
+        let z: Vec<f32> = o.z_ctr.flatten_all().unwrap().to_vec1().unwrap();
+        assert!(z.iter().any(|&x| x < 0.0) && z.iter().any(|&x| x > 0.0));
+        // Gradient of tau alone reaches the towers only without the stop-gradient.
+        let grads = o.tau.unwrap().sum_all().unwrap().backward().unwrap();
+        let tower = params.get("tower_ctr.0.weight").unwrap();
+        let reaches = grads
+            .get(tower.as_tensor())
+            .is_some_and(|g| g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+        assert_eq!(reaches, !detach, "detach = {detach}");
+        assert!(grads.get(params.get("relatedness.out.weight").unwrap().as_tensor()).is_some());
+    }
+}
+
+#[test]
+fn tau_prior_pulls_the_relatedness_logit_to_its_centre() {
+    let schema = tiny_schema();
+    let dev = Device::Cpu;
+    let ds = learnable_dataset(&schema, 128, 8);
+    let batch = ds.range_batch(0, 128, &dev).unwrap();
+    let mut cfg = small_config(Backbone::SharedBottom);
+    cfg.model.tau_min = 0.05;
+    cfg.model.tau_max = 1.0;
+    cfg.loss.tau_prior_weight = 50.0;
+    cfg.loss.tau_prior_mean = 0.5;
+    cfg.train.lr = 1e-2;
+    let mut t = Trainer::new(cfg, schema, &dev).unwrap();
+    let first = t.train_step(&batch).unwrap();
+    assert!(first.tau_prior.is_some());
+    for _ in 0..200 {
+        t.train_step(&batch).unwrap();
+    }
+    let tau: Vec<f32> = t.model.forward(&batch.cat, &batch.num).unwrap().tau.unwrap().to_vec1().unwrap();
+    let mean = tau.iter().sum::<f32>() / tau.len() as f32;
+    assert!((mean - 0.5).abs() < 0.05, "mean tau {mean}");
+}

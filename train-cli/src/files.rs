@@ -38,12 +38,36 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// Removes temp files of `path` left by writers that were killed mid-write (a kill cannot
+/// clean up, and a checkpoint's temp file is as large as the checkpoint). Only where
+/// `/proc` says which processes are alive (Linux); elsewhere they stay, harmless: they are
+/// never read.
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let pid = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a
 /// mix; on any error (a full disk, say) the old file is untouched and the temp file removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
+    remove_stale_temps(path);
     let tmp = temp_path(path);
     let result = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
@@ -69,4 +93,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn create(path: &Path) -> Result<std::io::BufWriter<File>> {
     let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(std::io::BufWriter::with_capacity(1 << 20, f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_cleans_up_after_killed_writers() {
+        let dir = std::env::temp_dir().join(format!("adaftr-files-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.safetensors");
+        write_atomic(&path, b"old").unwrap();
+        // A temp file of a dead writer (no such pid), and one of another target.
+        let stale = dir.join(".m.safetensors.tmp-4294967295");
+        let other = dir.join(".n.safetensors.tmp-4294967295");
+        fs::write(&stale, b"partial").unwrap();
+        fs::write(&other, b"partial").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(stale.exists(), !Path::new("/proc/self").exists());
+        assert!(other.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -27,6 +27,10 @@ enum Command {
     Eval(commands::eval::Args),
     /// Write pctr, pcvr, pctcvr and tau for every row of a CSV.
     Predict(commands::predict::Args),
+    /// Benchmarks (driven by bench/run.sh; `--smoke` checks that they run).
+    Bench(commands::bench::Args),
+    /// Train a grid of variants x seeds and summarise them against the generator's truth.
+    Study(Box<commands::study::Args>),
     /// Show a bundle's config, schema and training summary.
     Inspect {
         /// The model bundle.
@@ -42,7 +46,9 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(&a),
         Command::Eval(a) => commands::eval::run(&a),
         Command::Predict(a) => commands::predict::run(&a),
+        Command::Study(a) => commands::study::run(&a),
         Command::Inspect { model } => commands::inspect::run(&model),
+        Command::Bench(a) => commands::bench::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -305,28 +305,29 @@ fn parse_line(
     st: Staging<'_>,
 ) -> Result<()> {
     let err = |column: Option<&str>, value: Option<&str>, reason: String| data_error(file, line_no, column, value, reason);
-    let text = std::str::from_utf8(line).map_err(|e| {
-        err(None, None, format!("line is not valid UTF-8 (at byte {})", e.valid_up_to() + 1))
-    })?;
     *st.quoted = split_fields(line, st.spans, st.scratch).map_err(|e| {
         err(header.get(e.field).map(String::as_str), None, "unterminated quote or text after a closing quote".into())
     })?;
-    let source: &str = if *st.quoted {
-        // Unquoting removes ASCII quotes only, so this stays valid UTF-8.
-        std::str::from_utf8(st.scratch).map_err(|_| err(None, None, "line is not valid UTF-8".into()))?
-    } else {
-        text
-    };
+    // Unquoting removes ASCII quotes only, so the fields' bytes are the line's.
+    let bytes: &[u8] = if *st.quoted { st.scratch } else { line };
+    let field_bytes = |s: &Span| bytes.get(s.start as usize..s.end as usize).unwrap_or(&[]);
     if st.spans.len() != header.len() {
         let found = st.spans.len();
         let reason = format!("expected {} columns, found {found}", header.len());
         return Err(if found < header.len() {
             err(header.get(found).map(String::as_str), None, reason)
         } else {
-            let extra = st.spans.get(header.len()).map(|s| span_str(source, *s));
-            err(None, extra, reason)
+            let extra = st.spans.get(header.len()).map(|s| String::from_utf8_lossy(field_bytes(s)));
+            err(None, extra.as_deref(), reason)
         });
     }
+    let source = std::str::from_utf8(bytes).map_err(|e| {
+        // Name the field holding the first invalid byte, so the error has a column too.
+        let at = e.valid_up_to();
+        let field = st.spans.iter().position(|s| (s.start as usize..=s.end as usize).contains(&at)).unwrap_or(0);
+        let value = st.spans.get(field).map(|s| String::from_utf8_lossy(field_bytes(s)));
+        err(header.get(field).map(String::as_str), value.as_deref(), "value is not valid UTF-8".into())
+    })?;
     let mut conversion_col = 0;
     for (i, (&span, role)) in st.spans.iter().zip(&layout.roles).enumerate() {
         match *role {

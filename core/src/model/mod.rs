@@ -3,13 +3,15 @@
 //!
 //! Parameter names (the bundle's tensor names) follow the `VarBuilder` paths:
 //! `embedding.*` (`embedding_cvr.*` for single-task), `backbone.*`, `tower_ctr.*`,
-//! `tower_cvr.*`, `aitm.*`, `head_ctr`, `head_cvr`, `relatedness.*`.
+//! `tower_cvr.*`, `aitm.*`, `head_ctr`, `head_cvr`, `relatedness.*`, `projection_ctr.*`,
+//! `projection_cvr.*`.
 
 pub mod aitm;
 pub mod backbone;
 pub mod embedding;
 pub mod init;
 pub mod mlp;
+pub mod projection;
 pub mod relatedness;
 
 use candle_core::{Module, Result, Tensor};
@@ -20,6 +22,7 @@ use aitm::Aitm;
 use backbone::BackboneNet;
 use embedding::FieldEmbeddings;
 use mlp::Mlp;
+use projection::Projection;
 use relatedness::Relatedness;
 
 /// Everything one forward pass produces for a batch of N instances.
@@ -33,9 +36,17 @@ pub struct Outputs {
     pub pctcvr: Tensor,
     /// (N,) the InfoNCE temperature; `None` for `cl = none`, constant for `fixed`.
     pub tau: Option<Tensor>,
+    /// The relatedness logit r behind tau (only for a learned tau).
+    pub tau_logit: Option<Tensor>,
+    /// What the relatedness network read (only for a learned tau), detached.
+    pub tau_input: Option<Tensor>,
     /// (N, k) task representations h^c and h^v.
     pub h_ctr: Tensor,
     pub h_cvr: Tensor,
+    /// What InfoNCE compares: the representations after the projection heads (the
+    /// representations themselves when there are none).
+    pub z_ctr: Tensor,
+    pub z_cvr: Tensor,
 }
 
 /// The per-instance temperature source, fixed by the contrastive mode.
@@ -50,6 +61,7 @@ enum TauSource {
 pub struct AdaFtr {
     backbone_kind: Backbone,
     relatedness_input: RelatednessInput,
+    relatedness_detach_input: bool,
     embedding: FieldEmbeddings,
     embedding_cvr: Option<FieldEmbeddings>,
     backbone: BackboneNet,
@@ -58,6 +70,7 @@ pub struct AdaFtr {
     aitm: Option<Aitm>,
     head_ctr: Linear,
     head_cvr: Linear,
+    projection: Option<(Projection, Projection)>,
     tau: TauSource,
 }
 
@@ -98,9 +111,18 @@ impl AdaFtr {
                 TauSource::Net(Relatedness::new(in_dim, cfg.relatedness_hidden, cfg.tau_min, cfg.tau_max, vb.pp("relatedness"))?)
             }
         };
+        let projection = match loss.cl {
+            ClMode::None => None,
+            _ if cfg.projection.is_empty() => None,
+            _ => Some((
+                Projection::new(k, &cfg.projection, vb.pp("projection_ctr"))?,
+                Projection::new(k, &cfg.projection, vb.pp("projection_cvr"))?,
+            )),
+        };
         Ok(Self {
             backbone_kind: cfg.backbone,
             relatedness_input: cfg.relatedness_input,
+            relatedness_detach_input: cfg.relatedness_detach_input,
             embedding,
             embedding_cvr,
             backbone,
@@ -109,6 +131,7 @@ impl AdaFtr {
             aitm,
             head_ctr: linear(k, 1, vb.pp("head_ctr"))?,
             head_cvr: linear(k, 1, vb.pp("head_cvr"))?,
+            projection,
             tau,
         })
     }
@@ -139,21 +162,46 @@ impl AdaFtr {
             Backbone::SingleTask => (pctr.detach() * &pcvr)?,
             _ => (&pctr * &pcvr)?,
         };
-        let tau = match &self.tau {
-            TauSource::None => None,
-            TauSource::Fixed(t) => Some((pctr.ones_like()? * *t)?),
+        let (tau, tau_logit, tau_input) = match &self.tau {
+            TauSource::None => (None, None, None),
+            TauSource::Fixed(t) => (Some((pctr.ones_like()? * *t)?), None, None),
             TauSource::Net(net) => {
-                let input = match self.relatedness_input {
+                let mut input = match self.relatedness_input {
                     RelatednessInput::Towers => Relatedness::tower_input(&h_ctr, &h_cvr)?,
                     RelatednessInput::Embedding => x.clone(),
                 };
-                Some(net.forward(&input)?)
+                if self.relatedness_detach_input {
+                    input = input.detach();
+                }
+                let (tau, r) = net.forward(&input)?;
+                (Some(tau), Some(r), Some(input.detach()))
             }
         };
-        Ok(Outputs { logit_ctr, logit_cvr, pctr, pcvr, pctcvr, tau, h_ctr, h_cvr })
+        let (z_ctr, z_cvr) = match &self.projection {
+            Some((pc, pv)) => (pc.forward(&h_ctr)?, pv.forward(&h_cvr)?),
+            None => (h_ctr.clone(), h_cvr.clone()),
+        };
+        Ok(Outputs { logit_ctr, logit_cvr, pctr, pcvr, pctcvr, tau, tau_logit, tau_input, h_ctr, h_cvr, z_ctr, z_cvr })
     }
 
     pub fn backbone(&self) -> Backbone {
         self.backbone_kind
+    }
+
+    /// Temperatures (and logits) of the relatedness network for a given input (as in
+    /// `Outputs::tau_input`); `None` without a learned tau.
+    pub fn tau_from(&self, input: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
+        match &self.tau {
+            TauSource::Net(net) => net.forward(input).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The relatedness logit of a temperature, for priors; `None` without a learned tau.
+    pub fn tau_logit_of(&self, tau: f64) -> Option<f64> {
+        match &self.tau {
+            TauSource::Net(net) => Some(net.logit_of(tau)),
+            _ => None,
+        }
     }
 }

@@ -25,9 +25,17 @@ impl Relatedness {
         Tensor::cat(&[h_ctr, h_cvr, &(h_ctr * h_cvr)?], 1)
     }
 
-    /// (N, in) -> tau (N,), always inside [tau_min, tau_max].
-    pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
+    /// (N, in) -> (tau, r), both (N,): the temperature, always inside [tau_min, tau_max],
+    /// and the logit it comes from.
+    pub fn forward(&self, input: &Tensor) -> Result<(Tensor, Tensor)> {
         let r = self.out.forward(&self.hidden.forward_t(input, false)?)?.squeeze(1)?;
-        candle_nn::ops::sigmoid(&r)?.affine(self.tau_max - self.tau_min, self.tau_min)
+        let tau = candle_nn::ops::sigmoid(&r)?.affine(self.tau_max - self.tau_min, self.tau_min)?;
+        Ok((tau, r))
+    }
+
+    /// The logit r whose temperature is `tau` (for priors stated as temperatures).
+    pub fn logit_of(&self, tau: f64) -> f64 {
+        let p = ((tau - self.tau_min) / (self.tau_max - self.tau_min)).clamp(1e-6, 1.0 - 1e-6);
+        (p / (1.0 - p)).ln()
     }
 }

@@ -1,9 +1,9 @@
 //! `adaftr eval`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use adaftr_core::bundle;
-use adaftr_core::evaluate::{predict, tau_rank_correlation, Evaluation};
+use adaftr_core::evaluate::{fraction_near_bounds, predict, tau_rank_correlation, Evaluation};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
@@ -34,23 +34,6 @@ pub struct Args {
     pub bad_rows: BadRowsArg,
 }
 
-/// The `true_relatedness` column of a truth file.
-pub fn read_true_relatedness(path: &Path) -> Result<Vec<f64>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let Some(col) = header.iter().position(|h| h.trim() == "true_relatedness") else {
-        bail!("{}: no `true_relatedness` column in the header", path.display());
-    };
-    lines
-        .enumerate()
-        .map(|(i, l)| {
-            let v = l.split(',').nth(col).unwrap_or("");
-            v.trim().parse::<f64>().with_context(|| format!("{}:{}: bad true_relatedness `{v}`", path.display(), i + 2))
-        })
-        .collect()
-}
-
 pub fn run(a: &Args) -> Result<()> {
     let device = device::select(a.device)?;
     let b = bundle::load(&files::read_model(&a.model)?, &device).with_context(|| format!("cannot load {}", a.model.display()))?;
@@ -59,11 +42,11 @@ pub fn run(a: &Args) -> Result<()> {
     let e = Evaluation::compute(&p, &ds);
     let spearman = match &a.truth {
         Some(t) => {
-            let truth = read_true_relatedness(t)?;
-            if truth.len() != ds.len() {
-                bail!("{} has {} rows but {} has {}", t.display(), truth.len(), a.data.display(), ds.len());
+            let truth = super::read_truth(t)?;
+            if truth.relatedness.len() != ds.len() {
+                bail!("{} has {} rows but {} has {}", t.display(), truth.relatedness.len(), a.data.display(), ds.len());
             }
-            tau_rank_correlation(&p.tau, &truth)
+            tau_rank_correlation(&p.tau, &truth.relatedness)
         }
         None => None,
     };
@@ -80,6 +63,10 @@ pub fn run(a: &Args) -> Result<()> {
         if a.truth.is_some() {
             out["tau_spearman"] = json!(spearman);
         }
+        if !p.tau.is_empty() {
+            let c = &b.config.model;
+            out["tau_near_bounds"] = json!(fraction_near_bounds(&p.tau, c.tau_min, c.tau_max, 0.01));
+        }
         println!("{out}");
         return Ok(());
     }
@@ -93,7 +80,14 @@ pub fn run(a: &Args) -> Result<()> {
         println!("CTR GAUC   {}", f(e.gauc_ctr));
     }
     match e.tau {
-        Some(t) => println!("tau        mean {:.4}  p5 {:.4}  p50 {:.4}  p95 {:.4}", t.mean, t.p5, t.p50, t.p95),
+        Some(t) => println!(
+            "tau        mean {:.4}  p5 {:.4}  p50 {:.4}  p95 {:.4}  ({:.1}% within 1% of a bound)",
+            t.mean,
+            t.p5,
+            t.p50,
+            t.p95,
+            100.0 * fraction_near_bounds(&p.tau, b.config.model.tau_min, b.config.model.tau_max, 0.01)
+        ),
         None => println!("tau        (this model has no contrastive term)"),
     }
     if a.truth.is_some() {

@@ -1,6 +1,8 @@
+pub mod bench;
 pub mod eval;
 pub mod inspect;
 pub mod predict;
+pub mod study;
 pub mod synth;
 pub mod train;
 
@@ -8,7 +10,7 @@ use std::path::Path;
 
 use adaftr_core::data::{load_with_schema, BadRows, Dataset, LoadOptions};
 use adaftr_core::schema::Schema;
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
 use crate::files;
 
@@ -46,4 +48,38 @@ impl From<BadRowsArg> for BadRows {
             BadRowsArg::Skip => BadRows::Skip,
         }
     }
+}
+
+/// The generator's per-row truth (`adaftr synth` writes it beside the data).
+pub struct Truth {
+    pub pctr: Vec<f64>,
+    pub pcvr: Vec<f64>,
+    pub relatedness: Vec<f64>,
+}
+
+pub fn read_truth(path: &Path) -> Result<Truth> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
+    let col = |name: &str| match header.iter().position(|h| *h == name) {
+        Some(c) => Ok(c),
+        None => bail!("{}: no `{name}` column in the header", path.display()),
+    };
+    let cols = [col("true_pctr")?, col("true_pcvr")?, col("true_relatedness")?];
+    let mut t = Truth { pctr: Vec::new(), pcvr: Vec::new(), relatedness: Vec::new() };
+    for (i, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        let mut v = [0.0; 3];
+        for (k, &c) in cols.iter().enumerate() {
+            let raw = fields.get(c).copied().unwrap_or("");
+            v[k] = raw
+                .trim()
+                .parse()
+                .with_context(|| format!("{}:{}, column `{}`: bad number `{raw}`", path.display(), i + 2, header[c]))?;
+        }
+        t.pctr.push(v[0]);
+        t.pcvr.push(v[1]);
+        t.relatedness.push(v[2]);
+    }
+    Ok(t)
 }

@@ -29,6 +29,7 @@ pub enum ModelArg {
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClArg {
     Joint,
+    Meta,
     Fixed,
     None,
 }
@@ -63,7 +64,9 @@ pub struct Args {
     /// is also given.
     #[arg(long, value_enum)]
     pub model: Option<ModelArg>,
-    /// How the relatedness (InfoNCE temperature) is learned; `none` drops the term.
+    /// How the relatedness (InfoNCE temperature) is learned: `joint` through the contrastive
+    /// loss, `meta` from the main loss after a lookahead, `fixed` one global tau; `none`
+    /// drops the term.
     #[arg(long, value_enum)]
     pub cl: Option<ClArg>,
     #[arg(long)]
@@ -125,6 +128,7 @@ pub fn resolve_config(a: &Args) -> Result<Config> {
     if let Some(cl) = a.cl {
         cfg.loss.cl = match cl {
             ClArg::Joint => ClMode::Joint,
+            ClArg::Meta => ClMode::Meta,
             ClArg::Fixed => ClMode::Fixed,
             ClArg::None => ClMode::None,
         };
@@ -189,7 +193,7 @@ pub fn run(a: &Args) -> Result<()> {
                     p.display()
                 );
             }
-            eprintln!("resuming from {} at epoch {}, batch {}", p.display(), t.state.epoch + 1, t.state.step);
+            eprintln!("resuming from {} at epoch {}, batch {}", p.display(), t.state.epoch.saturating_add(1), t.state.step);
             Some(t)
         }
         (Some(p), true) => {

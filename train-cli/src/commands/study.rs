@@ -1,0 +1,233 @@
+//! `adaftr study`: a grid of model variants x seeds, trained in-process on the same data,
+//! scored on a held-out test set against the generator's truth.
+//!
+//! Each variant is a partial config (TOML) merged over the base config. Every run is
+//! appended to `--out` as a JSON line as soon as it ends, so a long study can be inspected
+//! while it runs, and the summary (mean and standard deviation per variant) is printed and
+//! written as a Markdown table.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use adaftr_core::config::Config;
+use adaftr_core::data::Dataset;
+use adaftr_core::evaluate::{fraction_near_bounds, predict, tau_rank_correlation, Evaluation};
+use adaftr_core::metrics::auc;
+use adaftr_core::train::{Observer, Trainer};
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{read_truth, BadRowsArg, Truth};
+use crate::device::{self, DeviceArg};
+use crate::files;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long)]
+    pub train: PathBuf,
+    #[arg(long)]
+    pub valid: PathBuf,
+    /// Held-out test set, never used for training or early stopping.
+    #[arg(long)]
+    pub test: PathBuf,
+    /// The test set's truth file (for tau vs true relatedness and the Bayes-optimal AUCs).
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// TOML file with `[[variant]]` entries: `name` and a partial `config` table.
+    #[arg(long)]
+    pub grid: PathBuf,
+    /// Base config the variants override (default: the MODEL.md defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Seeds are seed_base, seed_base + 1, ...
+    #[arg(long, default_value_t = 1)]
+    pub seed_base: u64,
+    /// Only the variants whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Per-run results as JSON lines (appended).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The summary table as Markdown.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Grid {
+    variant: Vec<Variant>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Variant {
+    name: String,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+/// Overlays `over` onto `base`, recursing into tables.
+fn merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn variant_config(base: &toml::Table, v: &Variant, seed: u64) -> Result<Config> {
+    let mut t = base.clone();
+    merge(&mut t, &v.config);
+    let mut cfg: Config = toml::Value::Table(t).try_into().with_context(|| format!("variant `{}`: invalid config", v.name))?;
+    cfg.train.seed = seed;
+    cfg.validate().with_context(|| format!("variant `{}`", v.name))?;
+    Ok(cfg)
+}
+
+/// One line per epoch on stderr, so that tau's trajectory is visible during a study.
+struct EpochLog<'a>(&'a str, u64);
+impl Observer for EpochLog<'_> {
+    fn on_epoch(&mut self, _t: &Trainer, r: &adaftr_core::bundle::EpochRecord, improved: bool) -> adaftr_core::Result<()> {
+        let v = &r.valid;
+        let tau = v.tau.map_or(String::new(), |t| format!(" tau p5 {:.3} p50 {:.3} p95 {:.3}", t.p5, t.p50, t.p95));
+        eprintln!(
+            "  [{} seed {}] epoch {}: loss {:.4} valid ctr {:.4} cvr {:.4} ctcvr {:.4}{tau}{}",
+            self.0,
+            self.1,
+            r.epoch,
+            r.train_loss,
+            v.auc_ctr.unwrap_or(f64::NAN),
+            v.auc_cvr.unwrap_or(f64::NAN),
+            v.auc_ctcvr.unwrap_or(f64::NAN),
+            if improved { " *" } else { "" }
+        );
+        Ok(())
+    }
+}
+
+fn bayes_aucs(truth: &Truth, test: &Dataset) -> [Option<f64>; 3] {
+    let n = test.len();
+    let click: Vec<bool> = (0..n).map(|i| test.click.get(i)).collect();
+    let conv: Vec<bool> = (0..n).map(|i| test.conversion.get(i)).collect();
+    let clicked: Vec<usize> = (0..n).filter(|&i| click[i]).collect();
+    let pcvr: Vec<f64> = clicked.iter().map(|&i| truth.pcvr[i]).collect();
+    let conv_c: Vec<bool> = clicked.iter().map(|&i| conv[i]).collect();
+    let pctcvr: Vec<f64> = (0..n).map(|i| truth.pctr[i] * truth.pcvr[i]).collect();
+    [auc(&truth.pctr, &click), auc(&pcvr, &conv_c), auc(&pctcvr, &conv)]
+}
+
+const METRICS: [&str; 7] = ["auc_ctr", "auc_cvr", "auc_ctcvr", "tau_spearman", "tau_near_bounds", "tau_p50", "epochs"];
+
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let m = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (m, var.sqrt())
+}
+
+pub fn run(a: &Args) -> Result<()> {
+    let device = device::select(a.device)?;
+    let grid: Grid = toml::from_str(&std::fs::read_to_string(&a.grid).with_context(|| format!("cannot read {}", a.grid.display()))?)
+        .with_context(|| format!("invalid grid {}", a.grid.display()))?;
+    let base: toml::Table = match &a.config {
+        Some(p) => toml::from_str(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)?,
+        None => toml::Table::new(),
+    };
+    let variants: Vec<Variant> = grid.variant.into_iter().filter(|v| a.only.as_ref().is_none_or(|o| v.name.contains(o.as_str()))).collect();
+    if variants.is_empty() {
+        bail!("no variant to run");
+    }
+    for v in &variants {
+        variant_config(&base, v, 0)?; // fail fast on a bad variant
+    }
+
+    let opts = adaftr_core::data::LoadOptions { bad_rows: BadRowsArg::Error.into(), ..Default::default() };
+    let (schema, train, _) = adaftr_core::data::load_train(files::open(&a.train)?, &files::label(&a.train), &opts)?;
+    let valid = super::load_encoded(&a.valid, &schema, BadRowsArg::Error.into())?;
+    let test = super::load_encoded(&a.test, &schema, BadRowsArg::Error.into())?;
+    let truth = a.truth.as_ref().map(|p| read_truth(p)).transpose()?;
+    if let Some(t) = &truth {
+        if t.relatedness.len() != test.len() {
+            bail!("the truth file has {} rows, the test set {}", t.relatedness.len(), test.len());
+        }
+    }
+    let bayes = truth.as_ref().map(|t| bayes_aucs(t, &test));
+    eprintln!("study: {} variants x {} seeds; {} train, {} valid, {} test rows", variants.len(), a.seeds, train.len(), valid.len(), test.len());
+
+    let mut out = OpenOptions::new().create(true).append(true).open(&a.out).with_context(|| format!("cannot open {}", a.out.display()))?;
+    let mut summary: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+    for v in &variants {
+        let mut runs = Vec::new();
+        for s in 0..a.seeds {
+            let seed = a.seed_base + s;
+            let cfg = variant_config(&base, v, seed)?;
+            let start = Instant::now();
+            let mut trainer = Trainer::new(cfg.clone(), schema.clone(), &device)?;
+            trainer.fit(&train, &valid, &mut EpochLog(&v.name, seed))?;
+            let p = predict(&trainer.model, &test, 8192, &device)?;
+            let e = Evaluation::compute(&p, &test);
+            let spearman = truth.as_ref().and_then(|t| tau_rank_correlation(&p.tau, &t.relatedness));
+            let near = (!p.tau.is_empty()).then(|| fraction_near_bounds(&p.tau, cfg.model.tau_min, cfg.model.tau_max, 0.01));
+            let line = json!({
+                "variant": v.name, "seed": seed, "seconds": start.elapsed().as_secs_f64(),
+                "epochs": trainer.state.history.len(), "best_epoch": trainer.state.best_epoch,
+                "auc_ctr": e.auc_ctr, "auc_cvr": e.auc_cvr, "auc_ctcvr": e.auc_ctcvr,
+                "logloss_ctr": e.logloss_ctr, "logloss_cvr": e.logloss_cvr, "logloss_ctcvr": e.logloss_ctcvr,
+                "tau_mean": e.tau.map(|t| t.mean), "tau_p5": e.tau.map(|t| t.p5), "tau_p50": e.tau.map(|t| t.p50),
+                "tau_p95": e.tau.map(|t| t.p95), "tau_spearman": spearman, "tau_near_bounds": near,
+                "config": cfg,
+            });
+            writeln!(out, "{line}")?;
+            out.flush()?;
+            eprintln!(
+                "[{} seed {seed}] test AUC ctr {:.4} cvr {:.4} ctcvr {:.4}; tau spearman {}; near bounds {} ({:.0}s)",
+                v.name,
+                e.auc_ctr.unwrap_or(f64::NAN),
+                e.auc_cvr.unwrap_or(f64::NAN),
+                e.auc_ctcvr.unwrap_or(f64::NAN),
+                spearman.map_or("-".into(), |x| format!("{x:+.3}")),
+                near.map_or("-".into(), |x| format!("{:.1}%", 100.0 * x)),
+                start.elapsed().as_secs_f64()
+            );
+            runs.push(line);
+        }
+        summary.push((v.name.clone(), runs));
+    }
+
+    let mut md = String::new();
+    if let Some([c, v, cv]) = bayes {
+        let f = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.4}"));
+        md += &format!("Bayes-optimal test AUC: CTR {}, CVR {}, CTCVR {}\n\n", f(c), f(v), f(cv));
+    }
+    md += &format!("| variant | n | {} |\n|---|---|{}\n", METRICS.join(" | "), "---|".repeat(METRICS.len()));
+    for (name, runs) in &summary {
+        let cells: Vec<String> = METRICS
+            .iter()
+            .map(|m| {
+                let xs: Vec<f64> = runs.iter().filter_map(|r| r[*m].as_f64()).collect();
+                if xs.is_empty() {
+                    return "-".into();
+                }
+                let (mean, std) = mean_std(&xs);
+                if *m == "epochs" { format!("{mean:.1}") } else { format!("{mean:.4} ± {std:.4}") }
+            })
+            .collect();
+        md += &format!("| {name} | {} | {} |\n", runs.len(), cells.join(" | "));
+    }
+    println!("{md}");
+    if let Some(p) = &a.markdown {
+        std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}
