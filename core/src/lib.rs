@@ -14,6 +14,7 @@ pub mod inference;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod nce;
 pub mod optim;
 pub mod rng;
 pub mod schema;

@@ -107,6 +107,11 @@ pub fn contrastive(
     rng: &mut Rng,
 ) -> Result<Tensor> {
     let s = similarity(h_ctr, h_cvr, cfg.similarity)?;
+    if cfg.negatives == Negatives::InBatch && s.device().is_cpu() && s.dtype() == DType::F32 {
+        // One fused kernel instead of the op-by-op graph below (same value and gradients up
+        // to float rounding; see nce.rs).
+        return crate::nce::info_nce_in_batch(&s, tau, cfg.symmetric);
+    }
     let n = s.dim(0)?;
     let one_way = |s: &Tensor, rng: &mut Rng| match cfg.negatives {
         Negatives::InBatch => info_nce_rows(s, tau),

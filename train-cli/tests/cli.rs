@@ -1,70 +1,12 @@
 //! End to end through the real binary: synth, train, eval, predict, inspect; a training run
 //! killed with SIGKILL and resumed; corrupt files giving errors, not panics.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use adaftr_core::bundle;
-use adaftr_core::data::{load_with_schema, LoadOptions};
-use adaftr_core::evaluate::predict;
-use candle_core::Device;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_adaftr"))
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = bin().args(args).output().expect("spawn adaftr");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "adaftr panicked: {stderr}");
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "adaftr {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "adaftr {args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-struct Tmp(PathBuf);
-impl Tmp {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("adaftr-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn path(&self, f: &str) -> String {
-        self.0.join(f).display().to_string()
-    }
-}
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Generated train and valid sets in `dir`.
-fn synth(dir: &Tmp, train_rows: usize, valid_rows: usize) -> (String, String) {
-    let (train, valid) = (dir.path("train.csv"), dir.path("valid.csv"));
-    ok(&["synth", "--rows", &train_rows.to_string(), "--seed", "1", "--out", &train]);
-    ok(&["synth", "--rows", &valid_rows.to_string(), "--seed", "2", "--out", &valid]);
-    (train, valid)
-}
-
-fn predictions_of(model: &str, data: &str) -> Vec<[f32; 4]> {
-    let b = bundle::load(&std::fs::read(model).unwrap(), &Device::Cpu).unwrap();
-    let (ds, _) = load_with_schema(std::fs::File::open(data).unwrap(), data, &b.schema, &LoadOptions::default()).unwrap();
-    let p = predict(&b.model, &ds, 1024, &Device::Cpu).unwrap();
-    (0..ds.len()).map(|i| [p.pctr[i], p.pcvr[i], p.pctcvr[i], p.tau[i]]).collect()
-}
+mod common;
+use common::*;
 
 #[test]
 fn synth_train_eval_predict_inspect() {
@@ -82,7 +24,7 @@ fn synth_train_eval_predict_inspect() {
     assert!(!lines.is_empty() && lines.len() <= 3);
     assert!(lines[0]["tau_p50"].as_f64().is_some(), "per-epoch tau distribution is logged");
 
-    let json: serde_json::Value = serde_json::from_str(&ok(&["eval", "--model", &model, "--data", &valid, "--json"])).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout(ok(&["eval", "--model", &model, "--data", &valid, "--json"]))).unwrap();
     for key in [
         "auc_ctr", "auc_cvr", "auc_ctcvr", "logloss_ctr", "logloss_cvr", "logloss_ctcvr", "rows", "clicks", "conversions",
         "tau_mean", "tau_p5", "tau_p50", "tau_p95",
@@ -94,9 +36,9 @@ fn synth_train_eval_predict_inspect() {
     assert!(ctr > 0.6 && ctcvr > 0.6, "a trained model beats chance clearly: ctr {ctr}, ctcvr {ctcvr}");
     let tau = json["tau_p50"].as_f64().unwrap();
     assert!((0.05..=1.0).contains(&tau));
-    let with_truth: serde_json::Value = serde_json::from_str(&ok(&[
+    let with_truth: serde_json::Value = serde_json::from_str(&stdout(ok(&[
         "eval", "--model", &model, "--data", &valid, "--json", "--truth", &dir.path("valid.truth.csv"),
-    ]))
+    ])))
     .unwrap();
     assert!(with_truth["tau_spearman"].as_f64().is_some_and(|s| (-1.0..=1.0).contains(&s)));
 
@@ -114,7 +56,7 @@ fn synth_train_eval_predict_inspect() {
         }
     }
 
-    let info = ok(&["inspect", "--model", &model]);
+    let info = stdout(ok(&["inspect", "--model", &model]));
     assert!(info.contains("backbone = \"shared-bottom\"") && info.contains("best epoch"), "{info}");
     assert!(info.contains("16 categorical fields") && info.contains("63 numeric fields"), "{info}");
 }

@@ -6,61 +6,16 @@
 //! The full disk is simulated with a file-size limit (`ulimit -f`, with SIGXFSZ ignored),
 //! so writes past it fail with EFBIG exactly as they would with ENOSPC.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use adaftr_core::bundle;
-use adaftr_core::data::{load_with_schema, LoadOptions};
-use adaftr_core::evaluate::predict;
 use adaftr_core::train::Trainer;
 use candle_core::Device;
 
-const BIN: &str = env!("CARGO_BIN_EXE_adaftr");
-
-struct Tmp(PathBuf);
-impl Tmp {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("adaftr-faults-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn path(&self, f: &str) -> String {
-        self.0.join(f).display().to_string()
-    }
-}
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(BIN).args(args).output().expect("spawn adaftr");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = run(args);
-    assert!(out.status.success(), "adaftr {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn synth(dir: &Tmp, train_rows: usize, valid_rows: usize) -> (String, String) {
-    let (train, valid) = (dir.path("train.csv"), dir.path("valid.csv"));
-    ok(&["synth", "--rows", &train_rows.to_string(), "--seed", "1", "--out", &train]);
-    ok(&["synth", "--rows", &valid_rows.to_string(), "--seed", "2", "--out", &valid]);
-    (train, valid)
-}
-
-fn predictions_of(model: &str, data: &str) -> Vec<[f32; 4]> {
-    let b = bundle::load(&std::fs::read(model).unwrap(), &Device::Cpu).unwrap();
-    let (ds, _) = load_with_schema(std::fs::File::open(data).unwrap(), data, &b.schema, &LoadOptions::default()).unwrap();
-    let p = predict(&b.model, &ds, 1024, &Device::Cpu).unwrap();
-    (0..ds.len()).map(|i| [p.pctr[i], p.pcvr[i], p.pctcvr[i], p.tau[i]]).collect()
-}
+mod common;
+use common::*;
 
 /// Everything in `dir` other than `keep` must be a temp file of one of `keep`'s writes
 /// (a kill can leave one; it is never read).

@@ -337,14 +337,26 @@ fn memory() -> Option<(u64, u64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// CPU seconds (user + system) this process has used so far, on Linux (100 ticks/s).
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn ingest(file: &Path) -> Result<Value> {
     let bytes = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.len();
     // Reset the peak-RSS counter (Linux), so the peak is this load's.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let before = memory();
+    let cpu0 = cpu_seconds();
     let t = Instant::now();
     let (schema, ds, report) = load_train(files::open(file)?, &files::label(file), &LoadOptions::default())?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     let after = memory();
     let rows = ds.len();
     let per_m = |b: f64| b * 1e6 / rows.max(1) as f64 / (1 << 20) as f64;
@@ -359,6 +371,8 @@ fn ingest(file: &Path) -> Result<Value> {
         "what": "ingest", "rows": rows, "bytes": bytes, "seconds": secs,
         "rows_per_s": rows as f64 / secs,
         "mb_per_s": bytes as f64 / 1e6 / secs,
+        "cpu_seconds": cpu,
+        "mb_per_cpu_s": cpu.filter(|c| *c > 0.0).map(|c| bytes as f64 / 1e6 / c),
         "peak_mib_per_m_rows": peak.map(per_m),
         "dataset_mib_per_m_rows": per_m(dataset_bytes),
         "file_mib_per_m_rows": per_m(bytes as f64),

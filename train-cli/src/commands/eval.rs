@@ -2,23 +2,16 @@
 
 use std::path::PathBuf;
 
-use adaftr_core::bundle;
-use adaftr_core::evaluate::{fraction_near_bounds, predict, tau_rank_correlation, Evaluation};
-use anyhow::{bail, Context, Result};
+use adaftr_core::evaluate::{fraction_near_bounds, tau_rank_correlation, Evaluation};
+use anyhow::{bail, Result};
 use serde_json::json;
 
-use super::BadRowsArg;
-use crate::device::{self, DeviceArg};
-use crate::files;
+use super::ModelOnData;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The model bundle.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Labelled CSV in the model's format.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub input: ModelOnData,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -26,25 +19,16 @@ pub struct Args {
     /// the rank correlation between predicted tau and the true relatedness.
     #[arg(long)]
     pub truth: Option<PathBuf>,
-    #[arg(long, default_value_t = 4096)]
-    pub batch_size: usize,
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
-    #[arg(long, value_enum, default_value_t = BadRowsArg::Error)]
-    pub bad_rows: BadRowsArg,
 }
 
 pub fn run(a: &Args) -> Result<()> {
-    let device = device::select(a.device)?;
-    let b = bundle::load(&files::read_model(&a.model)?, &device).with_context(|| format!("cannot load {}", a.model.display()))?;
-    let ds = super::load_encoded(&a.data, &b.schema, a.bad_rows.into())?;
-    let p = predict(&b.model, &ds, a.batch_size, &device)?;
+    let (b, ds, p) = a.input.run()?;
     let e = Evaluation::compute(&p, &ds);
     let spearman = match &a.truth {
         Some(t) => {
             let truth = super::read_truth(t)?;
             if truth.relatedness.len() != ds.len() {
-                bail!("{} has {} rows but {} has {}", t.display(), truth.relatedness.len(), a.data.display(), ds.len());
+                bail!("{} has {} rows but {} has {}", t.display(), truth.relatedness.len(), a.input.data.display(), ds.len());
             }
             tau_rank_correlation(&p.tau, &truth.relatedness)
         }
@@ -71,7 +55,7 @@ pub fn run(a: &Args) -> Result<()> {
         return Ok(());
     }
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
-    println!("{}: {} rows, {} clicks, {} conversions", a.data.display(), e.rows, e.clicks, e.conversions);
+    println!("{}: {} rows, {} clicks, {} conversions", a.input.data.display(), e.rows, e.clicks, e.conversions);
     println!("           AUC      logloss");
     println!("CTR        {:<8} {}", f(e.auc_ctr), f(e.logloss_ctr));
     println!("CVR|click  {:<8} {}", f(e.auc_cvr), f(e.logloss_cvr));

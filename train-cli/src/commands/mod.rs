@@ -14,6 +14,35 @@ use anyhow::{bail, Context, Result};
 
 use crate::files;
 
+/// The flags shared by the commands that run a bundle over a CSV (`eval`, `predict`).
+#[derive(clap::Args, Debug)]
+pub struct ModelOnData {
+    /// The model bundle.
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// CSV in the model's format (label columns must be present).
+    #[arg(long)]
+    pub data: std::path::PathBuf,
+    #[arg(long, default_value_t = 4096)]
+    pub batch_size: usize,
+    #[arg(long, value_enum, default_value_t = crate::device::DeviceArg::Cpu)]
+    pub device: crate::device::DeviceArg,
+    #[arg(long, value_enum, default_value_t = BadRowsArg::Error)]
+    pub bad_rows: BadRowsArg,
+}
+
+impl ModelOnData {
+    /// Loads the bundle and the data, and predicts every row.
+    pub fn run(&self) -> Result<(adaftr_core::bundle::Bundle, Dataset, adaftr_core::evaluate::Predictions)> {
+        let device = crate::device::select(self.device)?;
+        let bytes = files::read_model(&self.model)?;
+        let b = adaftr_core::bundle::load(&bytes, &device).with_context(|| format!("cannot load {}", self.model.display()))?;
+        let ds = load_encoded(&self.data, &b.schema, self.bad_rows.into())?;
+        let p = adaftr_core::evaluate::predict(&b.model, &ds, self.batch_size, &device)?;
+        Ok((b, ds, p))
+    }
+}
+
 /// Loads a labelled CSV with a fitted schema, reporting skipped rows on stderr.
 pub fn load_encoded(path: &Path, schema: &Schema, bad_rows: BadRows) -> Result<Dataset> {
     let opts = LoadOptions { bad_rows, ..LoadOptions::default() };

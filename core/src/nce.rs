@@ -1,0 +1,279 @@
+//! In-batch InfoNCE with per-row temperatures as one fused CPU kernel (forward) and one
+//! (backward). The op-by-op graph of `loss::info_nce_rows` materialises a dozen N x N
+//! tensors per direction (scaled logits, max, shifted, exp, sums, the diagonal gather, and
+//! as many again in the backward pass), which dominates a training step at batch 2048 on a
+//! CPU. Here each direction is two sweeps over the similarity matrix, the backward reuses the
+//! forward's log-sum-exps, and the exponential is a vectorisable polynomial.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+
+/// In-batch InfoNCE with a per-row temperature, fused into one CPU kernel for the forward
+/// pass and one for the backward: `s` is the (N, N) similarity matrix, `tau` (N,). Returns
+/// -(1/N) sum_i [s_ii/tau_i - logsumexp_j s_ij/tau_i], averaged with the same over the
+/// columns (s_ji, temperature tau_i) when `symmetric`: the value of `info_nce_rows` (up to
+/// float rounding) without the dozen N x N intermediates of the op-by-op graph.
+pub fn info_nce_in_batch(s: &Tensor, tau: &Tensor, symmetric: bool) -> Result<Tensor> {
+    let s = s.contiguous()?;
+    let tau = tau.contiguous()?;
+    s.apply_op2(&tau, InfoNce { symmetric, stats: std::sync::Mutex::new(None) })
+}
+
+struct InfoNce {
+    symmetric: bool,
+    /// The row and column log-sum-exps of the forward pass, reused by the backward.
+    stats: std::sync::Mutex<Option<(Vec<f32>, Vec<f32>)>>,
+}
+
+/// e^x for f32 in plain arithmetic that the compiler vectorises (libm's expf is a call per
+/// element): Cephes' expf polynomial on x - n ln 2, |error| about 1 ulp; x is clamped to
+/// [-87.3, 88], so very negative arguments give ~1e-38 instead of 0 (the kernel only
+/// exponentiates values <= 0).
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let x = x.clamp(-87.3, 88.0);
+    let n = (x * LOG2E + MAGIC) - MAGIC;
+    let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4;
+    let r2 = r * r;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let y = p * r2 + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// Runs `f` on `parts` contiguous sub-ranges of 0..n on scoped threads (candle's thread
+/// count), returning the results in order.
+fn split_ranges<T: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
+    let parts = candle_core::utils::get_num_threads().clamp(1, n.max(1));
+    let step = n.div_ceil(parts);
+    if parts == 1 {
+        return vec![f(0..n)];
+    }
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..parts).map(|p| {
+            let f = &f;
+            sc.spawn(move || f(p * step..((p + 1) * step).min(n)))
+        }).collect();
+        handles.into_iter().map(|h| h.join().expect("info-nce worker panicked")).collect()
+    })
+}
+
+/// Row statistics lse_i = logsumexp_j s_ij / tau_i, or (`cols`) column statistics
+/// clse_j = logsumexp_k s_kj / tau_j, the latter computed sweeping rows in memory order.
+fn nce_stats(s: &[f32], inv_tau: &[f32], n: usize, cols: bool) -> Vec<f32> {
+    let parts = if !cols {
+        split_ranges(n, |r| {
+            r.map(|i| {
+                let row = &s[i * n..(i + 1) * n];
+                let it = inv_tau[i];
+                let m = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * it;
+                let sum: f32 = row.iter().map(|&x| exp_f32(x * it - m)).sum();
+                m + sum.ln()
+            })
+            .collect::<Vec<f32>>()
+        })
+    } else {
+        split_ranges(n, |r| {
+            let (j0, w) = (r.start, r.len());
+            let it = &inv_tau[j0..j0 + w];
+            let mut mx = vec![f32::NEG_INFINITY; w];
+            for k in 0..n {
+                for (m, &x) in mx.iter_mut().zip(&s[k * n + j0..k * n + j0 + w]) {
+                    *m = m.max(x);
+                }
+            }
+            for (m, &t) in mx.iter_mut().zip(it) {
+                *m *= t;
+            }
+            let mut sum = vec![0f32; w];
+            for k in 0..n {
+                for (((acc, &x), &m), &t) in sum.iter_mut().zip(&s[k * n + j0..k * n + j0 + w]).zip(&mx).zip(it) {
+                    *acc += exp_f32(x * t - m);
+                }
+            }
+            mx.iter().zip(&sum).map(|(m, acc)| m + acc.ln()).collect::<Vec<f32>>()
+        })
+    };
+    parts.concat()
+}
+
+fn nce_inputs<'a>(s1: &'a CpuStorage, l1: &Layout, s2: &'a CpuStorage, l2: &Layout) -> Result<(&'a [f32], &'a [f32], usize)> {
+    let (CpuStorage::F32(s), CpuStorage::F32(t)) = (s1, s2) else {
+        candle_core::bail!("info_nce_in_batch: f32 only")
+    };
+    let (n, n2) = l1.shape().dims2()?;
+    if n != n2 || l2.shape().dims1()? != n {
+        candle_core::bail!("info_nce_in_batch: need (N, N) scores and (N,) temperatures");
+    }
+    let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+        candle_core::bail!("info_nce_in_batch: contiguous inputs only")
+    };
+    Ok((&s[a..b], &t[c..d], n))
+}
+
+impl CustomOp2 for InfoNce {
+    fn name(&self) -> &'static str {
+        "info-nce-in-batch"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (s, tau, n) = nce_inputs(s1, l1, s2, l2)?;
+        let inv: Vec<f32> = tau.iter().map(|t| 1.0 / t).collect();
+        let mean = |lse: &[f32]| lse.iter().enumerate().map(|(i, l)| (l - s[i * n + i] * inv[i]) as f64).sum::<f64>() / n as f64;
+        let rows = nce_stats(s, &inv, n, false);
+        let mut loss = mean(&rows);
+        let cols = if self.symmetric { nce_stats(s, &inv, n, true) } else { Vec::new() };
+        if self.symmetric {
+            loss = 0.5 * (loss + mean(&cols));
+        }
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Some((rows, cols));
+        Ok((CpuStorage::F32(vec![loss as f32]), Shape::from(())))
+    }
+
+    fn bwd(&self, s: &Tensor, tau: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let both = s.apply_op2_no_bwd(tau, &InfoNceGrad { symmetric: self.symmetric, g, stats })?;
+        let n = tau.dim(0)?;
+        let ds = both.narrow(0, 0, n * n)?.reshape((n, n))?;
+        let dtau = both.narrow(0, n * n, n)?;
+        Ok((Some(ds), Some(dtau)))
+    }
+}
+
+/// The gradients of [`InfoNce`] with respect to s (N x N) and tau (N), scaled by the
+/// upstream gradient `g`, flattened into one vector of N*N + N values.
+struct InfoNceGrad {
+    symmetric: bool,
+    g: f32,
+    /// The forward pass's (row, column) log-sum-exps, when available.
+    stats: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl CustomOp2 for InfoNceGrad {
+    fn name(&self) -> &'static str {
+        "info-nce-in-batch-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (s, tau, n) = nce_inputs(s1, l1, s2, l2)?;
+        let inv: Vec<f32> = tau.iter().map(|t| 1.0 / t).collect();
+        let wr = self.g * if self.symmetric { 0.5 } else { 1.0 } / n as f32;
+        let wc = if self.symmetric { self.g * 0.5 / n as f32 } else { 0.0 };
+        let (rows, cols) = match &self.stats {
+            Some((r, c)) if r.len() == n && (!self.symmetric || c.len() == n) => (r.clone(), c.clone()),
+            _ => (nce_stats(s, &inv, n, false), if self.symmetric { nce_stats(s, &inv, n, true) } else { Vec::new() }),
+        };
+        let mut out = vec![0f32; n * n + n];
+        let (ds, dtau) = out.split_at_mut(n * n);
+        // dS_ij = wr (p_ij - d_ij) / tau_i + wc (q_ij - d_ij) / tau_j, with p the row softmax
+        // of s_i. / tau_i and q the column softmax of s_.j / tau_j; per row also
+        // sum_j p_ij s_ij (for dtau_i) and, per column, sum_k q_kj s_kj (for dtau_j).
+        let parts = candle_core::utils::get_num_threads().clamp(1, n.max(1));
+        let step = n.div_ceil(parts).max(1);
+        let kernel = |i0: usize, d: &mut [f32]| -> (Vec<f32>, Vec<f32>) {
+            let mut psum = Vec::with_capacity(d.len() / n);
+            let mut qsum = vec![0f32; if wc != 0.0 { n } else { 0 }];
+            for (r, drow) in d.chunks_mut(n).enumerate() {
+                let i = i0 + r;
+                let row = &s[i * n..(i + 1) * n];
+                let (it, lse) = (inv[i], rows[i]);
+                let mut ps = 0f32;
+                if wc != 0.0 {
+                    for j in 0..n {
+                        let x = row[j];
+                        let p = exp_f32(x * it - lse);
+                        let q = exp_f32(x * inv[j] - cols[j]);
+                        ps += p * x;
+                        qsum[j] += q * x;
+                        drow[j] = wr * p * it + wc * q * inv[j];
+                    }
+                } else {
+                    for j in 0..n {
+                        let x = row[j];
+                        let p = exp_f32(x * it - lse);
+                        ps += p * x;
+                        drow[j] = wr * p * it;
+                    }
+                }
+                drow[i] -= (wr + wc) * it;
+                psum.push(ps);
+            }
+            (psum, qsum)
+        };
+        // One thread (and no spawning, which wasm32 cannot do) unless candle uses more.
+        let results: Vec<(Vec<f32>, Vec<f32>)> = if parts == 1 {
+            vec![kernel(0, ds)]
+        } else {
+            std::thread::scope(|sc| {
+            let handles: Vec<_> = ds
+                .chunks_mut(step * n)
+                .enumerate()
+                .map(|(p, d)| {
+                    let kernel = &kernel;
+                    sc.spawn(move || kernel(p * step, d))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("info-nce worker panicked")).collect()
+            })
+        };
+        let psum: Vec<f32> = results.iter().flat_map(|(p, _)| p.iter().copied()).collect();
+        let mut qsum = vec![0f32; n];
+        for (_, q) in &results {
+            for (a, b) in qsum.iter_mut().zip(q) {
+                *a += b;
+            }
+        }
+        for i in 0..n {
+            let (sii, it2) = (s[i * n + i], inv[i] * inv[i]);
+            dtau[i] = wr * it2 * (sii - psum[i]) + wc * it2 * (sii - qsum[i]);
+        }
+        Ok((CpuStorage::F32(out), Shape::from(n * n + n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::info_nce_rows;
+    use candle_core::{Device, Var};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn exp_matches_std_to_a_few_ulp() {
+        for i in 0..20_000 {
+            let x = -87.0 + i as f32 * 0.00875;
+            let (a, b) = (exp_f32(x), x.exp());
+            assert!((a - b).abs() <= 4.0 * f32::EPSILON * b.max(f32::MIN_POSITIVE), "{x}: {a} vs {b}");
+        }
+    }
+
+    /// Same value and gradients (w.r.t. scores and temperatures) as the op-by-op version.
+    #[test]
+    fn fused_matches_op_by_op_value_and_gradients() {
+        let dev = Device::Cpu;
+        for (n, symmetric) in [(1usize, true), (5, true), (5, false), (67, true), (300, true)] {
+            let s = Var::from_tensor(&Tensor::rand(-1f32, 1., (n, n), &dev).unwrap()).unwrap();
+            let tau = Var::from_tensor(&Tensor::rand(0.05f32, 1., n, &dev).unwrap()).unwrap();
+            let rows = info_nce_rows(s.as_tensor(), tau.as_tensor()).unwrap();
+            let reference = if symmetric {
+                let cols = info_nce_rows(&s.as_tensor().t().unwrap().contiguous().unwrap(), tau.as_tensor()).unwrap();
+                ((rows + cols).unwrap() * 0.5).unwrap()
+            } else {
+                rows
+            };
+            let fused = info_nce_in_batch(s.as_tensor(), tau.as_tensor(), symmetric).unwrap();
+            let (a, b) = (reference.to_scalar::<f32>().unwrap(), fused.to_scalar::<f32>().unwrap());
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "n {n}: {a} vs {b}");
+            let (g1, g2) = ((reference * 3.0).unwrap().backward().unwrap(), (fused * 3.0).unwrap().backward().unwrap());
+            for v in [&s, &tau] {
+                let (x, y) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
+                let scale = x.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+                assert!(max_diff(x, y) <= 1e-5 * scale, "n {n}: gradient differs by {} (scale {scale})", max_diff(x, y));
+            }
+        }
+    }
+}
