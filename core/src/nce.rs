@@ -272,7 +272,8 @@ mod tests {
             for v in [&s, &tau] {
                 let (x, y) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
                 let scale = x.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
-                assert!(max_diff(x, y) <= 1e-5 * scale, "n {n}: gradient differs by {} (scale {scale})", max_diff(x, y));
+                // Temperatures near 0.05 amplify f32 rounding (of both versions) by 1/tau^2.
+                assert!(max_diff(x, y) <= 1e-4 * scale, "n {n}: gradient differs by {} (scale {scale})", max_diff(x, y));
             }
         }
     }

@@ -1,0 +1,132 @@
+"""Browser benchmark: the built demo (dist/) in headless Chromium, read through the page's own
+diagnostics line (#adaftr-diag: data-single-ms = mean of 50 single-instance predictions at
+model load; data-sweep-ms = the last what-if sweep, one batch). Talks to chromedriver over
+the plain WebDriver HTTP protocol (no Python packages needed).
+
+Usage: browser_bench.py DIST_DIR OUT_JSON [--loads 15] [--edits 60]
+"""
+
+import argparse
+import functools
+import gzip
+import glob
+import http.server
+import json
+import os
+import socket
+import statistics
+import subprocess
+import threading
+import time
+import urllib.request
+
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm"}
+
+    def log_message(self, *a):
+        pass
+
+
+def wd(base, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read())["value"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dist")
+    ap.add_argument("out")
+    ap.add_argument("--loads", type=int, default=15)
+    ap.add_argument("--edits", type=int, default=60)
+    a = ap.parse_args()
+
+    wasm = glob.glob(os.path.join(a.dist, "*.wasm"))[0]
+    raw = open(wasm, "rb").read()
+    res = {"wasm_bytes": len(raw), "wasm_gzip_bytes": len(gzip.compress(raw, 9))}
+
+    port = free_port()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=a.dist))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    dport = free_port()
+    drv = subprocess.Popen([CHROMEDRIVER, f"--port={dport}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{dport}"
+    sid = None
+    try:
+        for _ in range(100):
+            try:
+                wd(base, "GET", "/status")
+                break
+            except OSError:
+                time.sleep(0.1)
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": CHROMIUM, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]}}}}
+        sid = wd(base, "POST", "/session", caps)["sessionId"]
+        s = f"/session/{sid}"
+
+        def js(script, *args):
+            return wd(base, "POST", s + "/execute/sync", {"script": script, "args": list(args)})
+
+        def diag(timeout=60):
+            t = time.time()
+            while time.time() - t < timeout:
+                d = js("const e = document.getElementById('adaftr-diag'); return e && e.dataset.singleMs !== undefined"
+                       " && document.getElementById('adaftr-model-name') ? {single: e.dataset.singleMs, sweep: e.dataset.sweepMs,"
+                       " text: e.textContent} : null;")
+                if d and d["single"] not in ("", "0"):
+                    return d
+                time.sleep(0.05)
+            raise TimeoutError("the page never showed its diagnostics")
+
+        singles = []
+        for _ in range(a.loads):
+            wd(base, "POST", s + "/url", {"url": f"http://127.0.0.1:{port}/index.html"})
+            singles.append(float(diag()["single"]))
+        # Sweep a numeric feature (64 points): try the options until the diagnostics say 64.
+        n_opts = js("return document.getElementById('adaftr-sweep-feature').options.length;")
+        for i in range(n_opts):
+            js("const s = document.getElementById('adaftr-sweep-feature'); s.selectedIndex = arguments[0];"
+               " s.dispatchEvent(new Event('change', {bubbles: true}));", i)
+            time.sleep(0.05)
+            if " of 64 points" in diag()["text"]:
+                break
+        points = int(diag()["text"].split("sweep of ")[1].split(" points")[0])
+        sweeps = []
+        for _ in range(a.edits):
+            before = diag()["sweep"]
+            js("document.getElementById('adaftr-random').click();")
+            time.sleep(0.02)
+            sweeps.append(float(diag()["sweep"]))
+            _ = before
+        res.update({
+            "single_ms": statistics.median(singles), "samples": len(singles),
+            "sweep_ms": statistics.median(sweeps), "sweep_samples": len(sweeps), "sweep_points": points,
+            "single_all": singles, "sweep_all": sweeps,
+        })
+    finally:
+        if sid:
+            try:
+                wd(base, "DELETE", f"/session/{sid}")
+            except OSError:
+                pass
+        drv.terminate()
+        srv.shutdown()
+    json.dump(res, open(a.out, "w"), indent=1)
+    print(json.dumps({k: v for k, v in res.items() if not k.endswith("_all")}))
+
+
+if __name__ == "__main__":
+    main()
