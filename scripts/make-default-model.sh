@@ -12,4 +12,4 @@ adaftr synth --rows 20000 --seed 2 --out "$work/valid.csv"
 adaftr train --train "$work/train.csv" --valid "$work/valid.csv" --out web/assets/default-model.safetensors \
     --epochs 4 --seed 1
 adaftr eval --model web/assets/default-model.safetensors --data "$work/valid.csv" --truth "$work/valid.truth.csv"
-cargo run --quiet -p adaftr-web --example make_default_model -- --examples-only
+cargo run --quiet -p adaftr-web --example make_default_model -- --examples-only --examples-from "$work/valid.csv"

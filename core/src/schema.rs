@@ -110,6 +110,15 @@ impl NumericField {
         };
         (f - self.shift) / self.scale
     }
+
+    /// The raw value of a model input (inverse of [`NumericField::normalize`] on its range).
+    pub fn denormalize(&self, v: f32) -> f32 {
+        let f = v * self.scale + self.shift;
+        match self.norm {
+            NormKind::Log1p => f.exp_m1(),
+            _ => f,
+        }
+    }
 }
 
 /// The fitted schema of a model: categorical fields (each one embedding table), numeric
@@ -148,5 +157,24 @@ impl Schema {
         for f in &mut self.categorical {
             f.rebuild_index();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denormalize_inverts_normalize() {
+        let mut f = NumericField::identity("x", Side::Item);
+        for (norm, shift, scale) in [(NormKind::None, 0.0, 1.0), (NormKind::MinMax, 2.0, 8.0), (NormKind::Standardize, 1.5, 0.5), (NormKind::Log1p, 0.3, 2.0)] {
+            (f.norm, f.shift, f.scale) = (norm, shift, scale);
+            for x in [0.0f32, 0.25, 3.0, 9.5] {
+                let back = f.denormalize(f.normalize(x));
+                assert!((back - x).abs() < 1e-4 * (1.0 + x), "{norm:?}: {x} -> {back}");
+            }
+        }
+        let c = CategoricalField::new("c", Side::User, vec!["a".into(), "b".into()]);
+        assert_eq!((c.encode("b"), c.encode("zzz"), c.decode(2), c.decode(0)), (2, 0, Some("b"), None));
     }
 }
