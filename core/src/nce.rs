@@ -28,6 +28,8 @@ struct InfoNce {
 /// element): Cephes' expf polynomial on x - n ln 2, |error| about 1 ulp; x is clamped to
 /// [-87.3, 88], so very negative arguments give ~1e-38 instead of 0 (the kernel only
 /// exponentiates values <= 0).
+// Cephes' coefficients, kept digit for digit as published.
+#[allow(clippy::excessive_precision)]
 #[inline(always)]
 fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;

@@ -53,7 +53,7 @@ fn split(bytes: &[u8]) -> (Value, Vec<u8>) {
 
 fn join(header: &Value, data: &[u8]) -> Vec<u8> {
     let mut h = serde_json::to_vec(header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -131,7 +131,7 @@ fn wrong_dtype_with_consistent_sizes() {
         let shape = h["tower_ctr.0.weight"]["shape"].clone();
         let dims: Vec<u64> = serde_json::from_value(shape).unwrap();
         let n: u64 = dims.iter().product();
-        assert!(n % 2 == 0);
+        assert!(n.is_multiple_of(2));
         h["tower_ctr.0.weight"]["dtype"] = json!("F64");
         h["tower_ctr.0.weight"]["shape"] = json!([n / 2]);
     }));

@@ -87,7 +87,7 @@ impl Observer for TrainObserver {
             ));
         }
         self.bar.set_position(s.step as u64);
-        if self.checkpoint_every > 0 && s.step % self.checkpoint_every == 0 {
+        if self.checkpoint_every > 0 && s.step.is_multiple_of(self.checkpoint_every) {
             self.save_checkpoint(trainer)?;
         }
         Ok(())

@@ -176,7 +176,7 @@ fn load_dataset(dir: &Path) -> Result<Dataset> {
 
 fn load_bundle(dir: &Path, name: &str) -> Result<Bundle> {
     let path = dir.join(name);
-    Ok(bundle::load(&files::read_model(&path)?, &Device::Cpu).with_context(|| format!("loading {}", path.display()))?)
+    bundle::load(&files::read_model(&path)?, &Device::Cpu).with_context(|| format!("loading {}", path.display()))
 }
 
 fn prepare(dir: &Path, rows: usize, batch: usize, seed: u64) -> Result<Value> {
