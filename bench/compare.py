@@ -193,12 +193,28 @@ def main():
         L.append(f"| CSV size per million rows | {ingest['file_mib_per_m_rows']:,.0f} MiB | |")
         L.append("")
     L.append("## Reading these numbers\n")
-    L.append("- On a machine shared with other work, both candle's thread pool (its main thread spin-waits on "
-             "workers) and PyTorch's OpenMP pool lose a lot when a worker is descheduled, so absolute samples/s "
-             "swing by 2-5x between rounds; compare the ratios, which come from interleaved rounds, and check the "
-             "load average above. Run on an idle machine for absolute numbers.")
+    L.append("- On a machine shared with other work, both sides' thread pools lose a lot when a worker is "
+             "descheduled (PyTorch's OpenMP workers spin more, and lose more), so absolute samples/s swing by 2-5x "
+             "between rounds; compare the ratios, which come from interleaved rounds, and check the load average "
+             "above. Run on an idle machine for absolute numbers.")
     L.append("- CSV ingest is single-threaded: its wall-clock MB/s falls with the machine's load, while MB per "
              "CPU-second does not.\n")
+    L.append("## What the CLI sets up (and a library user should too)\n")
+    L.append("Profiling (`perf record` on `adaftr bench train` and `bench infer`) found three process-level costs "
+             "that had nothing to do with the model; `train-cli/src/runtime.rs` removes them at start-up, each "
+             "overridable from the environment:")
+    L.append("- glibc malloc handed every freed megabyte-sized buffer back to the kernel, so each step "
+             "page-faulted its activations and gemm packing buffers in again (870,000 faults in 300 inference "
+             "batches, a third of the time in the kernel). Fixed mmap and trim thresholds (`mallopt`) keep the "
+             "memory; `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_` override them.")
+    L.append("- candle's element-wise pool (`candle-bp-*` threads) spin-waits between ops; beside rayon's gemm "
+             "workers that is more busy threads than cores. `CANDLE_NUM_THREADS` defaults to 1 (element-wise ops "
+             "are memory-bound; our fused kernels parallelise their own passes on rayon).")
+    L.append("- Each command runs on a rayon worker, so a gemm is shared with the calling thread rather than "
+             "handed to sleeping workers and waited for.")
+    L.append("On top, the dense layers are one fused CPU op (gemm, then bias and ReLU in one pass; backward: two "
+             "gemms, the ReLU mask and a column sum for the bias; `core/src/model/linear.rs`), and in-batch "
+             "InfoNCE is one fused kernel (`core/src/nce.rs`).\n")
     L.append("## Reproduce\n")
     L.append("```sh\nbench/run.sh            # builds the release binary, sets up bench/.venv, runs everything, writes BENCHMARKS.md\n```\n")
     open(a.out, "w").write("\n".join(L) + "\n")

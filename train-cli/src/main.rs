@@ -4,6 +4,7 @@ mod commands;
 mod device;
 mod files;
 mod progress;
+mod runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,8 +41,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    runtime::configure();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let run = move || match cli.command {
         Command::Synth(a) => commands::synth::run(&a),
         Command::Train(a) => commands::train::run(&a),
         Command::Eval(a) => commands::eval::run(&a),
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Inspect { model } => commands::inspect::run(&model),
         Command::Bench(a) => commands::bench::run(&a),
     };
+    let result = runtime::run_in_pool(run);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -3,14 +3,17 @@
 //! attention-weighted mix of p and the CVR tower's own output q.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{linear, linear_no_bias, Linear, VarBuilder};
+use candle_nn::{linear_no_bias, VarBuilder};
+
+use super::linear::{linear, Linear};
+use super::relu::relu;
 
 #[derive(Clone, Debug)]
 pub struct Aitm {
     transfer: Linear,
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    query: candle_nn::Linear,
+    key: candle_nn::Linear,
+    value: candle_nn::Linear,
     scale: f64,
 }
 
@@ -27,7 +30,7 @@ impl Aitm {
 
     /// `h_ctr`, `q_cvr`: (N, k). Returns the CVR representation (N, k).
     pub fn forward(&self, h_ctr: &Tensor, q_cvr: &Tensor) -> Result<Tensor> {
-        let p = self.transfer.forward(h_ctr)?.relu()?;
+        let p = relu(&self.transfer.forward(h_ctr)?)?;
         let u = Tensor::stack(&[&p, q_cvr], 1)?; // (N, 2, k)
         let q = self.query.forward(&u)?;
         let k = self.key.forward(&u)?;

@@ -6,7 +6,9 @@
 //! cheaper on CPU than one lookup per field.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{linear, Init, Linear, VarBuilder};
+use candle_nn::{Init, VarBuilder};
+
+use super::linear::{linear, Linear};
 
 /// Standard deviation of the initial embedding values.
 pub const EMBEDDING_INIT_STD: f64 = 0.05;

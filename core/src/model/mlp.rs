@@ -1,7 +1,9 @@
 //! A plain multi-layer perceptron: Linear + ReLU per layer, optional dropout.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::linear::{linear, Linear};
 
 #[derive(Clone, Debug)]
 pub struct Mlp {
@@ -29,7 +31,7 @@ impl Mlp {
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = xs.clone();
         for layer in &self.layers {
-            x = layer.forward(&x)?.relu()?;
+            x = layer.forward_relu(&x)?;
             if train && self.dropout > 0.0 {
                 x = candle_nn::ops::dropout(&x, self.dropout)?;
             }

@@ -10,17 +10,20 @@ pub mod aitm;
 pub mod backbone;
 pub mod embedding;
 pub mod init;
+pub mod linear;
 pub mod mlp;
 pub mod projection;
 pub mod relatedness;
+pub mod relu;
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::config::{Backbone, ClMode, LossConfig, ModelConfig, RelatednessInput};
 use aitm::Aitm;
 use backbone::BackboneNet;
 use embedding::FieldEmbeddings;
+use linear::{linear, Linear};
 use mlp::Mlp;
 use projection::Projection;
 use relatedness::Relatedness;
@@ -147,7 +150,13 @@ impl AdaFtr {
             Some(e) => e.forward(cat, num)?,
             None => x.clone(),
         };
-        let (in_c, in_v) = self.backbone.forward_t(&x, &x_cvr, train)?;
+        self.forward_embedded(&x, &x_cvr, train)
+    }
+
+    /// Everything after the embeddings: `x` (N, (F + 1) d) and, for single-task, the CVR
+    /// side's own embedding vector `x_cvr` (otherwise `x` again).
+    pub fn forward_embedded(&self, x: &Tensor, x_cvr: &Tensor, train: bool) -> Result<Outputs> {
+        let (in_c, in_v) = self.backbone.forward_t(x, x_cvr, train)?;
         let h_ctr = self.tower_ctr.forward_t(&in_c, train)?;
         let mut h_cvr = self.tower_cvr.forward_t(&in_v, train)?;
         if let Some(aitm) = &self.aitm {
@@ -182,6 +191,29 @@ impl AdaFtr {
             None => (h_ctr.clone(), h_cvr.clone()),
         };
         Ok(Outputs { logit_ctr, logit_cvr, pctr, pcvr, pctcvr, tau, tau_logit, tau_input, h_ctr, h_cvr, z_ctr, z_cvr })
+    }
+
+    /// Per instance, the cosine between the gradients of the CTR and the CVR logit with
+    /// respect to the shared embedding vector x: +1 where, locally, the two scores move
+    /// along the same directions of the input, 0 where they depend on different ones.
+    /// `None` for single-task, whose towers read different embeddings. Detached (N,).
+    pub fn task_alignment(&self, cat: &Tensor, num: &Tensor) -> Result<Option<Tensor>> {
+        if self.embedding_cvr.is_some() {
+            return Ok(None);
+        }
+        let x = self.embedding.forward(cat, num)?.detach();
+        let n = x.dim(0)?;
+        // Both gradients from one backward pass: the batch twice, CTR read from the first
+        // copy and CVR from the second (instances do not interact in the forward pass).
+        let twice = candle_core::Var::from_tensor(&Tensor::cat(&[&x, &x], 0)?)?;
+        let out = self.forward_embedded(twice.as_tensor(), twice.as_tensor(), false)?;
+        let score = (out.logit_ctr.narrow(0, 0, n)?.sum_all()? + out.logit_cvr.narrow(0, n, n)?.sum_all()?)?;
+        let grads = score.backward()?;
+        let g = grads.get(twice.as_tensor()).ok_or_else(|| candle_core::Error::Msg("no gradient for the embedding vector".into()))?;
+        let (gc, gv) = (g.narrow(0, 0, n)?, g.narrow(0, n, n)?);
+        let dot = (&gc * &gv)?.sum(1)?;
+        let norms = (gc.sqr()?.sum(1)? * gv.sqr()?.sum(1)?)?.sqrt()?;
+        Ok(Some((dot / (norms + 1e-12)?)?.detach()))
     }
 
     pub fn backbone(&self) -> Backbone {

@@ -4,7 +4,10 @@
 //! cosine similarity with almost no spread; a linear last layer restores it.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::linear::{linear, Linear};
+use super::relu::relu;
 
 #[derive(Clone, Debug)]
 pub struct Projection {
@@ -29,7 +32,7 @@ impl Module for Projection {
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(&x)?;
             if i + 1 < self.layers.len() {
-                x = x.relu()?;
+                x = relu(&x)?;
             }
         }
         Ok(x)

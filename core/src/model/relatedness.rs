@@ -2,8 +2,9 @@
 //! tau = tau_min + (tau_max - tau_min) * sigmoid(r), r from a small MLP.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
+use super::linear::{linear, Linear};
 use super::mlp::Mlp;
 
 #[derive(Clone, Debug)]

@@ -1,7 +1,9 @@
 //! A softmax gate mixing expert outputs, shared by MMoE and PLE.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::model::linear::{linear, Linear};
 
 #[derive(Clone, Debug)]
 pub struct Gate {
