@@ -171,6 +171,10 @@ pub enum ClMode {
     Fixed,
     /// No contrastive term: the plain backbone.
     None,
+    /// The relatedness network learns, from clicked rows, how much of the (standardised,
+    /// detached) click score would improve each instance's conversion logit; a larger
+    /// share gives a lower tau. The contrastive term sees tau as a constant.
+    Transfer,
 }
 
 impl ClMode {
@@ -180,12 +184,13 @@ impl ClMode {
             Self::Meta => "meta",
             Self::Fixed => "fixed",
             Self::None => "none",
+            Self::Transfer => "transfer",
         }
     }
 
     /// Whether the model carries a relatedness network (and so predicts tau per instance).
     pub fn learns_tau(self) -> bool {
-        matches!(self, Self::Joint | Self::Meta)
+        matches!(self, Self::Joint | Self::Meta | Self::Transfer)
     }
 }
 
@@ -233,6 +238,13 @@ pub struct LossConfig {
     /// `meta` mode: the finite-difference step, relative to the norm of the main-loss
     /// gradient (as in DARTS).
     pub meta_epsilon: f64,
+    /// `transfer` mode: kappa in the auxiliary conversion logit l_cvr - kappa r s, with r
+    /// the relatedness logit and s the batch-standardised click logit (both logits
+    /// detached). Sets how far r must move for a given share of click signal.
+    pub transfer_scale: f32,
+    /// `transfer` mode: weight of the auxiliary loss (it trains only the relatedness
+    /// network).
+    pub transfer_weight: f32,
 }
 
 impl Default for LossConfig {
@@ -250,6 +262,8 @@ impl Default for LossConfig {
             tau_prior_mean: 0.2,
             cl_warmup_steps: 0,
             meta_epsilon: 0.01,
+            transfer_scale: 0.25,
+            transfer_weight: 1.0,
         }
     }
 }
@@ -267,6 +281,12 @@ impl LossConfig {
         }
         if self.negatives == Negatives::Sampled && self.sampled_negatives == 0 {
             return Err(Error::Config("sampled_negatives must be positive".into()));
+        }
+        if !(self.transfer_scale > 0.0 && self.transfer_scale.is_finite()) {
+            return Err(Error::Config("transfer_scale must be positive".into()));
+        }
+        if !(self.transfer_weight >= 0.0 && self.transfer_weight.is_finite()) {
+            return Err(Error::Config("transfer_weight must be a finite non-negative number".into()));
         }
         if !(self.meta_epsilon > 0.0 && self.meta_epsilon.is_finite()) {
             return Err(Error::Config("meta_epsilon must be positive".into()));

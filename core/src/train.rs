@@ -38,6 +38,8 @@ pub struct StepLosses {
     pub cl: Option<f64>,
     #[serde(default)]
     pub tau_prior: Option<f64>,
+    #[serde(default)]
+    pub transfer: Option<f64>,
 }
 
 /// The loop counters; with the weights and the optimiser this is the whole training state.
@@ -182,6 +184,7 @@ impl Trainer {
             cvr_click: opt(&terms.cvr_click)?,
             cl: opt(&terms.cl)?,
             tau_prior: opt(&terms.tau_prior)?,
+            transfer: opt(&terms.transfer)?,
         })
     }
 

@@ -32,6 +32,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Train a grid of variants x seeds and summarise them against the generator's truth.
     Study(Box<commands::study::Args>),
+    /// Draw a study's PNG plots from its JSON lines.
+    Plot(commands::plot::Args),
     /// Show a bundle's config, schema and training summary.
     Inspect {
         /// The model bundle.
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval::run(&a),
         Command::Predict(a) => commands::predict::run(&a),
         Command::Study(a) => commands::study::run(&a),
+        Command::Plot(a) => commands::plot::run(&a),
         Command::Inspect { model } => commands::inspect::run(&model),
         Command::Bench(a) => commands::bench::run(&a),
     };

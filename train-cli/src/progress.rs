@@ -77,6 +77,7 @@ impl Observer for TrainObserver {
                 cvr_click: l.cvr_click.map(|v| mix(e.cvr_click.unwrap_or(v), v)),
                 cl: l.cl.map(|v| mix(e.cl.unwrap_or(v), v)),
                 tau_prior: l.tau_prior.map(|v| mix(e.tau_prior.unwrap_or(v), v)),
+                transfer: l.transfer.map(|v| mix(e.transfer.unwrap_or(v), v)),
             },
         });
         if let Some(e) = &self.ema {

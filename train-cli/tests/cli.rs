@@ -123,3 +123,61 @@ fn corrupt_files_and_missing_cuda_are_clear_errors() {
         assert!(e.contains("built without CUDA"), "{e}");
     }
 }
+
+/// The study in miniature (the CI-sized version of RESULTS.md's grid): every contrastive
+/// mode plus the plain backbone, two seeds, one epoch, scored against the truth, with the
+/// summary table, the JSON lines and the three plots; then re-plotted by `adaftr plot`.
+#[test]
+fn study_smoke_runs_every_mode_and_plots() {
+    let dir = Tmp::new("study");
+    let (train, valid) = synth(&dir, 6_000, 2_000);
+    let test = dir.path("test.csv");
+    ok(&["synth", "--rows", "2000", "--seed", "3", "--out", &test]);
+    let grid = dir.path("grid.toml");
+    let mut toml = String::new();
+    for (name, extra) in [
+        ("plain", "config.loss.cl = \"none\""),
+        ("fixed", "config.loss.cl = \"fixed\""),
+        ("joint", "config.loss.cl = \"joint\""),
+        ("meta", "config.loss.cl = \"meta\""),
+        ("transfer", "config.loss.cl = \"transfer\"\nconfig.model.projection = [8, 8]"),
+        ("mmoe-meta", "config.loss.cl = \"meta\"\nconfig.model.backbone = \"mmoe\""),
+    ] {
+        toml += &format!("[[variant]]\nname = \"{name}\"\n{extra}\n\n");
+    }
+    std::fs::write(&grid, toml).unwrap();
+    let base = dir.path("base.toml");
+    std::fs::write(&base, "[train]\nepochs = 1\nbatch_size = 512\n[model]\nbottom = [32]\ntower = [16]\nembedding_dim = 4\n").unwrap();
+    let (runs, md, plots) = (dir.path("runs.jsonl"), dir.path("summary.md"), dir.path("plots"));
+    ok(&[
+        "study", "--train", &train, "--valid", &valid, "--test", &test, "--truth", &dir.path("test.truth.csv"), "--grid", &grid,
+        "--config", &base, "--seeds", "2", "--out", &runs, "--markdown", &md, "--plots", &plots,
+    ]);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&runs).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 12, "6 variants x 2 seeds");
+    for l in &lines {
+        // One tiny epoch learns little; the full-size runs are RESULTS.md's business.
+        for k in ["auc_ctr", "auc_cvr", "auc_ctcvr"] {
+            assert!(l[k].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{k}: {l}");
+        }
+        assert!(l["bayes_auc"]["cvr"].as_f64().is_some());
+        let learns_tau = !matches!(l["variant"].as_str(), Some("plain" | "fixed"));
+        if learns_tau {
+            assert!(l["tau_spearman"].as_f64().is_some_and(|s| (-1.0..=1.0).contains(&s)), "{l}");
+            assert_eq!(l["tau_by_rho"].as_array().map(Vec::len), Some(10));
+            let counts: u64 = l["tau_hist"]["counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum();
+            assert_eq!(counts, 2_000, "every test instance is in the tau histogram");
+        }
+    }
+    let summary = std::fs::read_to_string(&md).unwrap();
+    assert!(summary.starts_with("Bayes-optimal test AUC") && summary.contains("| mmoe-meta | 2 |"), "{summary}");
+    let again = dir.path("again");
+    ok(&["plot", "--runs", &runs, "--out", &again]);
+    for folder in [&plots, &again] {
+        for f in ["auc.png", "tau-distribution.png", "tau-vs-relatedness.png"] {
+            let bytes = std::fs::read(Path::new(folder).join(f)).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG", "{folder}/{f}");
+        }
+    }
+    assert!(fails(&["plot", "--runs", &md, "--out", &again]).contains("not a JSON line"));
+}

@@ -106,7 +106,7 @@ impl AdaFtr {
         let tau = match loss.cl {
             ClMode::None => TauSource::None,
             ClMode::Fixed => TauSource::Fixed(loss.fixed_tau as f64),
-            ClMode::Joint | ClMode::Meta => {
+            ClMode::Joint | ClMode::Meta | ClMode::Transfer => {
                 let in_dim = match cfg.relatedness_input {
                     RelatednessInput::Towers => 3 * k,
                     RelatednessInput::Embedding => x_dim,
@@ -125,7 +125,8 @@ impl AdaFtr {
         Ok(Self {
             backbone_kind: cfg.backbone,
             relatedness_input: cfg.relatedness_input,
-            relatedness_detach_input: cfg.relatedness_detach_input,
+            // `transfer` trains the relatedness network on its own loss only.
+            relatedness_detach_input: cfg.relatedness_detach_input || loss.cl == ClMode::Transfer,
             embedding,
             embedding_cvr,
             backbone,
@@ -150,13 +151,7 @@ impl AdaFtr {
             Some(e) => e.forward(cat, num)?,
             None => x.clone(),
         };
-        self.forward_embedded(&x, &x_cvr, train)
-    }
-
-    /// Everything after the embeddings: `x` (N, (F + 1) d) and, for single-task, the CVR
-    /// side's own embedding vector `x_cvr` (otherwise `x` again).
-    pub fn forward_embedded(&self, x: &Tensor, x_cvr: &Tensor, train: bool) -> Result<Outputs> {
-        let (in_c, in_v) = self.backbone.forward_t(x, x_cvr, train)?;
+        let (in_c, in_v) = self.backbone.forward_t(&x, &x_cvr, train)?;
         let h_ctr = self.tower_ctr.forward_t(&in_c, train)?;
         let mut h_cvr = self.tower_cvr.forward_t(&in_v, train)?;
         if let Some(aitm) = &self.aitm {
@@ -191,29 +186,6 @@ impl AdaFtr {
             None => (h_ctr.clone(), h_cvr.clone()),
         };
         Ok(Outputs { logit_ctr, logit_cvr, pctr, pcvr, pctcvr, tau, tau_logit, tau_input, h_ctr, h_cvr, z_ctr, z_cvr })
-    }
-
-    /// Per instance, the cosine between the gradients of the CTR and the CVR logit with
-    /// respect to the shared embedding vector x: +1 where, locally, the two scores move
-    /// along the same directions of the input, 0 where they depend on different ones.
-    /// `None` for single-task, whose towers read different embeddings. Detached (N,).
-    pub fn task_alignment(&self, cat: &Tensor, num: &Tensor) -> Result<Option<Tensor>> {
-        if self.embedding_cvr.is_some() {
-            return Ok(None);
-        }
-        let x = self.embedding.forward(cat, num)?.detach();
-        let n = x.dim(0)?;
-        // Both gradients from one backward pass: the batch twice, CTR read from the first
-        // copy and CVR from the second (instances do not interact in the forward pass).
-        let twice = candle_core::Var::from_tensor(&Tensor::cat(&[&x, &x], 0)?)?;
-        let out = self.forward_embedded(twice.as_tensor(), twice.as_tensor(), false)?;
-        let score = (out.logit_ctr.narrow(0, 0, n)?.sum_all()? + out.logit_cvr.narrow(0, n, n)?.sum_all()?)?;
-        let grads = score.backward()?;
-        let g = grads.get(twice.as_tensor()).ok_or_else(|| candle_core::Error::Msg("no gradient for the embedding vector".into()))?;
-        let (gc, gv) = (g.narrow(0, 0, n)?, g.narrow(0, n, n)?);
-        let dot = (&gc * &gv)?.sum(1)?;
-        let norms = (gc.sqr()?.sum(1)? * gv.sqr()?.sum(1)?)?.sqrt()?;
-        Ok(Some((dot / (norms + 1e-12)?)?.detach()))
     }
 
     pub fn backbone(&self) -> Backbone {

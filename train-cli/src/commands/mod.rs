@@ -1,6 +1,7 @@
 pub mod bench;
 pub mod eval;
 pub mod inspect;
+pub mod plot;
 pub mod predict;
 pub mod study;
 pub mod synth;

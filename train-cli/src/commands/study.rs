@@ -14,7 +14,7 @@ use std::time::Instant;
 use adaftr_core::config::Config;
 use adaftr_core::data::Dataset;
 use adaftr_core::evaluate::{fraction_near_bounds, predict, tau_rank_correlation, Evaluation};
-use adaftr_core::metrics::auc;
+use adaftr_core::metrics::{auc, quantile};
 use adaftr_core::train::{Observer, Trainer};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -56,6 +56,9 @@ pub struct Args {
     /// The summary table as Markdown.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Also draw the study's PNG plots into this folder (as `adaftr plot` does).
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
 }
@@ -127,6 +130,44 @@ fn bayes_aucs(truth: &Truth, test: &Dataset) -> [Option<f64>; 3] {
     [auc(&truth.pctr, &click), auc(&pcvr, &conv_c), auc(&pctcvr, &conv)]
 }
 
+/// Bins of the tau histogram kept per run (over [tau_min, tau_max]) for the plots.
+const TAU_BINS: usize = 40;
+/// Groups of equal size by true relatedness for the tau-vs-relatedness curve.
+const RHO_GROUPS: usize = 10;
+
+fn tau_histogram(tau: &[f32], lo: f64, hi: f64) -> Vec<u64> {
+    let mut counts = vec![0u64; TAU_BINS];
+    for &t in tau {
+        let b = ((t as f64 - lo) / (hi - lo) * TAU_BINS as f64).floor();
+        counts[(b.max(0.0) as usize).min(TAU_BINS - 1)] += 1;
+    }
+    counts
+}
+
+/// Test instances sorted by true relatedness and cut into equal groups: per group the mean
+/// relatedness and the mean, 25th and 75th percentile of the predicted tau.
+fn tau_by_relatedness(tau: &[f32], rho: &[f64]) -> Vec<serde_json::Value> {
+    let mut idx: Vec<usize> = (0..tau.len().min(rho.len())).collect();
+    idx.sort_by(|&a, &b| rho[a].total_cmp(&rho[b]));
+    let n = idx.len();
+    (0..RHO_GROUPS)
+        .filter_map(|g| {
+            let part = &idx[g * n / RHO_GROUPS..(g + 1) * n / RHO_GROUPS];
+            if part.is_empty() {
+                return None;
+            }
+            let mut t: Vec<f64> = part.iter().map(|&i| tau[i] as f64).collect();
+            t.sort_by(f64::total_cmp);
+            let mean = |v: &mut dyn Iterator<Item = f64>| v.sum::<f64>() / part.len() as f64;
+            Some(json!({
+                "rho": mean(&mut part.iter().map(|&i| rho[i])),
+                "tau_mean": mean(&mut t.iter().copied()),
+                "tau_p25": quantile(&t, 0.25), "tau_p75": quantile(&t, 0.75),
+            }))
+        })
+        .collect()
+}
+
 const METRICS: [&str; 7] = ["auc_ctr", "auc_cvr", "auc_ctcvr", "tau_spearman", "tau_near_bounds", "tau_p50", "epochs"];
 
 fn mean_std(xs: &[f64]) -> (f64, f64) {
@@ -179,6 +220,9 @@ pub fn run(a: &Args) -> Result<()> {
             let e = Evaluation::compute(&p, &test);
             let spearman = truth.as_ref().and_then(|t| tau_rank_correlation(&p.tau, &t.relatedness));
             let near = (!p.tau.is_empty()).then(|| fraction_near_bounds(&p.tau, cfg.model.tau_min, cfg.model.tau_max, 0.01));
+            let (lo, hi) = (cfg.model.tau_min as f64, cfg.model.tau_max as f64);
+            let tau_hist = (!p.tau.is_empty()).then(|| json!({"lo": lo, "hi": hi, "counts": tau_histogram(&p.tau, lo, hi)}));
+            let tau_by_rho = truth.as_ref().filter(|_| !p.tau.is_empty()).map(|t| tau_by_relatedness(&p.tau, &t.relatedness));
             let line = json!({
                 "variant": v.name, "seed": seed, "seconds": start.elapsed().as_secs_f64(),
                 "epochs": trainer.state.history.len(), "best_epoch": trainer.state.best_epoch,
@@ -186,6 +230,8 @@ pub fn run(a: &Args) -> Result<()> {
                 "logloss_ctr": e.logloss_ctr, "logloss_cvr": e.logloss_cvr, "logloss_ctcvr": e.logloss_ctcvr,
                 "tau_mean": e.tau.map(|t| t.mean), "tau_p5": e.tau.map(|t| t.p5), "tau_p50": e.tau.map(|t| t.p50),
                 "tau_p95": e.tau.map(|t| t.p95), "tau_spearman": spearman, "tau_near_bounds": near,
+                "tau_hist": tau_hist, "tau_by_rho": tau_by_rho,
+                "bayes_auc": bayes.map(|[c, v, cv]| json!({"ctr": c, "cvr": v, "ctcvr": cv})),
                 "config": cfg,
             });
             writeln!(out, "{line}")?;
@@ -228,6 +274,12 @@ pub fn run(a: &Args) -> Result<()> {
     println!("{md}");
     if let Some(p) = &a.markdown {
         std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(dir) = &a.plots {
+        let runs: Vec<serde_json::Value> = summary.into_iter().flat_map(|(_, r)| r).collect();
+        for p in super::plot::write_all(&runs, dir)? {
+            eprintln!("wrote {}", p.display());
+        }
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ pub enum ClArg {
     Meta,
     Fixed,
     None,
+    Transfer,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +132,7 @@ pub fn resolve_config(a: &Args) -> Result<Config> {
             ClArg::Meta => ClMode::Meta,
             ClArg::Fixed => ClMode::Fixed,
             ClArg::None => ClMode::None,
+            ClArg::Transfer => ClMode::Transfer,
         };
     }
     if let Some(e) = a.epochs {
