@@ -68,9 +68,8 @@ fn nce_stats(s: &[f32], inv_tau: &[f32], n: usize, cols: bool) -> Vec<f32> {
             r.map(|i| {
                 let row = &s[i * n..(i + 1) * n];
                 let it = inv_tau[i];
-                let m = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * it;
-                let sum: f32 = row.iter().map(|&x| exp_f32(x * it - m)).sum();
-                m + sum.ln()
+                let m = lanes_max(row) * it;
+                m + lanes_sum(row, |x| exp_f32(x * it - m)).ln()
             })
             .collect::<Vec<f32>>()
         })
@@ -97,6 +96,35 @@ fn nce_stats(s: &[f32], inv_tau: &[f32], n: usize, cols: bool) -> Vec<f32> {
         })
     };
     parts.concat()
+}
+
+/// Width of the independent accumulators of the row reductions below. A float sum or max
+/// folded into one variable is a dependency chain the compiler may not reorder, so it runs
+/// one element at a time (the exponentials included); LANES partial results vectorise.
+const LANES: usize = 16;
+
+fn lanes_max(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = a.max(x);
+        }
+    }
+    rest.iter().chain(&acc).fold(f32::NEG_INFINITY, |m, &x| m.max(x))
+}
+
+fn lanes_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f(x);
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|&x| f(x)).sum::<f32>()
 }
 
 fn nce_inputs<'a>(s1: &'a CpuStorage, l1: &Layout, s2: &'a CpuStorage, l2: &Layout) -> Result<(&'a [f32], &'a [f32], usize)> {
@@ -180,26 +208,31 @@ impl CustomOp2 for InfoNceGrad {
                 let i = i0 + r;
                 let row = &s[i * n..(i + 1) * n];
                 let (it, lse) = (inv[i], rows[i]);
-                let mut ps = 0f32;
-                if wc != 0.0 {
-                    for j in 0..n {
-                        let x = row[j];
-                        let p = exp_f32(x * it - lse);
-                        let q = exp_f32(x * inv[j] - cols[j]);
-                        ps += p * x;
-                        qsum[j] += q * x;
-                        drow[j] = wr * p * it + wc * q * inv[j];
-                    }
-                } else {
-                    for j in 0..n {
-                        let x = row[j];
-                        let p = exp_f32(x * it - lse);
-                        ps += p * x;
-                        drow[j] = wr * p * it;
+                // sum_j p_ij s_ij in LANES partial sums (see `lanes_sum`), so that the loop
+                // over j vectorises.
+                let mut ps = [0f32; LANES];
+                for j0 in (0..n).step_by(LANES) {
+                    let w = LANES.min(n - j0);
+                    let (x, d) = (&row[j0..j0 + w], &mut drow[j0..j0 + w]);
+                    if wc != 0.0 {
+                        let (iv, cl, qs) = (&inv[j0..j0 + w], &cols[j0..j0 + w], &mut qsum[j0..j0 + w]);
+                        for k in 0..w {
+                            let p = exp_f32(x[k] * it - lse);
+                            let q = exp_f32(x[k] * iv[k] - cl[k]);
+                            ps[k] += p * x[k];
+                            qs[k] += q * x[k];
+                            d[k] = wr * p * it + wc * q * iv[k];
+                        }
+                    } else {
+                        for k in 0..w {
+                            let p = exp_f32(x[k] * it - lse);
+                            ps[k] += p * x[k];
+                            d[k] = wr * p * it;
+                        }
                     }
                 }
                 drow[i] -= (wr + wc) * it;
-                psum.push(ps);
+                psum.push(ps.iter().sum());
             }
             (psum, qsum)
         };
