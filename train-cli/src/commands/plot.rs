@@ -14,6 +14,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use plotters::prelude::*;
 use serde_json::Value;
 
+use super::study::mean_std;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// JSON lines written by `adaftr study --out` (repeat to merge studies).
@@ -79,11 +81,18 @@ fn by_variant(runs: &[Value]) -> Vec<(String, Vec<&Value>)> {
     groups
 }
 
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let m = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (m, var.sqrt())
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition, size: u32) -> Result<()> {
+    drawing(
+        chart
+            .configure_series_labels()
+            .position(position)
+            .label_font((FAMILY, size))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw(),
+    )
 }
 
 fn color(i: usize) -> RGBColor {
@@ -169,15 +178,7 @@ fn auc(groups: &[(String, Vec<&Value>)], path: &Path) -> Result<PathBuf> {
             drawing(chart.draw_series(LineSeries::new([(b, -0.5), (b, n as f64 - 0.5)], BLACK.mix(0.5).stroke_width(1))))?
                 .label(format!("Bayes-optimal {b:.4}"))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.5)));
-            drawing(
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .label_font((FAMILY, 12))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw(),
-            )?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight, 12)?;
         }
     }
     drawing(root.present())?;
@@ -233,15 +234,7 @@ fn tau_distribution(groups: &[(String, Vec<&Value>)], path: &Path) -> Result<Pat
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    drawing(
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw(),
-    )?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
     drawing(root.present())?;
     Ok(path.to_path_buf())
 }
@@ -303,15 +296,7 @@ fn tau_vs_relatedness(groups: &[(String, Vec<&Value>)], path: &Path) -> Result<P
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    drawing(
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw(),
-    )?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
     drawing(root.present())?;
     Ok(path.to_path_buf())
 }

@@ -170,7 +170,8 @@ fn tau_by_relatedness(tau: &[f32], rho: &[f64]) -> Vec<serde_json::Value> {
 
 const METRICS: [&str; 7] = ["auc_ctr", "auc_cvr", "auc_ctcvr", "tau_spearman", "tau_near_bounds", "tau_p50", "epochs"];
 
-fn mean_std(xs: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation (0 for a single value).
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let m = xs.iter().sum::<f64>() / n;
     let var = if xs.len() > 1 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
