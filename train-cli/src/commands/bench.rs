@@ -189,7 +189,9 @@ fn prepare(dir: &Path, rows: usize, batch: usize, seed: u64) -> Result<Value> {
         bail!("{} rows is fewer than one batch of {batch}", ds.len());
     }
     let dev = Device::Cpu;
-    let mut config = Config::default();
+    // The literal spec: bench/torch_ref.py implements joint, fixed and none modes (the
+    // default `transfer` mode's extra term costs about as much as joint's gradient in tau).
+    let mut config = Config::literal_spec();
     config.train.batch_size = batch;
     let mut plain = config.clone();
     plain.loss.cl = ClMode::None;
