@@ -139,8 +139,9 @@ def main():
         f"each row is the median of {a.rounds} rounds in which adaftr and PyTorch alternate; the 1-minute "
         f"load average was {load_start} at the start and {load_end} at the end of the comparison). "
         f"Both sides use {THREADS} threads (`RAYON_NUM_THREADS={THREADS}`, `torch.set_num_threads({THREADS})`). "
-        f"PyTorch {torch.__version__} (CPU), float32. Model: the default AdaFTR (shared-bottom [256, 128], "
-        f"towers [64, 32], d = 16, relatedness hidden 32), AliExpress-shaped generated data "
+        f"PyTorch {torch.__version__} (CPU), float32. Model: AdaFTR as MODEL.md specifies it (shared-bottom [256, 128], "
+        f"towers [64, 32], d = 16, `joint` tau from a relatedness network on the towers, hidden 32; "
+        f"`Config::literal_spec()`, which `bench/torch_ref.py` implements), AliExpress-shaped generated data "
         f"(16 categorical + 63 numeric columns), batch {a.batch}, Adam. Both load the same initial "
         f"weights from one adaftr bundle.\n"
     )

@@ -1,4 +1,5 @@
-"""PyTorch reference of the default AdaFTR model and loss, for speed comparison and parity.
+"""PyTorch reference of the AdaFTR model and loss (MODEL.md's literal spec, and the fixed/none
+modes and projection heads), for speed comparison and parity.
 
 It is written here only to compare against: it loads the weights, config and schema from an
 adaftr model bundle (a .safetensors file) and implements exactly what core/ computes for
