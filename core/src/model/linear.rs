@@ -24,7 +24,7 @@ pub struct Linear {
 /// Same names and initialisation as `candle_nn::linear`.
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let inner = candle_nn::linear(in_dim, out_dim, vb)?;
-    let bias = inner.bias().expect("candle_nn::linear has a bias").clone();
+    let bias = inner.bias().cloned().ok_or_else(|| candle_core::Error::Msg("candle_nn::linear made no bias".into()))?;
     Ok(Linear { weight: inner.weight().clone(), bias })
 }
 
