@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod config;
+mod cpu_kernel;
 pub mod data;
 pub mod error;
 pub mod evaluate;

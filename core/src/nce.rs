@@ -7,6 +7,8 @@
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
+use crate::cpu_kernel::f32_slice;
+
 /// In-batch InfoNCE with a per-row temperature, fused into one CPU kernel for the forward
 /// pass and one for the backward: `s` is the (N, N) similarity matrix, `tau` (N,). Returns
 /// -(1/N) sum_i [s_ii/tau_i - logsumexp_j s_ij/tau_i], averaged with the same over the
@@ -128,17 +130,12 @@ fn lanes_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 fn nce_inputs<'a>(s1: &'a CpuStorage, l1: &Layout, s2: &'a CpuStorage, l2: &Layout) -> Result<(&'a [f32], &'a [f32], usize)> {
-    let (CpuStorage::F32(s), CpuStorage::F32(t)) = (s1, s2) else {
-        candle_core::bail!("info_nce_in_batch: f32 only")
-    };
     let (n, n2) = l1.shape().dims2()?;
     if n != n2 || l2.shape().dims1()? != n {
         candle_core::bail!("info_nce_in_batch: need (N, N) scores and (N,) temperatures");
     }
-    let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-        candle_core::bail!("info_nce_in_batch: contiguous inputs only")
-    };
-    Ok((&s[a..b], &t[c..d], n))
+    let (s, t) = (f32_slice(s1, l1, "info_nce_in_batch", "scores")?, f32_slice(s2, l2, "info_nce_in_batch", "temperatures")?);
+    Ok((s, t, n))
 }
 
 impl CustomOp2 for InfoNce {
@@ -270,12 +267,9 @@ impl CustomOp2 for InfoNceGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu_kernel::max_abs_diff as max_diff;
     use crate::loss::info_nce_rows;
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
 
     #[test]
     fn exp_matches_std_to_a_few_ulp() {

@@ -14,6 +14,7 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::relu::{relu, relu_grad};
+use crate::cpu_kernel::f32_slice;
 
 #[derive(Clone, Debug)]
 pub struct Linear {
@@ -67,13 +68,6 @@ fn chunk_rows(width: usize) -> usize {
     (16_384 / width.max(1)).max(1)
 }
 
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("dense layer: {what} must be contiguous f32"),
-    }
-}
-
 struct Dense {
     relu: bool,
 }
@@ -84,7 +78,8 @@ impl CustomOp3 for Dense {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (f32s(s1, l1, "input")?, f32s(s2, l2, "weight")?, f32s(s3, l3, "bias")?);
+        let f = |s, l, what| f32_slice(s, l, "dense layer", what);
+        let (x, w, b) = (f(s1, l1, "input")?, f(s2, l2, "weight")?, f(s3, l3, "bias")?);
         let (n, k) = l1.shape().dims2()?;
         let (m, k2) = l2.shape().dims2()?;
         if k != k2 || b.len() != m {
@@ -136,7 +131,7 @@ impl CustomOp2 for ColumnSum {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, _s2: &CpuStorage, _l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = f32s(s1, l1, "gradient")?;
+        let g = f32_slice(s1, l1, "column sum", "gradient")?;
         let (_, m) = l1.shape().dims2()?;
         let width = m.max(1);
         // Fixed chunks summed in order: the same bits on every run and any thread count
@@ -166,12 +161,9 @@ impl CustomOp2 for ColumnSum {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu_kernel::max_abs_diff as max_diff;
     use candle_core::{Device, Var};
     use candle_nn::VarMap;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
 
     #[test]
     fn fused_layer_matches_candle_ops_in_value_and_gradient() {

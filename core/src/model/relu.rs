@@ -8,18 +8,13 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
+use crate::cpu_kernel::f32_slice;
+
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         x.contiguous()?.apply_op1(Relu)
     } else {
         x.relu()
-    }
-}
-
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> Option<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Some(&v[a..b]),
-        _ => None,
     }
 }
 
@@ -31,7 +26,7 @@ impl CustomOp1 for Relu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let Some(x) = contiguous_f32(s, l) else { candle_core::bail!("adaftr-relu: contiguous f32 input expected") };
+        let x = f32_slice(s, l, "adaftr-relu", "input")?;
         let out: Vec<f32> = x.iter().map(|&v| v.max(0.0)).collect();
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -55,9 +50,7 @@ impl CustomOp2 for ReluGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (Some(g), Some(y)) = (contiguous_f32(s1, l1), contiguous_f32(s2, l2)) else {
-            candle_core::bail!("adaftr-relu-grad: contiguous f32 inputs expected")
-        };
+        let (g, y) = (f32_slice(s1, l1, "adaftr-relu-grad", "gradient")?, f32_slice(s2, l2, "adaftr-relu-grad", "output")?);
         let out: Vec<f32> = g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect();
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
