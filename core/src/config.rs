@@ -122,7 +122,8 @@ impl ModelConfig {
         if sizes.iter().chain(widths).any(|&w| w > MAX_WIDTH) {
             return bad("layer widths and embedding_dim must be at most 65536");
         }
-        if [self.bottom.len(), self.tower.len(), self.projection.len(), self.ple_levels].iter().any(|&n| n > MAX_LAYERS) {
+        if [self.bottom.len(), self.tower.len(), self.projection.len(), self.ple_levels].iter().any(|&n| n > MAX_LAYERS)
+        {
             return bad("at most 32 layers per MLP and 32 PLE levels");
         }
         if [self.mmoe_experts, self.ple_shared_experts, self.ple_task_experts].iter().any(|&n| n > MAX_EXPERTS) {
@@ -379,7 +380,9 @@ impl Config {
         self.train.validate()?;
         let (lo, hi) = (self.model.tau_min, self.model.tau_max);
         if self.loss.tau_prior_weight > 0.0 && !(self.loss.tau_prior_mean > lo && self.loss.tau_prior_mean < hi) {
-            return Err(Error::Config(format!("tau_prior_mean must lie strictly inside [tau_min, tau_max] = [{lo}, {hi}]")));
+            return Err(Error::Config(format!(
+                "tau_prior_mean must lie strictly inside [tau_min, tau_max] = [{lo}, {hi}]"
+            )));
         }
         Ok(())
     }
@@ -398,7 +401,10 @@ mod tests {
         assert_eq!((c.model.tau_min, c.model.tau_max), (0.05, 1.0));
         assert_eq!((c.loss.lambda, c.loss.symmetric), (0.1, true));
         // Issue 9's evidence (RESULTS.md) changed these three from MODEL.md's literal spec.
-        assert_eq!((c.loss.cl, c.model.relatedness_input, c.model.projection.as_slice()), (ClMode::Transfer, RelatednessInput::Embedding, &[32, 32][..]));
+        assert_eq!(
+            (c.loss.cl, c.model.relatedness_input, c.model.projection.as_slice()),
+            (ClMode::Transfer, RelatednessInput::Embedding, &[32, 32][..])
+        );
         assert_eq!((c.train.lr, c.train.batch_size, c.train.patience), (1e-3, 2048, 2));
         c.validate().unwrap();
     }

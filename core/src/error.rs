@@ -50,7 +50,9 @@ pub enum Error {
     #[error("not a valid model bundle: {0}")]
     BundleFormat(String),
 
-    #[error("model bundle has format version {found}; this build reads version {supported} (upgrade adaftr to load it)")]
+    #[error(
+        "model bundle has format version {found}; this build reads version {supported} (upgrade adaftr to load it)"
+    )]
     BundleVersion { found: u32, supported: u32 },
 
     #[error("model bundle metadata `{key}` is missing or invalid: {reason}")]

@@ -51,7 +51,10 @@ impl Bundle {
             cat.extend_from_slice(&inst.cat);
             for (field, &x) in self.schema.numeric.iter().zip(&inst.num) {
                 if !x.is_finite() {
-                    return Err(Error::NonFinite { what: format!("value of `{}` in instance {i}", field.name), value: x as f64 });
+                    return Err(Error::NonFinite {
+                        what: format!("value of `{}` in instance {i}", field.name),
+                        value: x as f64,
+                    });
                 }
                 num.push(field.normalize(x));
             }

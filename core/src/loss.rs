@@ -99,13 +99,7 @@ pub fn sample_negatives(n: usize, m: usize, rng: &mut Rng, device: &Device) -> R
 }
 
 /// The contrastive loss of a batch of representations with per-row temperatures.
-pub fn contrastive(
-    h_ctr: &Tensor,
-    h_cvr: &Tensor,
-    tau: &Tensor,
-    cfg: &LossConfig,
-    rng: &mut Rng,
-) -> Result<Tensor> {
+pub fn contrastive(h_ctr: &Tensor, h_cvr: &Tensor, tau: &Tensor, cfg: &LossConfig, rng: &mut Rng) -> Result<Tensor> {
     let s = similarity(h_ctr, h_cvr, cfg.similarity)?;
     if cfg.negatives == Negatives::InBatch && s.device().is_cpu() && s.dtype() == DType::F32 {
         // One fused kernel instead of the op-by-op graph below (same value and gradients up

@@ -43,7 +43,11 @@ pub fn logloss(probs: &[f64], labels: &[bool]) -> Option<f64> {
         .zip(labels)
         .map(|(&p, &y)| {
             let p = p.clamp(EPS, 1.0 - EPS);
-            if y { -p.ln() } else { -(1.0 - p).ln() }
+            if y {
+                -p.ln()
+            } else {
+                -(1.0 - p).ln()
+            }
         })
         .sum();
     Some(total / probs.len() as f64)
@@ -150,7 +154,13 @@ mod tests {
             for j in 0..s.len() {
                 if l[i] && !l[j] {
                     den += 1.0;
-                    num += if s[i] > s[j] { 1.0 } else if s[i] == s[j] { 0.5 } else { 0.0 };
+                    num += if s[i] > s[j] {
+                        1.0
+                    } else if s[i] == s[j] {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }

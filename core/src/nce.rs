@@ -40,7 +40,9 @@ fn exp_f32(x: f32) -> f32 {
     let n = (x * LOG2E + MAGIC) - MAGIC;
     let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4;
     let r2 = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
     let y = p * r2 + r + 1.0;
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
@@ -54,10 +56,12 @@ fn split_ranges<T: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> T + Syn
         return vec![f(0..n)];
     }
     std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..parts).map(|p| {
-            let f = &f;
-            sc.spawn(move || f(p * step..((p + 1) * step).min(n)))
-        }).collect();
+        let handles: Vec<_> = (0..parts)
+            .map(|p| {
+                let f = &f;
+                sc.spawn(move || f(p * step..((p + 1) * step).min(n)))
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().expect("info-nce worker panicked")).collect()
     })
 }
@@ -129,12 +133,18 @@ fn lanes_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + rest.iter().map(|&x| f(x)).sum::<f32>()
 }
 
-fn nce_inputs<'a>(s1: &'a CpuStorage, l1: &Layout, s2: &'a CpuStorage, l2: &Layout) -> Result<(&'a [f32], &'a [f32], usize)> {
+fn nce_inputs<'a>(
+    s1: &'a CpuStorage,
+    l1: &Layout,
+    s2: &'a CpuStorage,
+    l2: &Layout,
+) -> Result<(&'a [f32], &'a [f32], usize)> {
     let (n, n2) = l1.shape().dims2()?;
     if n != n2 || l2.shape().dims1()? != n {
         candle_core::bail!("info_nce_in_batch: need (N, N) scores and (N,) temperatures");
     }
-    let (s, t) = (f32_slice(s1, l1, "info_nce_in_batch", "scores")?, f32_slice(s2, l2, "info_nce_in_batch", "temperatures")?);
+    let (s, t) =
+        (f32_slice(s1, l1, "info_nce_in_batch", "scores")?, f32_slice(s2, l2, "info_nce_in_batch", "temperatures")?);
     Ok((s, t, n))
 }
 
@@ -146,7 +156,9 @@ impl CustomOp2 for InfoNce {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (s, tau, n) = nce_inputs(s1, l1, s2, l2)?;
         let inv: Vec<f32> = tau.iter().map(|t| 1.0 / t).collect();
-        let mean = |lse: &[f32]| lse.iter().enumerate().map(|(i, l)| (l - s[i * n + i] * inv[i]) as f64).sum::<f64>() / n as f64;
+        let mean = |lse: &[f32]| {
+            lse.iter().enumerate().map(|(i, l)| (l - s[i * n + i] * inv[i]) as f64).sum::<f64>() / n as f64
+        };
         let rows = nce_stats(s, &inv, n, false);
         let mut loss = mean(&rows);
         let cols = if self.symmetric { nce_stats(s, &inv, n, true) } else { Vec::new() };
@@ -238,15 +250,15 @@ impl CustomOp2 for InfoNceGrad {
             vec![kernel(0, ds)]
         } else {
             std::thread::scope(|sc| {
-            let handles: Vec<_> = ds
-                .chunks_mut(step * n)
-                .enumerate()
-                .map(|(p, d)| {
-                    let kernel = &kernel;
-                    sc.spawn(move || kernel(p * step, d))
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("info-nce worker panicked")).collect()
+                let handles: Vec<_> = ds
+                    .chunks_mut(step * n)
+                    .enumerate()
+                    .map(|(p, d)| {
+                        let kernel = &kernel;
+                        sc.spawn(move || kernel(p * step, d))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("info-nce worker panicked")).collect()
             })
         };
         let psum: Vec<f32> = results.iter().flat_map(|(p, _)| p.iter().copied()).collect();
@@ -300,9 +312,14 @@ mod tests {
             let (g1, g2) = ((reference * 3.0).unwrap().backward().unwrap(), (fused * 3.0).unwrap().backward().unwrap());
             for v in [&s, &tau] {
                 let (x, y) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
-                let scale = x.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+                let scale =
+                    x.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
                 // Temperatures near 0.05 amplify f32 rounding (of both versions) by 1/tau^2.
-                assert!(max_diff(x, y) <= 1e-4 * scale, "n {n}: gradient differs by {} (scale {scale})", max_diff(x, y));
+                assert!(
+                    max_diff(x, y) <= 1e-4 * scale,
+                    "n {n}: gradient differs by {} (scale {scale})",
+                    max_diff(x, y)
+                );
             }
         }
     }

@@ -80,7 +80,10 @@ impl Adam {
         self.slots
             .iter()
             .flat_map(|s| {
-                [(format!("adam.m.{}", s.name), s.m.as_tensor().clone()), (format!("adam.v.{}", s.name), s.v.as_tensor().clone())]
+                [
+                    (format!("adam.m.{}", s.name), s.m.as_tensor().clone()),
+                    (format!("adam.v.{}", s.name), s.v.as_tensor().clone()),
+                ]
             })
             .collect()
     }
@@ -92,7 +95,11 @@ impl Adam {
                 let key = format!("adam.{kind}.{}", s.name);
                 let t = get(&key).ok_or_else(|| crate::Error::MissingTensor(key.clone()))?;
                 if t.dims() != var.dims() {
-                    return Err(crate::Error::ShapeMismatch { name: key, expected: var.dims().to_vec(), found: t.dims().to_vec() });
+                    return Err(crate::Error::ShapeMismatch {
+                        name: key,
+                        expected: var.dims().to_vec(),
+                        found: t.dims().to_vec(),
+                    });
                 }
                 var.set(&t)?;
             }

@@ -167,7 +167,12 @@ mod tests {
     #[test]
     fn denormalize_inverts_normalize() {
         let mut f = NumericField::identity("x", Side::Item);
-        for (norm, shift, scale) in [(NormKind::None, 0.0, 1.0), (NormKind::MinMax, 2.0, 8.0), (NormKind::Standardize, 1.5, 0.5), (NormKind::Log1p, 0.3, 2.0)] {
+        for (norm, shift, scale) in [
+            (NormKind::None, 0.0, 1.0),
+            (NormKind::MinMax, 2.0, 8.0),
+            (NormKind::Standardize, 1.5, 0.5),
+            (NormKind::Log1p, 0.3, 2.0),
+        ] {
             (f.norm, f.shift, f.scale) = (norm, shift, scale);
             for x in [0.0f32, 0.25, 3.0, 9.5] {
                 let back = f.denormalize(f.normalize(x));

@@ -110,7 +110,16 @@ impl Trainer {
         let (vb, params) = seeded_var_builder(config.train.seed, device);
         let model = AdaFtr::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb)?;
         let opt = Adam::new(&params, adam_config(&config), lr_scale(&config))?;
-        Ok(Self { config, schema, model, params, state: TrainState::default(), opt, device: device.clone(), best: None })
+        Ok(Self {
+            config,
+            schema,
+            model,
+            params,
+            state: TrainState::default(),
+            opt,
+            device: device.clone(),
+            best: None,
+        })
     }
 
     pub fn device(&self) -> &Device {
@@ -172,7 +181,8 @@ impl Trainer {
             if let Some(l) = &terms.cvr_click {
                 main = (main + l)?;
             }
-            let tau_input = out.tau_input.as_ref().ok_or_else(|| Error::Config("meta mode needs a learned tau".into()))?;
+            let tau_input =
+                out.tau_input.as_ref().ok_or_else(|| Error::Config("meta mode needs a learned tau".into()))?;
             self.add_meta_hypergradient(&mut grads, &main, batch, tau_input, ctx.cl_scale, &fd_rng)?;
         }
         self.opt.step(&grads)?;
@@ -221,7 +231,8 @@ impl Trainer {
             return Ok(());
         }
         let eps = self.config.loss.meta_epsilon / sq.sqrt();
-        let theta0: Vec<Tensor> = theta.iter().map(|(_, var)| var.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
+        let theta0: Vec<Tensor> =
+            theta.iter().map(|(_, var)| var.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
         let mut phi_grads: Vec<Vec<Option<Tensor>>> = Vec::with_capacity(2);
         for sign in [1.0, -1.0] {
             for (((_, var), t0), vi) in theta.iter().zip(&theta0).zip(&v) {
@@ -232,7 +243,8 @@ impl Trainer {
             // theta moves, tau stays a function of phi alone (its input is the one of the
             // real step), matching the step in which the contrastive term saw tau as fixed.
             let out = self.model.forward_t(&batch.cat, &batch.num, false)?;
-            let (tau, _) = self.model.tau_from(tau_input)?.ok_or_else(|| Error::Config("meta mode needs a learned tau".into()))?;
+            let (tau, _) =
+                self.model.tau_from(tau_input)?.ok_or_else(|| Error::Config("meta mode needs a learned tau".into()))?;
             let l = loss::contrastive(&out.z_ctr, &out.z_cvr, &tau, &self.config.loss, &mut rng.clone())?;
             let g = l.backward()?;
             phi_grads.push(phi.iter().map(|(_, var)| g.get(var.as_tensor()).cloned()).collect());
@@ -375,10 +387,8 @@ impl Trainer {
             .map_err(|_| Error::BundleMetadata { key: "adam_step".into(), reason: "not a number".into() })?;
         let all: HashMap<String, Tensor> = bundle::read_tensors(bytes, device)?.into_iter().collect();
         let take = |prefix: &str| -> Vec<(String, Tensor)> {
-            let mut v: Vec<(String, Tensor)> = all
-                .iter()
-                .filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
-                .collect();
+            let mut v: Vec<(String, Tensor)> =
+                all.iter().filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.clone()))).collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v
         };
@@ -393,7 +403,11 @@ impl Trainer {
             match params.get(name) {
                 None => return Err(Error::UnexpectedTensor(format!("best.{name}"))),
                 Some(v) if v.dims() != t.dims() => {
-                    return Err(Error::ShapeMismatch { name: format!("best.{name}"), expected: v.dims().to_vec(), found: t.dims().to_vec() })
+                    return Err(Error::ShapeMismatch {
+                        name: format!("best.{name}"),
+                        expected: v.dims().to_vec(),
+                        found: t.dims().to_vec(),
+                    })
                 }
                 Some(_) => {}
             }
@@ -503,7 +517,8 @@ mod tests {
     }
 
     fn bce_main(out: &crate::model::Outputs, b: &Batch) -> Result<Tensor> {
-        Ok((loss::bce_with_logits(&out.logit_ctr, &b.click)? + loss::product_bce(&out.logit_ctr, &out.logit_cvr, &b.conversion)?)?)
+        Ok((loss::bce_with_logits(&out.logit_ctr, &b.click)?
+            + loss::product_bce(&out.logit_ctr, &out.logit_cvr, &b.conversion)?)?)
     }
 
     #[test]

@@ -85,10 +85,7 @@ fn csv_reading_holds_about_one_line() {
     };
     let opts = LoadOptions { spec: Some(spec), bad_rows: BadRows::Skip, ..LoadOptions::default() };
     // 64 MiB without a newline, then a good row: skipped in bounded memory.
-    let input = header
-        .as_bytes()
-        .chain(std::io::repeat(b'9').take(64 << 20))
-        .chain(&b"\ns1,a,p,1,0.5,1,0\n"[..]);
+    let input = header.as_bytes().chain(std::io::repeat(b'9').take(64 << 20)).chain(&b"\ns1,a,p,1,0.5,1,0\n"[..]);
     let (loaded, bytes) = peak(|| load_train(input, "f.csv", &opts));
     let (_, ds, report) = loaded.unwrap();
     assert_eq!((ds.len(), report.skipped), (1, 1));

@@ -66,7 +66,8 @@ fn round_trip_gives_identical_predictions_and_metadata() {
     let (t2, m2) = parts(&again);
     assert_eq!(m1, m2);
     let flat = |ts: Vec<(String, Tensor)>| {
-        let mut v: Vec<(String, Vec<f32>)> = ts.into_iter().map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1().unwrap())).collect();
+        let mut v: Vec<(String, Vec<f32>)> =
+            ts.into_iter().map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1().unwrap())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
@@ -91,7 +92,10 @@ fn shape_mismatch() {
         }
     }
     let e = load_err(&rebuild(tensors, meta));
-    assert!(matches!(&e, Error::ShapeMismatch { name, found, .. } if name == "tower_ctr.0.weight" && found == &vec![3, 3]), "{e}");
+    assert!(
+        matches!(&e, Error::ShapeMismatch { name, found, .. } if name == "tower_ctr.0.weight" && found == &vec![3, 3]),
+        "{e}"
+    );
 }
 
 #[test]
@@ -128,7 +132,9 @@ fn unknown_version_bad_metadata_and_foreign_files() {
     };
     assert!(matches!(load_err(&with("version", Some("2"))), Error::BundleVersion { found: 2, supported: 1 }));
     assert!(matches!(load_err(&with("version", Some("two"))), Error::BundleMetadata { key, .. } if key == "version"));
-    assert!(matches!(load_err(&with("config", Some("{not json"))), Error::BundleMetadata { key, .. } if key == "config"));
+    assert!(
+        matches!(load_err(&with("config", Some("{not json"))), Error::BundleMetadata { key, .. } if key == "config")
+    );
     assert!(matches!(load_err(&with("schema", None)), Error::BundleMetadata { key, .. } if key == "schema"));
     assert!(matches!(load_err(&with("format", Some("other"))), Error::BundleMetadata { key, .. } if key == "format"));
     // A config that parses but is invalid.
@@ -138,7 +144,10 @@ fn unknown_version_bad_metadata_and_foreign_files() {
     let other = meta["config"].replace("\"mmoe\"", "\"ple\"");
     assert!(matches!(load_err(&with("config", Some(&other))), Error::MissingTensor(_)));
     // No metadata at all.
-    assert!(matches!(load_err(&safetensors::tensor::serialize(tensors.clone(), None).unwrap()), Error::BundleMetadata { .. }));
+    assert!(matches!(
+        load_err(&safetensors::tensor::serialize(tensors.clone(), None).unwrap()),
+        Error::BundleMetadata { .. }
+    ));
 }
 
 #[test]

@@ -8,7 +8,8 @@ use adaftr_core::schema::{CategoricalField, NumericField, Schema, Side};
 
 /// Three categorical fields (cardinalities 4, 6, 3 with OOV) and two numerics.
 pub fn tiny_schema() -> Schema {
-    let cat = |name: &str, n: usize| CategoricalField::new(name, Side::User, (1..=n).map(|i| format!("v{i}")).collect());
+    let cat =
+        |name: &str, n: usize| CategoricalField::new(name, Side::User, (1..=n).map(|i| format!("v{i}")).collect());
     Schema {
         format: "explicit".into(),
         categorical: vec![cat("a", 3), cat("b", 5), cat("c", 2)],

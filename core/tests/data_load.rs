@@ -126,7 +126,8 @@ fn normalisations_fit_and_apply() {
             assert_eq!(y.normalize(-1.0), 0.0);
         }
     }
-    let (schema, _, _) = load_train(&csv(&GOOD)[..], "t", &LoadOptions { norm: NormKind::Standardize, ..opts() }).unwrap();
+    let (schema, _, _) =
+        load_train(&csv(&GOOD)[..], "t", &LoadOptions { norm: NormKind::Standardize, ..opts() }).unwrap();
     assert!(close(schema.numeric[0].shift, mean) && close(schema.numeric[0].scale, sd));
 }
 

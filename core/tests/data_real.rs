@@ -29,7 +29,9 @@ fn open(dir: &std::path::Path, rel: &str) -> Option<File> {
 #[test]
 fn aliexpress_sample() {
     let Some(dir) = data_dir() else { return };
-    let (Some(train), Some(test)) = (open(&dir, "aliexpress-sample/train.csv"), open(&dir, "aliexpress-sample/test.csv")) else {
+    let (Some(train), Some(test)) =
+        (open(&dir, "aliexpress-sample/train.csv"), open(&dir, "aliexpress-sample/test.csv"))
+    else {
         return;
     };
     let opts = LoadOptions::default();

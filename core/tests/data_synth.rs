@@ -19,7 +19,8 @@ fn deterministic_from_seed() {
     assert!(a != c && ta != tc);
     // Rows are generated in sequence: a shorter run is a prefix (up to its last group).
     let (short, _, _) = run(&SynthConfig { rows: 500, ..cfg });
-    let first_lines = |bytes: &[u8], n: usize| bytes.split(|&b| b == b'\n').take(n).map(<[u8]>::to_vec).collect::<Vec<_>>();
+    let first_lines =
+        |bytes: &[u8], n: usize| bytes.split(|&b| b == b'\n').take(n).map(<[u8]>::to_vec).collect::<Vec<_>>();
     assert_eq!(first_lines(&short, 400), first_lines(&a, 400));
 }
 

@@ -75,7 +75,9 @@ fn check_gradients(c: &LossConfig) {
     let vtau = Var::from_slice(&tau0, n, &dev).unwrap();
     let l = contrastive(vhc.as_tensor(), vhv.as_tensor(), vtau.as_tensor(), c, &mut Rng::new(4)).unwrap();
     let grads = l.backward().unwrap();
-    let g = |v: &Var| grads.get(v.as_tensor()).unwrap().to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let g = |v: &Var| {
+        grads.get(v.as_tensor()).unwrap().to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    };
     let (ghc, ghv, gtau) = (g(&vhc), g(&vhv), g(&vtau));
     let eps = 1e-6;
     let mut worst: f64 = 0.0;
@@ -95,7 +97,11 @@ fn check_gradients(c: &LossConfig) {
             let numeric = (args(&plus) - args(&minus)) / (2.0 * eps);
             let err = (numeric - analytic[i]).abs();
             worst = worst.max(err);
-            assert!(err < 1e-6 * (1.0 + numeric.abs()), "{c:?} input {which} elem {i}: numeric {numeric} analytic {}", analytic[i]);
+            assert!(
+                err < 1e-6 * (1.0 + numeric.abs()),
+                "{c:?} input {which} elem {i}: numeric {numeric} analytic {}",
+                analytic[i]
+            );
         }
     }
     // d/dtau must be non-trivial, or the relatedness network could never learn.

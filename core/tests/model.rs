@@ -68,7 +68,11 @@ fn same_seed_same_weights_other_seed_other_weights() {
     let build = |seed| {
         let (vb, p) = seeded_var_builder(seed, &dev);
         AdaFtr::new(&cfg.model, &cfg.loss, &schema.cardinalities(), 2, vb).unwrap();
-        p.snapshot().unwrap().into_iter().map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect::<Vec<_>>()
+        p.snapshot()
+            .unwrap()
+            .into_iter()
+            .map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(build(5), build(5));
     assert_ne!(build(5), build(6));
@@ -90,12 +94,7 @@ fn a_few_steps_lower_the_loss_for_every_backbone() {
             last = t.train_step(&batch).unwrap();
         }
         assert!(first.cl.is_some());
-        assert!(
-            last.total < first.total * 0.9,
-            "{backbone:?}: loss {:.4} -> {:.4}",
-            first.total,
-            last.total
-        );
+        assert!(last.total < first.total * 0.9, "{backbone:?}: loss {:.4} -> {:.4}", first.total, last.total);
     }
 }
 

@@ -24,7 +24,13 @@ use proptest::test_runner::{Config, RngSeed};
 use serde_json::{json, Value};
 
 fn config(cases: u32) -> Config {
-    Config { cases, failure_persistence: None, rng_seed: RngSeed::Fixed(0xb0_d1e), max_shrink_iters: 1024, ..Config::default() }
+    Config {
+        cases,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(0xb0_d1e),
+        max_shrink_iters: 1024,
+        ..Config::default()
+    }
 }
 
 /// A small bundle and checkpoint (one training step, so the optimiser state is not zero).
@@ -317,7 +323,8 @@ proptest! {
 #[test]
 #[ignore = "writes fuzz seeds; run by scripts/fuzz.sh"]
 fn write_fuzz_seeds() {
-    let dir = std::path::PathBuf::from(std::env::var("ADAFTR_FUZZ_SEEDS").expect("set ADAFTR_FUZZ_SEEDS")).join("bundle");
+    let dir =
+        std::path::PathBuf::from(std::env::var("ADAFTR_FUZZ_SEEDS").expect("set ADAFTR_FUZZ_SEEDS")).join("bundle");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bundle.safetensors"), bundle_bytes()).unwrap();
     std::fs::write(dir.join("checkpoint.safetensors"), &files().1).unwrap();
@@ -335,23 +342,29 @@ fn fuzz_for_a_while() {
     let secs: u64 = std::env::var("ADAFTR_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16);
-    let strategy = (0..3usize, edits, prop::option::weighted(0.2, any::<prop::sample::Index>())).prop_map(|(which, edits, cut)| {
-        let f = files();
-        let mut b = match which {
-            0 => f.0.clone(),
-            1 => f.1.clone(),
-            _ => f.0[..f.0.len().min(4096)].to_vec(),
-        };
-        for (i, byte) in edits {
-            let n = if which == 2 { b.len() } else { (u64::from_le_bytes(b[..8].try_into().unwrap()) as usize + 8).min(b.len()) };
-            let i = i.index(n);
-            b[i] = byte;
-        }
-        if let Some(c) = cut {
-            b.truncate(c.index(b.len()));
-        }
-        b
-    });
+    let strategy = (0..3usize, edits, prop::option::weighted(0.2, any::<prop::sample::Index>())).prop_map(
+        |(which, edits, cut)| {
+            let f = files();
+            let mut b = match which {
+                0 => f.0.clone(),
+                1 => f.1.clone(),
+                _ => f.0[..f.0.len().min(4096)].to_vec(),
+            };
+            for (i, byte) in edits {
+                let n = if which == 2 {
+                    b.len()
+                } else {
+                    (u64::from_le_bytes(b[..8].try_into().unwrap()) as usize + 8).min(b.len())
+                };
+                let i = i.index(n);
+                b[i] = byte;
+            }
+            if let Some(c) = cut {
+                b.truncate(c.index(b.len()));
+            }
+            b
+        },
+    );
     let mut rounds = 0u64;
     while std::time::Instant::now() < end {
         let cfg = Config { cases: 200, failure_persistence: None, rng_seed: RngSeed::Random, ..Config::default() };

@@ -81,7 +81,11 @@ enum Edit {
     Delete(usize),
     Replace(usize, u8),
     /// Copy a range somewhere else (duplicates fields, lines, quotes).
-    Splice { from: usize, len: usize, to: usize },
+    Splice {
+        from: usize,
+        len: usize,
+        to: usize,
+    },
     Truncate(usize),
 }
 

@@ -15,7 +15,9 @@
 use std::sync::OnceLock;
 
 use adaftr_core::bundle;
-use adaftr_core::data::{fit_schema, load_train, load_with_schema, BadRows, Dataset, LoadOptions, SchemaSpec, ShuffleStream};
+use adaftr_core::data::{
+    fit_schema, load_train, load_with_schema, BadRows, Dataset, LoadOptions, SchemaSpec, ShuffleStream,
+};
 use adaftr_core::error::Error;
 use adaftr_core::inference::Instance;
 use adaftr_core::schema::{NormKind, Schema};
@@ -140,7 +142,12 @@ pub fn csv(data: &[u8]) {
     let lines = line_count(&with_header);
     let header: Vec<&str> = CSV_HEADER.split(',').collect();
     for policy in [BadRows::Error, BadRows::Skip] {
-        let opts = LoadOptions { spec: Some(csv_spec()), bad_rows: policy, norm: NormKind::Standardize, ..LoadOptions::default() };
+        let opts = LoadOptions {
+            spec: Some(csv_spec()),
+            bad_rows: policy,
+            norm: NormKind::Standardize,
+            ..LoadOptions::default()
+        };
         match load_train(&with_header[..], CSV_LABEL, &opts) {
             Ok((schema, ds, report)) => {
                 check_rows(&ds, report.rows, Some(lines), Some(&schema.cardinalities()));

@@ -27,10 +27,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const SUB_PATH: &str = "/some/static/path/";
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -55,36 +52,24 @@ fn serve_one(mut stream: TcpStream, root: &Path) {
     while reader.read_line(&mut h).map(|n| n > 2).unwrap_or(false) {
         h.clear();
     }
-    let target = line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .split('?')
-        .next()
-        .unwrap_or("/")
-        .to_string();
-    let file = target
-        .strip_prefix(SUB_PATH)
-        .filter(|rel| !rel.split('/').any(|p| p == ".."))
-        .map(|rel| {
-            let p = root.join(rel);
-            if rel.is_empty() || p.is_dir() {
-                p.join("index.html")
-            } else {
-                p
-            }
-        });
-    let (status, body, ctype) = match file
-        .as_ref()
-        .and_then(|p| std::fs::read(p).ok().map(|b| (p, b)))
-    {
+    let target = line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
+    let file = target.strip_prefix(SUB_PATH).filter(|rel| !rel.split('/').any(|p| p == "..")).map(|rel| {
+        let p = root.join(rel);
+        if rel.is_empty() || p.is_dir() {
+            p.join("index.html")
+        } else {
+            p
+        }
+    });
+    let (status, body, ctype) = match file.as_ref().and_then(|p| std::fs::read(p).ok().map(|b| (p, b))) {
         Some((p, b)) => ("200 OK", b, content_type(p)),
         None => ("404 Not Found", b"not found".to_vec(), "text/plain"),
     };
-    let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-    let _ = stream
-        .write_all(head.as_bytes())
-        .and_then(|_| stream.write_all(&body));
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
 }
 
 /// Serves `root` under [`SUB_PATH`] on 127.0.0.1; returns the site URL.
@@ -110,11 +95,7 @@ impl Drop for Driver {
 }
 
 fn start_chromedriver() -> (Driver, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -123,10 +104,7 @@ fn start_chromedriver() -> (Driver, String) {
         .expect("start chromedriver");
     let t0 = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "chromedriver did not start"
-        );
+        assert!(t0.elapsed() < Duration::from_secs(20), "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     (Driver(child), format!("http://127.0.0.1:{port}"))
@@ -150,9 +128,7 @@ async fn connect(webdriver: &str, profile: &Path) -> Client {
     .chain([format!("--user-data-dir={}", profile.display())])
     .collect::<Vec<_>>();
     let caps = json!({ "goog:chromeOptions": { "binary": CHROMIUM, "args": args } });
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!()
-    };
+    let serde_json::Value::Object(caps) = caps else { unreachable!() };
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(webdriver)
@@ -170,16 +146,7 @@ async fn shown(c: &Client) -> Option<(Prediction, Instance, String)> {
     let tau = a(el.attr("data-tau").await.ok()?);
     let inst: Instance = serde_json::from_str(&el.attr("data-instance").await.ok()??).ok()?;
     let id = el.attr("data-model-id").await.ok()??;
-    Some((
-        Prediction {
-            pctr,
-            pcvr,
-            pctcvr,
-            tau,
-        },
-        inst,
-        id,
-    ))
+    Some((Prediction { pctr, pcvr, pctcvr, tau }, inst, id))
 }
 
 async fn wait_for<T, F>(c: &Client, what: &str, mut check: impl FnMut(Client) -> F) -> T
@@ -191,10 +158,7 @@ where
         if let Some(v) = check(c.clone()).await {
             return v;
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
+        assert!(t0.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -206,41 +170,24 @@ fn assert_matches_native(b: &Bundle, page: &Prediction, inst: &Instance) {
         close(n.pctr, page.pctr) && close(n.pcvr, page.pcvr) && close(n.pctcvr, page.pctcvr),
         "page {page:?} vs native {n:?}"
     );
-    assert!(
-        close(n.tau.unwrap(), page.tau.unwrap()),
-        "tau: page {page:?} vs native {n:?}"
-    );
+    assert!(close(n.tau.unwrap(), page.tau.unwrap()), "tau: page {page:?} vs native {n:?}");
 }
 
 async fn screenshot(c: &Client, width: u32, height: u32, file: &Path) {
     c.set_window_size(width, height).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // No horizontal scrolling at this width.
-    let overflow = c
-        .execute(
-            "return document.documentElement.scrollWidth - window.innerWidth;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        overflow.as_f64().unwrap() <= 0.0,
-        "page overflows horizontally by {overflow} px at {width} px"
-    );
+    let overflow = c.execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![]).await.unwrap();
+    assert!(overflow.as_f64().unwrap() <= 0.0, "page overflows horizontally by {overflow} px at {width} px");
     std::fs::write(file, c.screenshot().await.unwrap()).unwrap();
 }
 
 fn skip_reason() -> Option<String> {
     let dist = workspace().join("dist/index.html");
     if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
-        Some(format!(
-            "{CHROMEDRIVER} or {CHROMIUM} not found (run scripts/setup-web.sh)"
-        ))
+        Some(format!("{CHROMEDRIVER} or {CHROMIUM} not found (run scripts/setup-web.sh)"))
     } else if !dist.exists() {
-        Some(format!(
-            "{} not found (build the site: scripts/web-test.sh)",
-            dist.display()
-        ))
+        Some(format!("{} not found (build the site: scripts/web-test.sh)", dist.display()))
     } else {
         None
     }
@@ -249,20 +196,14 @@ fn skip_reason() -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_predicts_like_native_core() {
     if let Some(why) = skip_reason() {
-        assert!(
-            std::env::var_os("ADAFTR_E2E_REQUIRED").is_none(),
-            "end-to-end test required but: {why}"
-        );
+        assert!(std::env::var_os("ADAFTR_E2E_REQUIRED").is_none(), "end-to-end test required but: {why}");
         eprintln!("SKIPPED browser end-to-end test: {why}");
         return;
     }
     let root = workspace();
     let dist = root.join("dist");
-    let default = bundle::load(
-        &std::fs::read(dist.join("assets/default-model.safetensors")).unwrap(),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let default =
+        bundle::load(&std::fs::read(dist.join("assets/default-model.safetensors")).unwrap(), &Device::Cpu).unwrap();
     let tmp = std::env::temp_dir().join(format!("adaftr-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
 
@@ -272,38 +213,19 @@ async fn site_predicts_like_native_core() {
     c.goto(&site).await.unwrap();
 
     // 1. The default model loads (by relative fetch, from a sub-path) and predicts.
-    let (p0, inst0, id0) = wait_for(&c, "default model predictions", |c| async move {
-        shown(&c).await
-    })
-    .await;
+    let (p0, inst0, id0) = wait_for(&c, "default model predictions", |c| async move { shown(&c).await }).await;
     assert_eq!(inst0.cat.len(), default.schema.num_categorical());
     assert_matches_native(&default, &p0, &inst0);
-    let name = c
-        .find(Locator::Css("#adaftr-model-name"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let name = c.find(Locator::Css("#adaftr-model-name")).await.unwrap().text().await.unwrap();
     assert_eq!(name, "default-model.safetensors");
 
     // 2. A categorical (select) and a numeric (slider, by keyboard) change. Fields are
     // picked from the schema, so the test survives a regenerated default model.
-    let c0 = default
-        .schema
-        .categorical
-        .iter()
-        .position(|f| f.vocab.len() >= 3)
-        .expect("a field with 3+ values");
-    let sel = c
-        .find(Locator::Css(&format!("#adaftr-cat-{c0}")))
-        .await
-        .unwrap();
+    let c0 = default.schema.categorical.iter().position(|f| f.vocab.len() >= 3).expect("a field with 3+ values");
+    let sel = c.find(Locator::Css(&format!("#adaftr-cat-{c0}"))).await.unwrap();
     sel.select_by_value("3").await.unwrap();
-    let (p1, inst1, _) = wait_for(&c, "categorical change", |c| async move {
-        shown(&c).await.filter(|(_, i, _)| i.cat[c0] == 3)
-    })
-    .await;
+    let (p1, inst1, _) =
+        wait_for(&c, "categorical change", |c| async move { shown(&c).await.filter(|(_, i, _)| i.cat[c0] == 3) }).await;
     assert_matches_native(&default, &p1, &inst1);
     let slider: Element = c.find(Locator::Css("#adaftr-num-0")).await.unwrap();
     for _ in 0..15 {
@@ -311,28 +233,14 @@ async fn site_predicts_like_native_core() {
     }
     let before = inst1.num[0];
     let (p2, inst2, _) = wait_for(&c, "numeric change", |c| async move {
-        shown(&c)
-            .await
-            .filter(|(_, i, _)| i.num[0] > before && i.cat[c0] == 3)
+        shown(&c).await.filter(|(_, i, _)| i.num[0] > before && i.cat[c0] == 3)
     })
     .await;
     assert_ne!(p2, p1);
     assert_matches_native(&default, &p2, &inst2);
-    let chart_points = c
-        .find(Locator::Css("#adaftr-chart"))
-        .await
-        .unwrap()
-        .attr("data-points")
-        .await
-        .unwrap();
+    let chart_points = c.find(Locator::Css("#adaftr-chart")).await.unwrap().attr("data-points").await.unwrap();
     assert_eq!(chart_points.as_deref(), Some("64"));
-    let diag = c
-        .find(Locator::Css("#adaftr-diag"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let diag = c.find(Locator::Css("#adaftr-diag")).await.unwrap().text().await.unwrap();
     eprintln!("diagnostics line: {diag}");
 
     let shots = root.join("target");
@@ -357,24 +265,16 @@ async fn site_predicts_like_native_core() {
     .await;
     assert_eq!(inst3.cat.len(), 2, "the editor follows the new schema");
     assert_matches_native(&fresh, &p3, &inst3);
-    let name = c
-        .find(Locator::Css("#adaftr-model-name"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let name = c.find(Locator::Css("#adaftr-model-name")).await.unwrap().text().await.unwrap();
     assert_eq!(name, "fresh-model.safetensors");
-    c.find(Locator::Css("#adaftr-cat-1"))
-        .await
-        .unwrap()
-        .select_by_value("2")
-        .await
-        .unwrap();
-    let (p4, inst4, _) = wait_for(&c, "edit on the uploaded model", |c| async move {
-        shown(&c).await.filter(|(_, i, _)| i.cat[1] == 2)
-    })
-    .await;
+    c.find(Locator::Css("#adaftr-cat-1")).await.unwrap().select_by_value("2").await.unwrap();
+    let (p4, inst4, _) =
+        wait_for(
+            &c,
+            "edit on the uploaded model",
+            |c| async move { shown(&c).await.filter(|(_, i, _)| i.cat[1] == 2) },
+        )
+        .await;
     assert_matches_native(&fresh, &p4, &inst4);
 
     // 4. A corrupt file: a clear error, and the model and predictions stay.
@@ -382,19 +282,14 @@ async fn site_predicts_like_native_core() {
     std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
     let input = c.find(Locator::Css("#adaftr-upload")).await.unwrap();
     input.send_keys(bad.to_str().unwrap()).await.unwrap();
-    let err = wait_for(&c, "upload error", |c| async move {
-        c.find(Locator::Css("#adaftr-error"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()
-    })
-    .await;
-    assert!(
-        err.contains("corrupt.safetensors") && err.contains("still loaded"),
-        "{err}"
-    );
+    let err =
+        wait_for(
+            &c,
+            "upload error",
+            |c| async move { c.find(Locator::Css("#adaftr-error")).await.ok()?.text().await.ok() },
+        )
+        .await;
+    assert!(err.contains("corrupt.safetensors") && err.contains("still loaded"), "{err}");
     let after = shown(&c).await.unwrap();
     assert_eq!(after, (p4, inst4, id3));
 

@@ -52,7 +52,8 @@ fn parse() -> Result<Args> {
 fn device(name: &str) -> Result<Device> {
     match name {
         "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(0).context("cannot open CUDA device 0 (built with --features cuda? GPU and driver present?)"),
+        "cuda" => Device::new_cuda(0)
+            .context("cannot open CUDA device 0 (built with --features cuda? GPU and driver present?)"),
         other => bail!("unknown device {other}"),
     }
 }
@@ -71,7 +72,8 @@ fn median(v: &[f64]) -> f64 {
 fn run(a: &Args) -> Result<serde_json::Value> {
     let dev = device(&a.device)?;
     let file = std::fs::File::open(&a.data).with_context(|| format!("cannot read {}", a.data.display()))?;
-    let (schema, ds, _) = load_train(std::io::BufReader::new(file), &a.data.display().to_string(), &LoadOptions::default())?;
+    let (schema, ds, _) =
+        load_train(std::io::BufReader::new(file), &a.data.display().to_string(), &LoadOptions::default())?;
     if ds.len() < a.batch {
         bail!("{} has {} rows, fewer than one batch of {}", a.data.display(), ds.len(), a.batch);
     }

@@ -84,7 +84,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {} (the previous file, if any, is unchanged)", path.display()));
+        return Err(e)
+            .with_context(|| format!("cannot write {} (the previous file, if any, is unchanged)", path.display()));
     }
     Ok(())
 }

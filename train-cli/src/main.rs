@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "adaftr", version, about = "AdaFTR: adaptive fine-grained task relatedness for joint CTR/CVR estimation")]
+#[command(
+    name = "adaftr",
+    version,
+    about = "AdaFTR: adaptive fine-grained task relatedness for joint CTR/CVR estimation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

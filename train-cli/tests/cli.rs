@@ -16,18 +16,43 @@ fn synth_train_eval_predict_inspect() {
     let model = dir.path("model.safetensors");
     let metrics = dir.path("metrics.jsonl");
     ok(&[
-        "train", "--train", &train, "--valid", &valid, "--out", &model, "--epochs", "3", "--batch-size", "512",
-        "--lr", "0.003", "--metrics-out", &metrics,
+        "train",
+        "--train",
+        &train,
+        "--valid",
+        &valid,
+        "--out",
+        &model,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "512",
+        "--lr",
+        "0.003",
+        "--metrics-out",
+        &metrics,
     ]);
     let lines: Vec<serde_json::Value> =
         std::fs::read_to_string(&metrics).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(!lines.is_empty() && lines.len() <= 3);
     assert!(lines[0]["tau_p50"].as_f64().is_some(), "per-epoch tau distribution is logged");
 
-    let json: serde_json::Value = serde_json::from_str(&stdout(ok(&["eval", "--model", &model, "--data", &valid, "--json"]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(ok(&["eval", "--model", &model, "--data", &valid, "--json"]))).unwrap();
     for key in [
-        "auc_ctr", "auc_cvr", "auc_ctcvr", "logloss_ctr", "logloss_cvr", "logloss_ctcvr", "rows", "clicks", "conversions",
-        "tau_mean", "tau_p5", "tau_p50", "tau_p95",
+        "auc_ctr",
+        "auc_cvr",
+        "auc_ctcvr",
+        "logloss_ctr",
+        "logloss_cvr",
+        "logloss_ctcvr",
+        "rows",
+        "clicks",
+        "conversions",
+        "tau_mean",
+        "tau_p5",
+        "tau_p50",
+        "tau_p95",
     ] {
         assert!(json.get(key).is_some(), "eval --json lacks {key}: {json}");
     }
@@ -37,7 +62,14 @@ fn synth_train_eval_predict_inspect() {
     let tau = json["tau_p50"].as_f64().unwrap();
     assert!((0.05..=1.0).contains(&tau));
     let with_truth: serde_json::Value = serde_json::from_str(&stdout(ok(&[
-        "eval", "--model", &model, "--data", &valid, "--json", "--truth", &dir.path("valid.truth.csv"),
+        "eval",
+        "--model",
+        &model,
+        "--data",
+        &valid,
+        "--json",
+        "--truth",
+        &dir.path("valid.truth.csv"),
     ])))
     .unwrap();
     assert!(with_truth["tau_spearman"].as_f64().is_some_and(|s| (-1.0..=1.0).contains(&s)));
@@ -63,8 +95,23 @@ fn synth_train_eval_predict_inspect() {
 
 fn train_args<'a>(train: &'a str, valid: &'a str, out: &'a str, ckdir: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--train", train, "--valid", valid, "--out", out, "--epochs", "3", "--batch-size", "256", "--seed", "7",
-        "--checkpoint-dir", ckdir, "--checkpoint-every", "5",
+        "train",
+        "--train",
+        train,
+        "--valid",
+        valid,
+        "--out",
+        out,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "256",
+        "--seed",
+        "7",
+        "--checkpoint-dir",
+        ckdir,
+        "--checkpoint-every",
+        "5",
     ]
 }
 
@@ -147,13 +194,37 @@ fn study_smoke_runs_every_mode_and_plots() {
     }
     std::fs::write(&grid, toml).unwrap();
     let base = dir.path("base.toml");
-    std::fs::write(&base, "[train]\nepochs = 1\nbatch_size = 512\n[model]\nbottom = [32]\ntower = [16]\nembedding_dim = 4\n").unwrap();
+    std::fs::write(
+        &base,
+        "[train]\nepochs = 1\nbatch_size = 512\n[model]\nbottom = [32]\ntower = [16]\nembedding_dim = 4\n",
+    )
+    .unwrap();
     let (runs, md, plots) = (dir.path("runs.jsonl"), dir.path("summary.md"), dir.path("plots"));
     ok(&[
-        "study", "--train", &train, "--valid", &valid, "--test", &test, "--truth", &dir.path("test.truth.csv"), "--grid", &grid,
-        "--config", &base, "--seeds", "2", "--out", &runs, "--markdown", &md, "--plots", &plots,
+        "study",
+        "--train",
+        &train,
+        "--valid",
+        &valid,
+        "--test",
+        &test,
+        "--truth",
+        &dir.path("test.truth.csv"),
+        "--grid",
+        &grid,
+        "--config",
+        &base,
+        "--seeds",
+        "2",
+        "--out",
+        &runs,
+        "--markdown",
+        &md,
+        "--plots",
+        &plots,
     ]);
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&runs).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&runs).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 12, "6 variants x 2 seeds");
     for l in &lines {
         // One tiny epoch learns little; the full-size runs are RESULTS.md's business.

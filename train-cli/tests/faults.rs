@@ -29,7 +29,8 @@ fn only_temp_files_besides(dir: &Path, keep: &[&str]) {
 }
 
 fn temp_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |d| d.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-")).count())
+    std::fs::read_dir(dir)
+        .map_or(0, |d| d.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-")).count())
 }
 
 /// (epoch, step) of a checkpoint, which must load.
@@ -43,8 +44,23 @@ fn checkpoint_position(path: &Path) -> (usize, usize) {
 
 fn train_args<'a>(train: &'a str, valid: &'a str, out: &'a str, ckdir: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--train", train, "--valid", valid, "--out", out, "--epochs", "2", "--batch-size", "256", "--seed", "7",
-        "--checkpoint-dir", ckdir, "--checkpoint-every", "1",
+        "train",
+        "--train",
+        train,
+        "--valid",
+        valid,
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "256",
+        "--seed",
+        "7",
+        "--checkpoint-dir",
+        ckdir,
+        "--checkpoint-every",
+        "1",
     ]
 }
 

@@ -19,7 +19,9 @@ fn examples_from_csv(schema: &Schema, path: &str) -> Result<Vec<Example>, Box<dy
     let (ds, _) = load_with_schema(std::fs::File::open(path)?, path, schema, &LoadOptions::default())?;
     let kind = |i: usize| (ds.click.get(i), ds.conversion.get(i));
     let mut picked = Vec::new();
-    for (want, label) in [((true, true), "clicked and bought"), ((true, false), "clicked, not bought"), ((false, false), "not clicked")] {
+    for (want, label) in
+        [((true, true), "clicked and bought"), ((true, false), "clicked, not bought"), ((false, false), "not clicked")]
+    {
         picked.extend((0..ds.len()).filter(|&i| kind(i) == want).take(2).map(|i| (i, label)));
     }
     let name = std::path::Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -47,10 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             None => demo_examples(&schema, 6, 2024),
         };
-        std::fs::write(
-            dir.join("examples.json"),
-            serde_json::to_string_pretty(&examples)? + "\n",
-        )?;
+        std::fs::write(dir.join("examples.json"), serde_json::to_string_pretty(&examples)? + "\n")?;
         println!(
             "wrote {} examples to examples.json for the schema of {}",
             examples.len(),
@@ -62,21 +61,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bytes = train_bundle(schema.clone(), demo_config(42), 6_000)?;
     std::fs::write(dir.join("default-model.safetensors"), &bytes)?;
     let examples = demo_examples(&schema, 6, 2024);
-    std::fs::write(
-        dir.join("examples.json"),
-        serde_json::to_string_pretty(&examples)? + "\n",
-    )?;
-    println!(
-        "wrote {} ({} bytes) and examples.json",
-        dir.join("default-model.safetensors").display(),
-        bytes.len()
-    );
+    std::fs::write(dir.join("examples.json"), serde_json::to_string_pretty(&examples)? + "\n")?;
+    println!("wrote {} ({} bytes) and examples.json", dir.join("default-model.safetensors").display(), bytes.len());
     let (_, _, summary) = adaftr_core::bundle::read_metadata(&bytes)?;
     for r in &summary.history {
-        println!(
-            "epoch {}: valid AUC CTR {:?}, tau {:?}",
-            r.epoch, r.valid.auc_ctr, r.valid.tau
-        );
+        println!("epoch {}: valid AUC CTR {:?}, tau {:?}", r.epoch, r.valid.auc_ctr, r.valid.tau);
     }
     Ok(())
 }

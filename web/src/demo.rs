@@ -20,15 +20,7 @@ fn cat(name: &str, side: Side, values: &[&str]) -> CategoricalField {
 }
 
 fn minmax(name: &str, side: Side, min: f32, max: f32) -> NumericField {
-    NumericField {
-        name: name.into(),
-        side,
-        norm: NormKind::MinMax,
-        shift: min,
-        scale: max - min,
-        min,
-        max,
-    }
+    NumericField { name: name.into(), side, norm: NormKind::MinMax, shift: min, scale: max - min, min, max }
 }
 
 /// A small e-commerce-like schema with fields on every side.
@@ -36,21 +28,9 @@ pub fn demo_schema() -> Schema {
     Schema {
         format: "explicit".into(),
         categorical: vec![
-            cat(
-                "user_segment",
-                Side::User,
-                &["new", "casual", "regular", "loyal", "vip"],
-            ),
-            cat(
-                "query_intent",
-                Side::User,
-                &["browse", "compare", "buy-now"],
-            ),
-            cat(
-                "item_category",
-                Side::Item,
-                &["phones", "fashion", "home", "toys", "beauty", "sports"],
-            ),
+            cat("user_segment", Side::User, &["new", "casual", "regular", "loyal", "vip"]),
+            cat("query_intent", Side::User, &["browse", "compare", "buy-now"]),
+            cat("item_category", Side::Item, &["phones", "fashion", "home", "toys", "beauty", "sports"]),
             cat("brand_tier", Side::Item, &["unbranded", "mid", "premium"]),
             cat("slot", Side::Context, &["top", "middle", "bottom"]),
         ],
@@ -75,10 +55,7 @@ pub fn other_schema() -> Schema {
             cat("device", Side::User, &["ios", "android", "desktop"]),
             cat("shop_type", Side::Item, &["flagship", "marketplace"]),
         ],
-        numeric: vec![
-            minmax("discount", Side::Item, 0.0, 0.8),
-            minmax("hour", Side::Context, 0.0, 23.0),
-        ],
+        numeric: vec![minmax("discount", Side::Item, 0.0, 0.8), minmax("hour", Side::Context, 0.0, 23.0)],
         click: "click".into(),
         conversion: "conversion".into(),
         ignored: vec![],
@@ -108,27 +85,12 @@ pub fn demo_dataset(schema: &Schema, rows: usize, seed: u64) -> Dataset {
     let mut ds = Dataset::new(schema.num_categorical(), schema.num_numeric());
     for r in 0..rows {
         let inst = random_instance(schema, seed.wrapping_mul(1_000_003).wrapping_add(r as u64));
-        let num: Vec<f32> = schema
-            .numeric
-            .iter()
-            .zip(&inst.num)
-            .map(|(f, &x)| f.normalize(x))
-            .collect();
-        let c: f64 = inst
-            .cat
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| (id as f64 * (i as f64 + 1.3)).sin())
-            .sum();
-        let n: f64 = num
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| if i % 2 == 0 { x as f64 } else { -(x as f64) })
-            .sum();
+        let num: Vec<f32> = schema.numeric.iter().zip(&inst.num).map(|(f, &x)| f.normalize(x)).collect();
+        let c: f64 = inst.cat.iter().enumerate().map(|(i, &id)| (id as f64 * (i as f64 + 1.3)).sin()).sum();
+        let n: f64 = num.iter().enumerate().map(|(i, &x)| if i % 2 == 0 { x as f64 } else { -(x as f64) }).sum();
         let click_logit = -1.2 + 0.8 * c + 1.5 * n;
         let click = rng.bernoulli(1.0 / (1.0 + (-click_logit).exp()));
-        let cvr_logit =
-            -0.5 + 0.9 * (inst.cat[0] as f64 - 2.0) - 1.2 * num[1.min(num.len() - 1)] as f64;
+        let cvr_logit = -0.5 + 0.9 * (inst.cat[0] as f64 - 2.0) - 1.2 * num[1.min(num.len() - 1)] as f64;
         let conv = click && rng.bernoulli(1.0 / (1.0 + (-cvr_logit).exp()));
         ds.push(&inst.cat, &num, click, conv);
     }
@@ -143,10 +105,7 @@ pub fn train_bundle(schema: Schema, config: Config, rows: usize) -> adaftr_core:
     let mut t = Trainer::new(config, schema, &Device::Cpu)?;
     t.fit(&train, &valid, &mut Silent)?;
     let mut summary = t.summary();
-    summary.notes.insert(
-        "data".into(),
-        format!("adaftr-web demo generator, {rows} rows, seed {seed}"),
-    );
+    summary.notes.insert("data".into(), format!("adaftr-web demo generator, {rows} rows, seed {seed}"));
     t.bundle_bytes(&summary)
 }
 
@@ -173,9 +132,7 @@ mod tests {
         let b = adaftr_core::bundle::load(&bytes, &Device::Cpu).unwrap();
         assert_eq!(b.schema, schema);
         assert_eq!(b.summary.epochs_run, 1);
-        let p = b
-            .predict(&[crate::editor::default_instance(&schema)])
-            .unwrap();
+        let p = b.predict(&[crate::editor::default_instance(&schema)]).unwrap();
         assert!(p[0].pctr > 0.0 && p[0].pctr < 1.0 && p[0].tau.is_some());
     }
 }

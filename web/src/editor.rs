@@ -29,13 +29,9 @@ pub fn parse_examples(json: &str) -> Result<Vec<Example>, String> {
 /// model's schema would only show defaults, so they are dropped).
 pub fn examples_for(schema: &Schema, examples: Vec<Example>) -> Vec<Example> {
     let known = |name: &String| {
-        schema.categorical.iter().any(|f| &f.name == name)
-            || schema.numeric.iter().any(|f| &f.name == name)
+        schema.categorical.iter().any(|f| &f.name == name) || schema.numeric.iter().any(|f| &f.name == name)
     };
-    examples
-        .into_iter()
-        .filter(|e| e.features.keys().any(known))
-        .collect()
+    examples.into_iter().filter(|e| e.features.keys().any(known)).collect()
 }
 
 /// The slider range of a numeric field: its raw training range, made non-empty and finite.
@@ -54,11 +50,7 @@ pub fn numeric_range(f: &NumericField) -> (f32, f32) {
 /// vocabulary is empty) and the middle of each numeric range.
 pub fn default_instance(schema: &Schema) -> Instance {
     Instance {
-        cat: schema
-            .categorical
-            .iter()
-            .map(|f| u32::from(!f.vocab.is_empty()))
-            .collect(),
+        cat: schema.categorical.iter().map(|f| u32::from(!f.vocab.is_empty())).collect(),
         num: schema
             .numeric
             .iter()
@@ -73,11 +65,7 @@ pub fn default_instance(schema: &Schema) -> Instance {
 /// Sets categorical field `i` to `id`; out-of-range ids become OOV (0).
 pub fn set_categorical(schema: &Schema, inst: &mut Instance, i: usize, id: u32) {
     if let (Some(f), Some(slot)) = (schema.categorical.get(i), inst.cat.get_mut(i)) {
-        *slot = if (id as usize) < f.cardinality() {
-            id
-        } else {
-            0
-        };
+        *slot = if (id as usize) < f.cardinality() { id } else { 0 };
     }
 }
 
@@ -100,13 +88,7 @@ pub fn random_instance(schema: &Schema, seed: u64) -> Instance {
         cat: schema
             .categorical
             .iter()
-            .map(|f| {
-                if f.vocab.is_empty() {
-                    0
-                } else {
-                    1 + rng.below(f.vocab.len() as u64) as u32
-                }
-            })
+            .map(|f| if f.vocab.is_empty() { 0 } else { 1 + rng.below(f.vocab.len() as u64) as u32 })
             .collect(),
         num: schema
             .numeric
@@ -150,10 +132,7 @@ pub fn example_from_instance(schema: &Schema, label: &str, inst: &Instance) -> E
     for (f, &x) in schema.numeric.iter().zip(&inst.num) {
         features.insert(f.name.clone(), serde_json::json!(x));
     }
-    Example {
-        label: label.to_string(),
-        features,
-    }
+    Example { label: label.to_string(), features }
 }
 
 #[cfg(test)]

@@ -58,10 +58,7 @@ impl Relatedness {
 
 /// Where tau sits between the model's bounds (0 = tau_min, 1 = tau_max).
 pub fn tau_position(tau: f32, tau_min: f32, tau_max: f32) -> f32 {
-    if !matches!(
-        tau_max.partial_cmp(&tau_min),
-        Some(std::cmp::Ordering::Greater)
-    ) {
+    if !matches!(tau_max.partial_cmp(&tau_min), Some(std::cmp::Ordering::Greater)) {
         return 0.5;
     }
     ((tau - tau_min) / (tau_max - tau_min)).clamp(0.0, 1.0)
@@ -90,9 +87,7 @@ pub fn tau_reading(tau: Option<f32>, tau_min: f32, tau_max: f32) -> String {
             "the model treats clicking and purchasing as closely related here: \
                                it pulls the two task representations strongly together"
         }
-        Relatedness::Moderate => {
-            "the model treats clicking and purchasing as moderately related here"
-        }
+        Relatedness::Moderate => "the model treats clicking and purchasing as moderately related here",
         Relatedness::Loose => {
             "the model treats clicking and purchasing as only loosely related here: \
                                it lets the two tasks keep separate views of this instance"

@@ -20,9 +20,7 @@ pub fn check_upload(name: &str, size: f64) -> Result<(), String> {
         ));
     }
     if size == 0.0 {
-        return Err(format!(
-            "`{name}` is empty. The current model is still loaded."
-        ));
+        return Err(format!("`{name}` is empty. The current model is still loaded."));
     }
     Ok(())
 }
@@ -48,45 +46,22 @@ impl PartialEq for LoadedModel {
 impl LoadedModel {
     /// Loads and checks a bundle with core's loader, and runs one prediction so a model
     /// that loads but cannot predict is refused too. Errors are user-facing sentences.
-    pub fn from_bytes(
-        id: u64,
-        name: &str,
-        bytes: &[u8],
-        examples: Vec<Example>,
-    ) -> Result<Self, String> {
-        let refuse = |why: String| {
-            format!(
-                "`{name}` is not a usable AdaFTR model: {why}. The current model is still loaded."
-            )
-        };
+    pub fn from_bytes(id: u64, name: &str, bytes: &[u8], examples: Vec<Example>) -> Result<Self, String> {
+        let refuse =
+            |why: String| format!("`{name}` is not a usable AdaFTR model: {why}. The current model is still loaded.");
         let bundle = bundle::load(bytes, &Device::Cpu).map_err(|e| refuse(e.to_string()))?;
-        bundle
-            .predict(&[default_instance(&bundle.schema)])
-            .map_err(|e| refuse(e.to_string()))?;
+        bundle.predict(&[default_instance(&bundle.schema)]).map_err(|e| refuse(e.to_string()))?;
         let examples = examples_for(&bundle.schema, examples);
-        Ok(Self {
-            id,
-            name: name.to_string(),
-            size: bytes.len(),
-            bundle,
-            examples,
-        })
+        Ok(Self { id, name: name.to_string(), size: bytes.len(), bundle, examples })
     }
 
     pub fn tau_bounds(&self) -> (f32, f32) {
-        (
-            self.bundle.config.model.tau_min,
-            self.bundle.config.model.tau_max,
-        )
+        (self.bundle.config.model.tau_min, self.bundle.config.model.tau_max)
     }
 }
 
 /// Fields of a schema grouped by side, in the order the editor shows them.
-pub const SIDES: [(Side, &str); 3] = [
-    (Side::User, "User / query"),
-    (Side::Item, "Item"),
-    (Side::Context, "Context"),
-];
+pub const SIDES: [(Side, &str); 3] = [(Side::User, "User / query"), (Side::Item, "Item"), (Side::Context, "Context")];
 
 pub fn side_counts(schema: &Schema, side: Side) -> (usize, usize) {
     (
@@ -108,23 +83,14 @@ fn opt(x: Option<f64>) -> String {
 }
 
 fn widths(v: &[usize]) -> String {
-    format!(
-        "[{}]",
-        v.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+    format!("[{}]", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
 }
 
 pub fn card(m: &LoadedModel) -> Card {
     let (c, s, sum) = (&m.bundle.config, &m.bundle.schema, &m.bundle.summary);
     let kv = |k: &str, v: String| (k.to_string(), v);
     let model = vec![
-        kv(
-            "file",
-            format!("{} ({})", m.name, format::bytes(m.size as u64)),
-        ),
+        kv("file", format!("{} ({})", m.name, format::bytes(m.size as u64))),
         kv("backbone", c.model.backbone.name().to_string()),
         kv("embedding dim", c.model.embedding_dim.to_string()),
         kv("bottom / experts", widths(&c.model.bottom)),
@@ -138,10 +104,7 @@ pub fn card(m: &LoadedModel) -> Card {
                 c.model.relatedness_hidden
             ),
         ),
-        kv(
-            "tau range",
-            format!("{} .. {}", c.model.tau_min, c.model.tau_max),
-        ),
+        kv("tau range", format!("{} .. {}", c.model.tau_min, c.model.tau_max)),
         kv("lambda", c.loss.lambda.to_string()),
     ];
     let mut schema = vec![kv("format", s.format.clone())];
@@ -152,17 +115,11 @@ pub fn card(m: &LoadedModel) -> Card {
         }
     }
     let vocab: usize = s.categorical.iter().map(|f| f.vocab.len()).sum();
-    schema.push(kv(
-        "vocabulary",
-        format!("{vocab} values in {} fields", s.num_categorical()),
-    ));
+    schema.push(kv("vocabulary", format!("{vocab} values in {} fields", s.num_categorical())));
     let mut training = vec![
         kv("train rows", sum.train_rows.to_string()),
         kv("epochs run", sum.epochs_run.to_string()),
-        kv(
-            "best epoch",
-            sum.best_epoch.map_or("n/a".into(), |e| e.to_string()),
-        ),
+        kv("best epoch", sum.best_epoch.map_or("n/a".into(), |e| e.to_string())),
     ];
     let mut tau_rows = Vec::new();
     let mut tau_warning = None;
@@ -189,18 +146,12 @@ pub fn card(m: &LoadedModel) -> Card {
     for (k, v) in &sum.notes {
         training.push(kv(k, v.clone()));
     }
-    let mut sections = vec![
-        ("Model".to_string(), model),
-        ("Schema".to_string(), schema),
-        ("Training".to_string(), training),
-    ];
+    let mut sections =
+        vec![("Model".to_string(), model), ("Schema".to_string(), schema), ("Training".to_string(), training)];
     if !tau_rows.is_empty() {
         sections.push(("tau on validation data".to_string(), tau_rows));
     }
-    Card {
-        sections,
-        tau_warning,
-    }
+    Card { sections, tau_warning }
 }
 
 #[cfg(test)]
@@ -224,10 +175,7 @@ pub(crate) mod tests {
         assert!(check_upload("m.safetensors", 1000.0).is_ok());
         assert!(check_upload("m.safetensors", MAX_UPLOAD_BYTES).is_ok());
         let e = check_upload("big.safetensors", MAX_UPLOAD_BYTES + 1.0).unwrap_err();
-        assert!(
-            e.contains("big.safetensors") && e.contains("64.0 MiB") && e.contains("still loaded"),
-            "{e}"
-        );
+        assert!(e.contains("big.safetensors") && e.contains("64.0 MiB") && e.contains("still loaded"), "{e}");
         assert!(check_upload("e", 0.0).unwrap_err().contains("empty"));
     }
 
@@ -235,11 +183,9 @@ pub(crate) mod tests {
     fn bad_bytes_give_a_clear_message() {
         let good = bundle_bytes();
         for bad in [&b"not a model"[..], &good[..good.len() / 2], &good[..7]] {
-            let e =
-                LoadedModel::from_bytes(1, "x.safetensors", bad, vec![]).expect_err("must refuse");
+            let e = LoadedModel::from_bytes(1, "x.safetensors", bad, vec![]).expect_err("must refuse");
             assert!(
-                e.starts_with("`x.safetensors` is not a usable AdaFTR model:")
-                    && e.ends_with("still loaded."),
+                e.starts_with("`x.safetensors` is not a usable AdaFTR model:") && e.ends_with("still loaded."),
                 "{e}"
             );
         }
@@ -251,17 +197,9 @@ pub(crate) mod tests {
         assert_eq!(m.tau_bounds(), (0.05, 1.0));
         let card = card(&m);
         let titles: Vec<&str> = card.sections.iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(
-            titles,
-            ["Model", "Schema", "Training", "tau on validation data"]
-        );
+        assert_eq!(titles, ["Model", "Schema", "Training", "tau on validation data"]);
         let find = |k: &str| {
-            card.sections
-                .iter()
-                .flat_map(|(_, rows)| rows)
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .unwrap()
+            card.sections.iter().flat_map(|(_, rows)| rows).find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap()
         };
         assert_eq!(find("backbone"), "shared-bottom");
         assert_eq!(find("towers"), "[32, 16]");

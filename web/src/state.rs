@@ -5,9 +5,7 @@ use std::rc::Rc;
 
 use adaftr_core::inference::{Instance, Prediction};
 
-use crate::editor::{
-    default_instance, instance_from_example, random_instance, set_categorical, set_numeric,
-};
+use crate::editor::{default_instance, instance_from_example, random_instance, set_categorical, set_numeric};
 use crate::model::LoadedModel;
 use crate::sweep::{self, FeatureRef};
 
@@ -29,10 +27,7 @@ pub enum Action {
 
 impl std::fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModel")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .finish()
+        f.debug_struct("LoadedModel").field("id", &self.id).field("name", &self.name).finish()
     }
 }
 
@@ -51,10 +46,7 @@ impl Default for State {
     fn default() -> Self {
         Self {
             model: None,
-            instance: Instance {
-                cat: Vec::new(),
-                num: Vec::new(),
-            },
+            instance: Instance { cat: Vec::new(), num: Vec::new() },
             sweep: None,
             error: None,
             loading: None,
@@ -73,9 +65,7 @@ impl State {
                 // Keep sweeping the same feature when the new schema has it.
                 let keep = self.sweep.zip(self.model.as_ref()).and_then(|(f, old)| {
                     let name = f.name(&old.bundle.schema)?;
-                    sweep::all_features(schema)
-                        .into_iter()
-                        .find(|g| g.name(schema) == Some(name))
+                    sweep::all_features(schema).into_iter().find(|g| g.name(schema) == Some(name))
                 });
                 self.sweep = keep.or_else(|| sweep::default_feature(schema));
                 self.model = Some(m);
@@ -124,11 +114,7 @@ impl State {
                 }
             }
             Action::Sweep(f) => {
-                if self
-                    .model
-                    .as_ref()
-                    .is_some_and(|m| f.exists(&m.bundle.schema))
-                {
+                if self.model.as_ref().is_some_and(|m| f.exists(&m.bundle.schema)) {
                     self.sweep = Some(f);
                 }
             }
@@ -143,11 +129,7 @@ impl State {
             m.bundle
                 .predict(std::slice::from_ref(&self.instance))
                 .map_err(|e| e.to_string())
-                .and_then(|v| {
-                    v.into_iter()
-                        .next()
-                        .ok_or_else(|| "no prediction".to_string())
-                }),
+                .and_then(|v| v.into_iter().next().ok_or_else(|| "no prediction".to_string())),
         )
     }
 
@@ -155,12 +137,7 @@ impl State {
     pub fn sweep_predictions(&self) -> Option<Result<(sweep::SweepPlan, Vec<Prediction>), String>> {
         let m = self.model.as_ref()?;
         let plan = sweep::plan(&m.bundle.schema, &self.instance, self.sweep?)?;
-        Some(
-            m.bundle
-                .predict(&plan.instances)
-                .map(|p| (plan, p))
-                .map_err(|e| e.to_string()),
-        )
+        Some(m.bundle.predict(&plan.instances).map(|p| (plan, p)).map_err(|e| e.to_string()))
     }
 }
 
@@ -172,11 +149,7 @@ mod tests {
 
     fn loaded(id: u64, with_examples: bool) -> Rc<LoadedModel> {
         let m = LoadedModel::from_bytes(id, "m", bundle_bytes(), vec![]).unwrap();
-        let ex = if with_examples {
-            demo_examples(&m.bundle.schema, 3, 9)
-        } else {
-            vec![]
-        };
+        let ex = if with_examples { demo_examples(&m.bundle.schema, 3, 9) } else { vec![] };
         Rc::new(LoadedModel { examples: ex, ..m })
     }
 
@@ -192,13 +165,7 @@ mod tests {
         assert_eq!(s.instance.cat[2], 4);
         let after = s.predict().unwrap().unwrap();
         assert_ne!(before, after);
-        let direct = s
-            .model
-            .as_ref()
-            .unwrap()
-            .bundle
-            .predict(&[s.instance.clone()])
-            .unwrap()[0];
+        let direct = s.model.as_ref().unwrap().bundle.predict(&[s.instance.clone()]).unwrap()[0];
         assert_eq!(after, direct);
         s.apply(Action::Reset);
         assert_eq!(s.predict().unwrap().unwrap(), before);
@@ -215,17 +182,10 @@ mod tests {
         let b = &s.model.as_ref().unwrap().bundle;
         for (inst, p) in plan.instances.iter().zip(&preds) {
             let one = b.predict(std::slice::from_ref(inst)).unwrap()[0];
-            assert!(
-                (one.pctr - p.pctr).abs() < 1e-6
-                    && (one.tau.unwrap() - p.tau.unwrap()).abs() < 1e-6
-            );
+            assert!((one.pctr - p.pctr).abs() < 1e-6 && (one.tau.unwrap() - p.tau.unwrap()).abs() < 1e-6);
         }
         s.apply(Action::Sweep(FeatureRef::Num(42)));
-        assert_eq!(
-            s.sweep,
-            Some(FeatureRef::Cat(1)),
-            "unknown features are ignored"
-        );
+        assert_eq!(s.sweep, Some(FeatureRef::Cat(1)), "unknown features are ignored");
     }
 
     #[test]
@@ -256,11 +216,7 @@ mod tests {
         let other = LoadedModel::from_bytes(2, "other", &bytes, vec![]).unwrap();
         s.apply(Action::Loaded(Rc::new(other)));
         assert_eq!((s.instance.cat.len(), s.instance.num.len()), (2, 2));
-        assert_eq!(
-            s.sweep,
-            Some(FeatureRef::Num(0)),
-            "old feature is gone: back to the default"
-        );
+        assert_eq!(s.sweep, Some(FeatureRef::Num(0)), "old feature is gone: back to the default");
         assert!(s.error.is_none());
         assert!(s.predict().unwrap().is_ok());
     }
@@ -272,16 +228,9 @@ mod tests {
         let m = s.model.clone().unwrap();
         s.apply(Action::Random(1));
         assert_eq!(s.example.as_deref(), Some("Example 2"));
-        assert_eq!(
-            s.instance,
-            instance_from_example(&m.bundle.schema, &m.examples[1])
-        );
+        assert_eq!(s.instance, instance_from_example(&m.bundle.schema, &m.examples[1]));
         s.apply(Action::Random(1));
-        assert_eq!(
-            s.example.as_deref(),
-            Some("Example 3"),
-            "does not repeat the shown example"
-        );
+        assert_eq!(s.example.as_deref(), Some("Example 3"), "does not repeat the shown example");
         s.apply(Action::SetNum(0, 0.1));
         assert!(s.example.is_none());
 

@@ -51,10 +51,7 @@ impl FeatureRef {
 
 /// Every feature of a schema, categoricals first.
 pub fn all_features(schema: &Schema) -> Vec<FeatureRef> {
-    (0..schema.num_categorical())
-        .map(FeatureRef::Cat)
-        .chain((0..schema.num_numeric()).map(FeatureRef::Num))
-        .collect()
+    (0..schema.num_categorical()).map(FeatureRef::Cat).chain((0..schema.num_numeric()).map(FeatureRef::Num)).collect()
 }
 
 /// The first feature to sweep by default: the first numeric, else the first categorical.
@@ -88,9 +85,8 @@ pub fn plan(schema: &Schema, inst: &Instance, feature: FeatureRef) -> Option<Swe
         FeatureRef::Num(i) => {
             let f = schema.numeric.get(i)?;
             let (lo, hi) = numeric_range(f);
-            let xs: Vec<f32> = (0..NUMERIC_POINTS)
-                .map(|k| lo + (hi - lo) * k as f32 / (NUMERIC_POINTS - 1) as f32)
-                .collect();
+            let xs: Vec<f32> =
+                (0..NUMERIC_POINTS).map(|k| lo + (hi - lo) * k as f32 / (NUMERIC_POINTS - 1) as f32).collect();
             let instances = xs
                 .iter()
                 .map(|&x| {
@@ -127,10 +123,7 @@ pub fn plan(schema: &Schema, inst: &Instance, feature: FeatureRef) -> Option<Swe
                 feature,
                 numeric: false,
                 xs: ids.iter().map(|&id| id as f32).collect(),
-                labels: ids
-                    .iter()
-                    .map(|&id| f.decode(id).unwrap_or("unknown (OOV)").to_string())
-                    .collect(),
+                labels: ids.iter().map(|&id| f.decode(id).unwrap_or("unknown (OOV)").to_string()).collect(),
                 instances,
                 current_x: cur as f32,
                 omitted: card - shown,
@@ -185,11 +178,7 @@ pub fn nice_ceiling(x: f32) -> f32 {
 }
 
 pub fn points_attr(points: &[(f32, f32)]) -> String {
-    points
-        .iter()
-        .map(|(x, y)| format!("{x:.1},{y:.1}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" ")
 }
 
 pub fn chart(plan: &SweepPlan, preds: &[Prediction], tau_min: f32, tau_max: f32) -> Chart {
@@ -202,42 +191,24 @@ pub fn chart(plan: &SweepPlan, preds: &[Prediction], tau_min: f32, tau_max: f32)
     let px = |x: f32| LEFT + (x - x0) / (x1 - x0) * (WIDTH - LEFT - RIGHT);
     let prob_panel = (TOP, TOP + PANEL_HEIGHT);
     let tau_panel = (prob_panel.1 + GAP, prob_panel.1 + GAP + PANEL_HEIGHT);
-    let prob_max = nice_ceiling(
-        preds
-            .iter()
-            .flat_map(|p| [p.pctr, p.pcvr, p.pctcvr])
-            .fold(0.0f32, |a, b| if b.is_finite() { a.max(b) } else { a }),
-    );
+    let prob_max = nice_ceiling(preds.iter().flat_map(|p| [p.pctr, p.pcvr, p.pctcvr]).fold(0.0f32, |a, b| {
+        if b.is_finite() {
+            a.max(b)
+        } else {
+            a
+        }
+    }));
     let py = |v: f32| prob_panel.1 - (v / prob_max).clamp(0.0, 1.0) * PANEL_HEIGHT;
     let line = |name, get: &dyn Fn(&Prediction) -> f32| Line {
         name,
-        points: plan
-            .xs
-            .iter()
-            .zip(preds)
-            .take(n)
-            .map(|(&x, p)| (px(x), py(get(p))))
-            .collect(),
+        points: plan.xs.iter().zip(preds).take(n).map(|(&x, p)| (px(x), py(get(p)))).collect(),
     };
-    let probs = vec![
-        line("pCTR", &|p| p.pctr),
-        line("pCVR", &|p| p.pcvr),
-        line("pCTCVR", &|p| p.pctcvr),
-    ];
-    let (tlo, thi) = if tau_max > tau_min {
-        (tau_min, tau_max)
-    } else {
-        (0.0, 1.0)
-    };
+    let probs = vec![line("pCTR", &|p| p.pctr), line("pCVR", &|p| p.pcvr), line("pCTCVR", &|p| p.pctcvr)];
+    let (tlo, thi) = if tau_max > tau_min { (tau_min, tau_max) } else { (0.0, 1.0) };
     let ty = |t: f32| tau_panel.1 - ((t - tlo) / (thi - tlo)).clamp(0.0, 1.0) * PANEL_HEIGHT;
     let tau = preds.iter().all(|p| p.tau.is_some()).then(|| Line {
         name: "tau",
-        points: plan
-            .xs
-            .iter()
-            .zip(preds)
-            .map(|(&x, p)| (px(x), ty(p.tau.unwrap_or(tlo))))
-            .collect(),
+        points: plan.xs.iter().zip(preds).map(|(&x, p)| (px(x), ty(p.tau.unwrap_or(tlo)))).collect(),
     });
     Chart {
         probs,
@@ -265,10 +236,7 @@ mod tests {
         assert_eq!(FeatureRef::parse("x-1"), None);
         assert_eq!(FeatureRef::parse("num-"), None);
         let s = demo_schema();
-        assert_eq!(
-            all_features(&s).len(),
-            s.num_categorical() + s.num_numeric()
-        );
+        assert_eq!(all_features(&s).len(), s.num_categorical() + s.num_numeric());
         assert_eq!(default_feature(&s), Some(FeatureRef::Num(0)));
         assert!(!FeatureRef::Num(99).exists(&s));
     }
@@ -297,11 +265,7 @@ mod tests {
         assert_eq!(p.instances.len(), s.categorical[2].cardinality());
         assert_eq!(p.labels[0], "unknown (OOV)");
         assert_eq!(p.labels[1], s.categorical[2].vocab[0]);
-        assert!(p
-            .instances
-            .iter()
-            .enumerate()
-            .all(|(k, v)| v.cat[2] == k as u32 && v.num == inst.num));
+        assert!(p.instances.iter().enumerate().all(|(k, v)| v.cat[2] == k as u32 && v.num == inst.num));
         assert_eq!(p.omitted, 0);
         assert!(plan(&s, &inst, FeatureRef::Cat(99)).is_none());
     }
@@ -327,12 +291,7 @@ mod tests {
         let preds: Vec<Prediction> = (0..p.xs.len())
             .map(|k| {
                 let t = k as f32 / 63.0;
-                Prediction {
-                    pctr: 0.5 * t,
-                    pcvr: 0.1,
-                    pctcvr: 0.05 * t,
-                    tau: Some(0.05 + 0.95 * t),
-                }
+                Prediction { pctr: 0.5 * t, pcvr: 0.1, pctcvr: 0.05 * t, tau: Some(0.05 + 0.95 * t) }
             })
             .collect();
         let c = chart(&p, &preds, 0.05, 1.0);
@@ -347,28 +306,14 @@ mod tests {
         assert!((tau.points[63].1 - c.tau_panel.0).abs() < 1e-3);
         assert!(c.current_px > LEFT && c.current_px < WIDTH - RIGHT);
         assert_eq!(points_attr(&[(1.0, 2.25)]), "1.0,2.2");
-        let no_tau: Vec<Prediction> = preds
-            .iter()
-            .map(|p| Prediction { tau: None, ..*p })
-            .collect();
+        let no_tau: Vec<Prediction> = preds.iter().map(|p| Prediction { tau: None, ..*p }).collect();
         assert!(chart(&p, &no_tau, 0.05, 1.0).tau.is_none());
     }
 
     #[test]
     fn nice_axis_tops() {
-        for (x, top) in [
-            (0.3, 0.5),
-            (0.2, 0.2),
-            (0.021, 0.025),
-            (0.9, 1.0),
-            (0.0, 1.0),
-            (0.0004, 0.0005),
-        ] {
-            assert!(
-                (nice_ceiling(x) - top).abs() < 1e-6 * top,
-                "{x} -> {}",
-                nice_ceiling(x)
-            );
+        for (x, top) in [(0.3, 0.5), (0.2, 0.2), (0.021, 0.025), (0.9, 1.0), (0.0, 1.0), (0.0004, 0.0005)] {
+            assert!((nice_ceiling(x) - top).abs() < 1e-6 * top, "{x} -> {}", nice_ceiling(x));
         }
     }
 }

@@ -22,10 +22,7 @@ const EXAMPLES: &str = include_str!("../assets/examples.json");
 
 async fn sleep(ms: i32) {
     let p = js_sys::Promise::new(&mut |resolve, _| {
-        web_sys::window()
-            .unwrap()
-            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
-            .unwrap();
+        web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).unwrap();
     });
     JsFuture::from(p).await.unwrap();
 }
@@ -57,10 +54,7 @@ impl Mounted {
         };
         yew::Renderer::<App>::with_root_and_props(root.clone(), AppProps { source }).render();
         let m = Mounted { root };
-        until("the default model's predictions", || {
-            m.attr("#adaftr-predictions", "data-pctr")
-        })
-        .await;
+        until("the default model's predictions", || m.attr("#adaftr-predictions", "data-pctr")).await;
         m
     }
 
@@ -87,8 +81,7 @@ impl Mounted {
     fn fire(&self, el: &Element, kind: &str) {
         let init = EventInit::new();
         init.set_bubbles(true);
-        el.dispatch_event(&Event::new_with_event_init_dict(kind, &init).unwrap())
-            .unwrap();
+        el.dispatch_event(&Event::new_with_event_init_dict(kind, &init).unwrap()).unwrap();
     }
 
     fn upload(&self, name: &str, bytes: &[u8]) {
@@ -123,11 +116,7 @@ fn native(instance: &Instance) -> Prediction {
 /// A categorical field with at least two known values (the tests do not assume a schema,
 /// so they keep working when the shipped default model is regenerated).
 fn some_categorical(b: &adaftr_core::bundle::Bundle) -> usize {
-    b.schema
-        .categorical
-        .iter()
-        .position(|f| f.vocab.len() >= 2)
-        .expect("a categorical field with 2+ values")
+    b.schema.categorical.iter().position(|f| f.vocab.len() >= 2).expect("a categorical field with 2+ values")
 }
 
 #[wasm_bindgen_test]
@@ -135,51 +124,22 @@ async fn shows_predictions_chart_card_and_timings() {
     let b = bundle();
     let m = Mounted::new().await;
     let (p, inst) = m.prediction();
-    assert_eq!(
-        p,
-        native(&inst),
-        "the page shows core's prediction for the shown instance"
-    );
+    assert_eq!(p, native(&inst), "the page shows core's prediction for the shown instance");
     let text = m.find("#adaftr-pctr").unwrap().text_content().unwrap();
     assert!(text.ends_with('%'), "{text}");
-    assert!(m
-        .find("#adaftr-reading")
-        .unwrap()
-        .text_content()
-        .unwrap()
-        .contains("related"));
-    assert_eq!(
-        m.attr("#adaftr-chart", "data-points").as_deref(),
-        Some("64")
-    );
-    assert_eq!(
-        m.root
-            .query_selector_all("#adaftr-chart polyline")
-            .unwrap()
-            .length(),
-        4
-    );
+    assert!(m.find("#adaftr-reading").unwrap().text_content().unwrap().contains("related"));
+    assert_eq!(m.attr("#adaftr-chart", "data-points").as_deref(), Some("64"));
+    assert_eq!(m.root.query_selector_all("#adaftr-chart polyline").unwrap().length(), 4);
     let card = m.find("#adaftr-card").unwrap().text_content().unwrap();
     assert!(card.contains(b.config.model.backbone.name()), "{card}");
-    assert!(m
-        .find("#adaftr-diag")
-        .unwrap()
-        .text_content()
-        .unwrap()
-        .contains("sweep of 64 points"));
+    assert!(m.find("#adaftr-diag").unwrap().text_content().unwrap().contains("sweep of 64 points"));
     // One labelled input per feature, plus the sweep picker and the upload.
     let inputs = m.root.query_selector_all("select, input").unwrap();
-    assert_eq!(
-        inputs.length() as usize,
-        b.schema.num_categorical() + b.schema.num_numeric() + 2
-    );
+    assert_eq!(inputs.length() as usize, b.schema.num_categorical() + b.schema.num_numeric() + 2);
     for k in 0..inputs.length() {
         let el: Element = inputs.item(k).unwrap().dyn_into().unwrap();
         let id = el.id();
-        assert!(
-            m.find(&format!("label[for='{id}']")).is_some(),
-            "input #{id} has no label"
-        );
+        assert!(m.find(&format!("label[for='{id}']")).is_some(), "input #{id} has no label");
     }
 }
 
@@ -205,20 +165,10 @@ async fn editing_inputs_updates_predictions_and_sweep() {
     .await;
     assert_eq!(p1, native(&inst1));
     assert_ne!(inst1, inst0);
-    assert_eq!(
-        m.find("#adaftr-num-0-value")
-            .unwrap()
-            .text_content()
-            .unwrap(),
-        adaftr_web::ui::show_value(v, lo, hi)
-    );
+    assert_eq!(m.find("#adaftr-num-0-value").unwrap().text_content().unwrap(), adaftr_web::ui::show_value(v, lo, hi));
 
     let c = some_categorical(&b);
-    let select: HtmlSelectElement = m
-        .find(&format!("#adaftr-cat-{c}"))
-        .unwrap()
-        .dyn_into()
-        .unwrap();
+    let select: HtmlSelectElement = m.find(&format!("#adaftr-cat-{c}")).unwrap().dyn_into().unwrap();
     select.set_value("2");
     m.fire(&select, "change");
     let (p2, inst2) = until("categorical edit", || {
@@ -233,34 +183,18 @@ async fn editing_inputs_updates_predictions_and_sweep() {
     let sweep: HtmlSelectElement = m.find("#adaftr-sweep-feature").unwrap().dyn_into().unwrap();
     sweep.set_value(&format!("cat-{c}"));
     m.fire(&sweep, "change");
-    let points = b.schema.categorical[c]
-        .cardinality()
-        .min(adaftr_web::sweep::MAX_CATEGORICAL_POINTS)
-        .to_string();
-    until("categorical sweep", || {
-        (m.attr("#adaftr-chart", "data-points")? == points).then_some(())
-    })
-    .await;
-    assert_eq!(
-        m.attr("#adaftr-chart", "data-feature").as_deref(),
-        Some(b.schema.categorical[c].name.as_str())
-    );
+    let points = b.schema.categorical[c].cardinality().min(adaftr_web::sweep::MAX_CATEGORICAL_POINTS).to_string();
+    until("categorical sweep", || (m.attr("#adaftr-chart", "data-points")? == points).then_some(())).await;
+    assert_eq!(m.attr("#adaftr-chart", "data-feature").as_deref(), Some(b.schema.categorical[c].name.as_str()));
 
     // Reset restores the default instance and the select follows the state.
     let reset = m.find("#adaftr-reset").unwrap();
     reset.dyn_ref::<web_sys::HtmlElement>().unwrap().click();
     until("reset", || (m.prediction().0 == before).then_some(())).await;
-    until("select follows reset", || {
-        (select.value() == "1").then_some(())
-    })
-    .await;
+    until("select follows reset", || (select.value() == "1").then_some(())).await;
 
     // Random: an example shipped with the model, or random values.
-    m.find("#adaftr-random")
-        .unwrap()
-        .dyn_ref::<web_sys::HtmlElement>()
-        .unwrap()
-        .click();
+    m.find("#adaftr-random").unwrap().dyn_ref::<web_sys::HtmlElement>().unwrap().click();
     let (p3, inst3) = until("random instance", || {
         let (p, i) = m.prediction();
         (i != inst0).then_some((p, i))
@@ -282,44 +216,23 @@ async fn bad_uploads_leave_the_model_working() {
     let (p, inst) = m.prediction();
     let id = m.attr("#adaftr-predictions", "data-model-id").unwrap();
 
-    m.upload(
-        "corrupt.safetensors",
-        b"this is not a safetensors file at all",
-    );
-    let err = until("error", || m.find("#adaftr-error"))
-        .await
-        .text_content()
-        .unwrap();
-    assert!(
-        err.contains("corrupt.safetensors") && err.contains("not a usable AdaFTR model"),
-        "{err}"
-    );
+    m.upload("corrupt.safetensors", b"this is not a safetensors file at all");
+    let err = until("error", || m.find("#adaftr-error")).await.text_content().unwrap();
+    assert!(err.contains("corrupt.safetensors") && err.contains("not a usable AdaFTR model"), "{err}");
     assert_eq!(m.prediction(), (p, inst.clone()));
     assert_eq!(m.attr("#adaftr-predictions", "data-model-id").unwrap(), id);
 
     // Truncated bundle.
-    m.find("#adaftr-error-dismiss")
-        .unwrap()
-        .dyn_ref::<web_sys::HtmlElement>()
-        .unwrap()
-        .click();
-    until("dismissed", || {
-        m.find("#adaftr-error").is_none().then_some(())
-    })
-    .await;
+    m.find("#adaftr-error-dismiss").unwrap().dyn_ref::<web_sys::HtmlElement>().unwrap().click();
+    until("dismissed", || m.find("#adaftr-error").is_none().then_some(())).await;
     m.upload("truncated.safetensors", &MODEL[..MODEL.len() - 100]);
-    let err = until("error", || m.find("#adaftr-error"))
-        .await
-        .text_content()
-        .unwrap();
+    let err = until("error", || m.find("#adaftr-error")).await.text_content().unwrap();
     assert!(err.contains("truncated.safetensors"), "{err}");
     assert_eq!(m.prediction(), (p, inst.clone()));
 
     // Oversized: refused from File.size alone.
     let big = js_sys::ArrayBuffer::new(64 * 1024 * 1024 + 1);
-    let file =
-        web_sys::File::new_with_buffer_source_sequence(&Array::of1(&big), "huge.safetensors")
-            .unwrap();
+    let file = web_sys::File::new_with_buffer_source_sequence(&Array::of1(&big), "huge.safetensors").unwrap();
     m.upload_file(file);
     until("size error", || {
         let t = m.find("#adaftr-error")?.text_content()?;
@@ -330,16 +243,7 @@ async fn bad_uploads_leave_the_model_working() {
 
     // A good upload switches the model (new id) and clears the error.
     m.upload("again.safetensors", MODEL);
-    until("new model", || {
-        (m.attr("#adaftr-predictions", "data-model-id")? != id).then_some(())
-    })
-    .await;
+    until("new model", || (m.attr("#adaftr-predictions", "data-model-id")? != id).then_some(())).await;
     assert!(m.find("#adaftr-error").is_none());
-    assert_eq!(
-        m.find("#adaftr-model-name")
-            .unwrap()
-            .text_content()
-            .unwrap(),
-        "again.safetensors"
-    );
+    assert_eq!(m.find("#adaftr-model-name").unwrap().text_content().unwrap(), "again.safetensors");
 }

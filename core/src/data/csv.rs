@@ -63,7 +63,9 @@ pub enum ReadError {
     Io(io::Error),
     /// The line exceeded the length bound. The reader has skipped to the next line end, so
     /// reading may continue (the caller decides whether to).
-    TooLong { line: u64 },
+    TooLong {
+        line: u64,
+    },
 }
 
 /// Splits a byte stream into lines, reusing one buffer.
@@ -377,7 +379,10 @@ mod tests {
         let (mut spans, mut scratch) = (Vec::new(), Vec::new());
         let quoted = split_fields(line.as_bytes(), &mut spans, &mut scratch)?;
         let text = if quoted { &scratch[..] } else { line.as_bytes() };
-        Ok(spans.iter().map(|s| String::from_utf8_lossy(&text[s.start as usize..s.end as usize]).into_owned()).collect())
+        Ok(spans
+            .iter()
+            .map(|s| String::from_utf8_lossy(&text[s.start as usize..s.end as usize]).into_owned())
+            .collect())
     }
 
     #[test]

@@ -184,17 +184,23 @@ impl SchemaSpec {
             .chain([(&self.click, "click"), (&self.conversion, "conversion")]);
         for (name, role) in roles {
             if let Some(prev) = seen.insert(name, role) {
-                return Err(Error::Config(format!("schema spec lists column `{name}` twice (as {prev} and as {role})")));
+                return Err(Error::Config(format!(
+                    "schema spec lists column `{name}` twice (as {prev} and as {role})"
+                )));
             }
         }
         if let Some(g) = &self.group {
             if g == &self.click || g == &self.conversion || self.numeric.contains(g) {
-                return Err(Error::Config(format!("schema spec group column `{g}` cannot be a label or numeric column")));
+                return Err(Error::Config(format!(
+                    "schema spec group column `{g}` cannot be a label or numeric column"
+                )));
             }
         }
         for name in self.user_side.iter().chain(&self.item_side) {
             if !self.categorical.contains(name) && !self.numeric.contains(name) {
-                return Err(Error::Config(format!("schema spec puts `{name}` on a side but it is not a feature column")));
+                return Err(Error::Config(format!(
+                    "schema spec puts `{name}` on a side but it is not a feature column"
+                )));
             }
         }
         if let Some(name) = self.user_side.iter().find(|n| self.item_side.contains(n)) {
@@ -310,7 +316,16 @@ impl Layout {
                 ),
             });
         }
-        Self::build(header, &spec.categorical, &spec.numeric, &spec.click, &spec.conversion, spec.group.as_deref(), file, "schema spec")
+        Self::build(
+            header,
+            &spec.categorical,
+            &spec.numeric,
+            &spec.click,
+            &spec.conversion,
+            spec.group.as_deref(),
+            file,
+            "schema spec",
+        )
     }
 
     /// The layout of `header` under a fitted schema (encoding). Columns the schema does not
@@ -430,7 +445,8 @@ mod tests {
 
     #[test]
     fn explicit_spec_checks() {
-        let spec: SchemaSpec = serde_json::from_str(r#"{"categorical":["u"],"numeric":["x"],"ignored":["id"]}"#).unwrap();
+        let spec: SchemaSpec =
+            serde_json::from_str(r#"{"categorical":["u"],"numeric":["x"],"ignored":["id"]}"#).unwrap();
         assert_eq!(spec.click, "click");
         let header = strings(&["id", "u", "x", "click", "conversion"]);
         let layout = Layout::from_spec(&header, &spec, "f").unwrap();

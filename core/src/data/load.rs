@@ -53,7 +53,15 @@ impl NumStats {
             NormKind::MinMax => (self.min, usable(self.max - self.min)),
             NormKind::Standardize => ((self.pivot + mean_d) as f32, usable(var.sqrt() as f32)),
         };
-        NumericField { name: name.to_string(), side: spec.side_of(name), norm, shift, scale, min: self.min, max: self.max }
+        NumericField {
+            name: name.to_string(),
+            side: spec.side_of(name),
+            norm,
+            shift,
+            scale,
+            min: self.min,
+            max: self.max,
+        }
     }
 }
 
@@ -217,7 +225,12 @@ impl Encoder {
 
 /// Opens a reader for encoding with `schema`: header checked against the schema, numerics
 /// normalised while parsing.
-pub(crate) fn schema_rows<R: Read>(reader: R, label: &str, schema: &Schema, opts: &LoadOptions) -> Result<RowReader<R>> {
+pub(crate) fn schema_rows<R: Read>(
+    reader: R,
+    label: &str,
+    schema: &Schema,
+    opts: &LoadOptions,
+) -> Result<RowReader<R>> {
     let (lines, header) = read_header(reader, label)?;
     let layout = Layout::from_schema(&header, schema, label)?;
     Ok(RowReader::new(lines, label, header, layout, opts, Some(schema.numeric.clone())))
@@ -225,7 +238,12 @@ pub(crate) fn schema_rows<R: Read>(reader: R, label: &str, schema: &Schema, opts
 
 /// Reads a validation / test split with the schema fitted on training. The header must
 /// contain the schema's columns in any order; other columns are ignored.
-pub fn load_with_schema<R: Read>(reader: R, label: &str, schema: &Schema, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
+pub fn load_with_schema<R: Read>(
+    reader: R,
+    label: &str,
+    schema: &Schema,
+    opts: &LoadOptions,
+) -> Result<(Dataset, LoadReport)> {
     let mut rows = schema_rows(reader, label, schema, opts)?;
     let encoder = Encoder::new(schema);
     let (n_cat, n_num) = (rows.n_cat(), rows.n_num());

@@ -71,7 +71,9 @@ pub(crate) fn read_header<R: Read>(reader: R, file: &str) -> Result<(LineReader<
         Ok(Some((_, line))) => line,
         Ok(None) => return Err(input("empty file (no header line)".into())),
         Err(ReadError::Io(source)) => return Err(Error::Io { file: file.to_string(), source }),
-        Err(ReadError::TooLong { .. }) => return Err(input(format!("header line is longer than {MAX_LINE_BYTES} bytes"))),
+        Err(ReadError::TooLong { .. }) => {
+            return Err(input(format!("header line is longer than {MAX_LINE_BYTES} bytes")))
+        }
     };
     let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
     let text = std::str::from_utf8(line).map_err(|_| input("header is not valid UTF-8".into()))?;
@@ -254,7 +256,14 @@ impl<R: Read> RowReader<R> {
             // Validated when the row was parsed.
             std::str::from_utf8(self.lines_last()).unwrap_or("")
         };
-        Row { text, cats: &self.cats, group: self.group, nums: &self.nums, click: self.click, conversion: self.conversion }
+        Row {
+            text,
+            cats: &self.cats,
+            group: self.group,
+            nums: &self.nums,
+            click: self.click,
+            conversion: self.conversion,
+        }
     }
 
     fn lines_last(&self) -> &[u8] {
@@ -304,7 +313,8 @@ fn parse_line(
     norm: Option<&[NumericField]>,
     st: Staging<'_>,
 ) -> Result<()> {
-    let err = |column: Option<&str>, value: Option<&str>, reason: String| data_error(file, line_no, column, value, reason);
+    let err =
+        |column: Option<&str>, value: Option<&str>, reason: String| data_error(file, line_no, column, value, reason);
     *st.quoted = split_fields(line, st.spans, st.scratch).map_err(|e| {
         err(header.get(e.field).map(String::as_str), None, "unterminated quote or text after a closing quote".into())
     })?;
@@ -339,7 +349,11 @@ fn parse_line(
                     Some(field) => {
                         let y = field.normalize(x);
                         if !y.is_finite() {
-                            return Err(err(Some(&header[i]), Some(v), "value is not finite after normalisation".into()));
+                            return Err(err(
+                                Some(&header[i]),
+                                Some(v),
+                                "value is not finite after normalisation".into(),
+                            ));
                         }
                         y
                     }
@@ -347,12 +361,13 @@ fn parse_line(
                 };
             }
             Role::Click => {
-                *st.click = parse_label(span_str(source, span)).map_err(|r| err(Some(&header[i]), Some(span_str(source, span)), r.into()))?;
+                *st.click = parse_label(span_str(source, span))
+                    .map_err(|r| err(Some(&header[i]), Some(span_str(source, span)), r.into()))?;
             }
             Role::Conversion => {
                 conversion_col = i;
-                *st.conversion =
-                    parse_label(span_str(source, span)).map_err(|r| err(Some(&header[i]), Some(span_str(source, span)), r.into()))?;
+                *st.conversion = parse_label(span_str(source, span))
+                    .map_err(|r| err(Some(&header[i]), Some(span_str(source, span)), r.into()))?;
             }
             Role::Ignored => {}
         }
@@ -397,7 +412,11 @@ fn parse_label(v: &str) -> std::result::Result<bool, &'static str> {
 }
 
 /// Opens a reader under a spec-derived layout (used by fitting).
-pub(crate) fn spec_layout(header: &[String], file: &str, opts: &LoadOptions) -> Result<(super::format::Format, SchemaSpec, Layout)> {
+pub(crate) fn spec_layout(
+    header: &[String],
+    file: &str,
+    opts: &LoadOptions,
+) -> Result<(super::format::Format, SchemaSpec, Layout)> {
     let (format, spec) = match &opts.spec {
         Some(spec) => (super::format::Format::Explicit, spec.clone()),
         None => super::format::detect(header, file)?,

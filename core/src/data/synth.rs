@@ -303,7 +303,8 @@ struct Truth {
 impl World {
     fn new(seed: u64) -> Self {
         let mut rng = Rng::derive(seed, 1);
-        let zipf: Vec<Zipf> = CARDINALITY.iter().map(|&n| Zipf::new(n, if n > 100 { 1.0 } else { 1.1 }, &mut rng)).collect();
+        let zipf: Vec<Zipf> =
+            CARDINALITY.iter().map(|&n| Zipf::new(n, if n > 100 { 1.0 } else { 1.1 }, &mut rng)).collect();
         let category_of = (0..CARDINALITY[ITEM]).map(|_| zipf[CATEGORY].sample(&mut rng)).collect();
         let top_of = (0..CARDINALITY[CATEGORY]).map(|_| zipf[TOP_CATEGORY].sample(&mut rng)).collect();
         let user_latent = CARDINALITY[..N_USER_CAT].iter().map(|&n| vec_table(&mut rng, n, 0.5)).collect();
@@ -459,14 +460,15 @@ impl World {
         }
         let mut qi = self.cvr_item[c(ITEM)];
         add_scaled(&mut qi, &self.cvr_category[c(CATEGORY)], 1.0);
-        let nonlinear = -2.4 * (num(x, 40) - 0.5)
-            + 0.9 * (std::f64::consts::TAU * num(x, 55)).sin()
-            + 0.8 * num(x, 58)
+        let nonlinear = -2.4 * (num(x, 40) - 0.5) + 0.9 * (std::f64::consts::TAU * num(x, 55)).sin() + 0.8 * num(x, 58)
             - 0.5 * num(x, 59)
             + 8.0 * (num(x, 61) - 0.5) * (num(x, 15) - 0.5);
         let cvr = main + dot(&qu, &qi) + nonlinear;
 
-        let rho = self.rho_segment[c(SEGMENT)] + self.rho_category[c(CATEGORY)] + 3.0 * (num(x, 21) - 0.5) + 3.0 * (num(x, 44) - 0.5);
+        let rho = self.rho_segment[c(SEGMENT)]
+            + self.rho_category[c(CATEGORY)]
+            + 3.0 * (num(x, 21) - 0.5)
+            + 3.0 * (num(x, 44) - 0.5);
         Raw { click, cvr, rho, pair: self.pair_effect(x.cats[CITY], x.cats[ITEM]) }
     }
 

@@ -209,7 +209,10 @@ mod tests {
         idx.insert("07", 2);
         idx.insert("abc", 3);
         idx.insert("100000", 4);
-        assert_eq!([idx.get("7"), idx.get("07"), idx.get("abc"), idx.get("100000"), idx.get("8"), idx.get("x")], [1, 2, 3, 4, 0, 0]);
+        assert_eq!(
+            [idx.get("7"), idx.get("07"), idx.get("abc"), idx.get("100000"), idx.get("8"), idx.get("x")],
+            [1, 2, 3, 4, 0, 0]
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ impl FieldEmbeddings {
         let (table, offsets) = if cardinalities.is_empty() {
             (None, None)
         } else {
-            let table = vb.get_with_hints((total, dim), "table", Init::Randn { mean: 0.0, stdev: EMBEDDING_INIT_STD })?;
+            let table =
+                vb.get_with_hints((total, dim), "table", Init::Randn { mean: 0.0, stdev: EMBEDDING_INIT_STD })?;
             let mut acc = 0u32;
             let offs: Vec<u32> = cardinalities
                 .iter()

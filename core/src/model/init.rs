@@ -31,7 +31,8 @@ impl Params {
 
     /// Trainable parameters holding the given tensors.
     pub fn from_tensors(tensors: impl IntoIterator<Item = (String, Tensor)>) -> candle_core::Result<Self> {
-        let vars = tensors.into_iter().map(|(k, t)| Ok((k, Var::from_tensor(&t)?))).collect::<candle_core::Result<_>>()?;
+        let vars =
+            tensors.into_iter().map(|(k, t)| Ok((k, Var::from_tensor(&t)?))).collect::<candle_core::Result<_>>()?;
         Ok(Self { vars: Arc::new(Mutex::new(vars)) })
     }
 

@@ -36,9 +36,15 @@ impl Linear {
     }
 
     fn apply(&self, x: &Tensor, with_relu: bool) -> Result<Tensor> {
-        let fused = x.device().is_cpu() && x.rank() == 2 && [x.dtype(), self.weight.dtype(), self.bias.dtype()] == [DType::F32; 3];
+        let fused = x.device().is_cpu()
+            && x.rank() == 2
+            && [x.dtype(), self.weight.dtype(), self.bias.dtype()] == [DType::F32; 3];
         if fused {
-            return x.contiguous()?.apply_op3(&self.weight.contiguous()?, &self.bias.contiguous()?, Dense { relu: with_relu });
+            return x.contiguous()?.apply_op3(
+                &self.weight.contiguous()?,
+                &self.bias.contiguous()?,
+                Dense { relu: with_relu },
+            );
         }
         let y = x.broadcast_matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
         if with_relu {
@@ -77,7 +83,15 @@ impl CustomOp3 for Dense {
         "adaftr-dense"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let f = |s, l, what| f32_slice(s, l, "dense layer", what);
         let (x, w, b) = (f(s1, l1, "input")?, f(s2, l2, "weight")?, f(s3, l3, "bias")?);
         let (n, k) = l1.shape().dims2()?;
@@ -91,11 +105,24 @@ impl CustomOp3 for Dense {
             // the k x m matrix W^T (row stride 1, column stride k); all in bounds.
             unsafe {
                 gemm::gemm(
-                    n, m, k,
-                    y.as_mut_ptr(), 1, m as isize, false,
-                    x.as_ptr(), 1, k as isize,
-                    w.as_ptr(), k as isize, 1,
-                    0.0, 1.0, false, false, false,
+                    n,
+                    m,
+                    k,
+                    y.as_mut_ptr(),
+                    1,
+                    m as isize,
+                    false,
+                    x.as_ptr(),
+                    1,
+                    k as isize,
+                    w.as_ptr(),
+                    k as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
                     parallelism(),
                 );
             }
@@ -112,7 +139,14 @@ impl CustomOp3 for Dense {
         Ok((CpuStorage::F32(y), Shape::from((n, m))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = if self.relu { relu_grad(grad, y)? } else { grad.contiguous()? };
         let grad_x = g.matmul(w)?;
         let grad_w = g.t()?.matmul(x)?;
@@ -177,7 +211,11 @@ mod tests {
         for with_relu in [false, true] {
             let reference = {
                 let y = x.matmul(&ours.weight.t().unwrap()).unwrap().broadcast_add(&ours.bias).unwrap();
-                if with_relu { y.relu().unwrap() } else { y }
+                if with_relu {
+                    y.relu().unwrap()
+                } else {
+                    y
+                }
             };
             let fused = ours.apply(&x, with_relu).unwrap();
             assert!(max_diff(&fused, &reference) < 1e-5);

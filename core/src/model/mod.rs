@@ -111,7 +111,13 @@ impl AdaFtr {
                     RelatednessInput::Towers => 3 * k,
                     RelatednessInput::Embedding => x_dim,
                 };
-                TauSource::Net(Relatedness::new(in_dim, cfg.relatedness_hidden, cfg.tau_min, cfg.tau_max, vb.pp("relatedness"))?)
+                TauSource::Net(Relatedness::new(
+                    in_dim,
+                    cfg.relatedness_hidden,
+                    cfg.tau_min,
+                    cfg.tau_max,
+                    vb.pp("relatedness"),
+                )?)
             }
         };
         let projection = match loss.cl {

@@ -18,7 +18,12 @@ pub struct Relatedness {
 impl Relatedness {
     pub fn new(in_dim: usize, hidden: usize, tau_min: f32, tau_max: f32, vb: VarBuilder) -> Result<Self> {
         let mlp = Mlp::new(in_dim, &[hidden], 0.0, vb.pp("hidden"))?;
-        Ok(Self { out: linear(hidden, 1, vb.pp("out"))?, hidden: mlp, tau_min: tau_min as f64, tau_max: tau_max as f64 })
+        Ok(Self {
+            out: linear(hidden, 1, vb.pp("out"))?,
+            hidden: mlp,
+            tau_min: tau_min as f64,
+            tau_max: tau_max as f64,
+        })
     }
 
     /// The input for the `towers` choice: [h_c ; h_v ; h_c * h_v].

@@ -50,7 +50,8 @@ impl CustomOp2 for ReluGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (g, y) = (f32_slice(s1, l1, "adaftr-relu-grad", "gradient")?, f32_slice(s2, l2, "adaftr-relu-grad", "output")?);
+        let (g, y) =
+            (f32_slice(s1, l1, "adaftr-relu-grad", "gradient")?, f32_slice(s2, l2, "adaftr-relu-grad", "output")?);
         let out: Vec<f32> = g.iter().zip(y).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect();
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }

@@ -28,7 +28,13 @@ pub fn run(a: &Args) -> Result<()> {
         Some(t) => {
             let truth = super::read_truth(t)?;
             if truth.relatedness.len() != ds.len() {
-                bail!("{} has {} rows but {} has {}", t.display(), truth.relatedness.len(), a.input.data.display(), ds.len());
+                bail!(
+                    "{} has {} rows but {} has {}",
+                    t.display(),
+                    truth.relatedness.len(),
+                    a.input.data.display(),
+                    ds.len()
+                );
             }
             tau_rank_correlation(&p.tau, &truth.relatedness)
         }

@@ -10,8 +10,15 @@ use crate::files;
 pub fn run(path: &Path) -> Result<()> {
     let bytes = files::read_model(path)?;
     // Full load: inspect also vouches that the weights match the config.
-    let b = bundle::load(&bytes, &candle_core::Device::Cpu).with_context(|| format!("cannot load {}", path.display()))?;
-    println!("{}: adaftr bundle v{}, {} bytes, {} parameters", path.display(), bundle::FORMAT_VERSION, bytes.len(), b.params.numel());
+    let b =
+        bundle::load(&bytes, &candle_core::Device::Cpu).with_context(|| format!("cannot load {}", path.display()))?;
+    println!(
+        "{}: adaftr bundle v{}, {} bytes, {} parameters",
+        path.display(),
+        bundle::FORMAT_VERSION,
+        bytes.len(),
+        b.params.numel()
+    );
     println!("\n[config]\n{}", toml::to_string(&b.config).unwrap_or_default());
     let s = &b.schema;
     println!("[schema] format {}, labels `{}` / `{}`", s.format, s.click, s.conversion);
@@ -24,14 +31,28 @@ pub fn run(path: &Path) -> Result<()> {
     }
     println!("  {} numeric fields:", s.num_numeric());
     for f in &s.numeric {
-        println!("    {:<16} {:<8} {:?} range [{}, {}]", f.name, format!("{:?}", f.side).to_lowercase(), f.norm, f.min, f.max);
+        println!(
+            "    {:<16} {:<8} {:?} range [{}, {}]",
+            f.name,
+            format!("{:?}", f.side).to_lowercase(),
+            f.norm,
+            f.min,
+            f.max
+        );
     }
     let t = &b.summary;
-    println!("\n[training] {} rows, {} epochs run, best epoch {}", t.train_rows, t.epochs_run, t.best_epoch.map_or("-".into(), |e| e.to_string()));
+    println!(
+        "\n[training] {} rows, {} epochs run, best epoch {}",
+        t.train_rows,
+        t.epochs_run,
+        t.best_epoch.map_or("-".into(), |e| e.to_string())
+    );
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     for r in &t.history {
         let v = &r.valid;
-        let tau = v.tau.map_or(String::new(), |d| format!(" tau mean {:.3} p5 {:.3} p50 {:.3} p95 {:.3}", d.mean, d.p5, d.p50, d.p95));
+        let tau = v.tau.map_or(String::new(), |d| {
+            format!(" tau mean {:.3} p5 {:.3} p50 {:.3} p95 {:.3}", d.mean, d.p5, d.p50, d.p95)
+        });
         println!(
             "  epoch {:>2}{} loss {:.4} AUC ctr {} cvr {} ctcvr {}{tau}",
             r.epoch,

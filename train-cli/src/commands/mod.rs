@@ -37,7 +37,8 @@ impl ModelOnData {
     pub fn run(&self) -> Result<(adaftr_core::bundle::Bundle, Dataset, adaftr_core::evaluate::Predictions)> {
         let device = crate::device::select(self.device)?;
         let bytes = files::read_model(&self.model)?;
-        let b = adaftr_core::bundle::load(&bytes, &device).with_context(|| format!("cannot load {}", self.model.display()))?;
+        let b = adaftr_core::bundle::load(&bytes, &device)
+            .with_context(|| format!("cannot load {}", self.model.display()))?;
         let ds = load_encoded(&self.data, &b.schema, self.bad_rows.into())?;
         let p = adaftr_core::evaluate::predict(&b.model, &ds, self.batch_size, &device)?;
         Ok((b, ds, p))

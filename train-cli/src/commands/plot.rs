@@ -35,7 +35,8 @@ pub fn run(a: &Args) -> Result<()> {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(&line).with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
+            let v: Value = serde_json::from_str(&line)
+                .with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
             if v["variant"].as_str().is_none() {
                 bail!("{}:{}: no `variant` field; is this a file from `adaftr study --out`?", path.display(), i + 1);
             }
@@ -81,7 +82,11 @@ fn by_variant(runs: &[Value]) -> Vec<(String, Vec<&Value>)> {
     groups
 }
 
-type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
 
 fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition, size: u32) -> Result<()> {
     drawing(
@@ -126,7 +131,9 @@ fn auc(groups: &[(String, Vec<&Value>)], path: &Path) -> Result<PathBuf> {
     let root = drawing(root.titled("Test AUC per variant (mean ± 1 sd over seeds)", (FAMILY, 22)))?;
     let panels = root.split_evenly((3, 1));
     let label_w = 12 + 8 * groups.iter().map(|(n, _)| n.len()).max().unwrap_or(4) as u32;
-    for (panel, (metric, title)) in panels.iter().zip([("auc_ctr", "CTR"), ("auc_cvr", "CVR (clicked rows)"), ("auc_ctcvr", "CTCVR")]) {
+    for (panel, (metric, title)) in
+        panels.iter().zip([("auc_ctr", "CTR"), ("auc_cvr", "CVR (clicked rows)"), ("auc_ctcvr", "CTCVR")])
+    {
         let stats: Vec<Option<(f64, f64)>> = groups
             .iter()
             .map(|(_, g)| {
@@ -170,14 +177,23 @@ fn auc(groups: &[(String, Vec<&Value>)], path: &Path) -> Result<PathBuf> {
         for (i, s) in stats.iter().enumerate() {
             if let Some((m, sd)) = s {
                 let y = i as f64;
-                drawing(chart.draw_series(std::iter::once(ErrorBar::new_horizontal(y, m - sd, *m, m + sd, color(i).stroke_width(2), 10))))?;
+                drawing(chart.draw_series(std::iter::once(ErrorBar::new_horizontal(
+                    y,
+                    m - sd,
+                    *m,
+                    m + sd,
+                    color(i).stroke_width(2),
+                    10,
+                ))))?;
                 drawing(chart.draw_series(std::iter::once(Circle::new((*m, y), 4, color(i).filled()))))?;
             }
         }
         if let Some(b) = bayes {
-            drawing(chart.draw_series(LineSeries::new([(b, -0.5), (b, n as f64 - 0.5)], BLACK.mix(0.5).stroke_width(1))))?
-                .label(format!("Bayes-optimal {b:.4}"))
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.5)));
+            drawing(
+                chart.draw_series(LineSeries::new([(b, -0.5), (b, n as f64 - 0.5)], BLACK.mix(0.5).stroke_width(1))),
+            )?
+            .label(format!("Bayes-optimal {b:.4}"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.5)));
             legend(&mut chart, SeriesLabelPosition::LowerRight, 12)?;
         }
     }
@@ -203,7 +219,8 @@ fn tau_distribution(groups: &[(String, Vec<&Value>)], path: &Path) -> Result<Pat
         }
         let total: f64 = counts.iter().sum::<f64>().max(1.0);
         let width = (h - l) / counts.len().max(1) as f64;
-        let pts: Vec<(f64, f64)> = counts.iter().enumerate().map(|(i, c)| (l + (i as f64 + 0.5) * width, c / total)).collect();
+        let pts: Vec<(f64, f64)> =
+            counts.iter().enumerate().map(|(i, c)| (l + (i as f64 + 0.5) * width, c / total)).collect();
         lo = lo.min(l);
         hi = hi.max(h);
         curves.push((gi, format!("{name} ({} seeds)", hists.len()), pts));
@@ -243,13 +260,17 @@ fn tau_vs_relatedness(groups: &[(String, Vec<&Value>)], path: &Path) -> Result<P
     let mut curves = Vec::new();
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for (gi, (name, g)) in groups.iter().enumerate() {
-        let per_seed: Vec<&Vec<Value>> = g.iter().filter_map(|r| r["tau_by_rho"].as_array()).filter(|a| !a.is_empty()).collect();
+        let per_seed: Vec<&Vec<Value>> =
+            g.iter().filter_map(|r| r["tau_by_rho"].as_array()).filter(|a| !a.is_empty()).collect();
         if per_seed.is_empty() {
             continue;
         }
         let k = per_seed.iter().map(|a| a.len()).min().unwrap_or(0);
-        let avg = |field: &str, j: usize| per_seed.iter().filter_map(|a| a[j][field].as_f64()).sum::<f64>() / per_seed.len() as f64;
-        let pts: Vec<(f64, f64, f64, f64)> = (0..k).map(|j| (avg("rho", j), avg("tau_p25", j), avg("tau_mean", j), avg("tau_p75", j))).collect();
+        let avg = |field: &str, j: usize| {
+            per_seed.iter().filter_map(|a| a[j][field].as_f64()).sum::<f64>() / per_seed.len() as f64
+        };
+        let pts: Vec<(f64, f64, f64, f64)> =
+            (0..k).map(|j| (avg("rho", j), avg("tau_p25", j), avg("tau_mean", j), avg("tau_p75", j))).collect();
         let spearman: Vec<f64> = g.iter().filter_map(|r| r["tau_spearman"].as_f64()).collect();
         let label = match spearman.is_empty() {
             true => name.clone(),

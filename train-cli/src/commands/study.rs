@@ -92,7 +92,8 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
 fn variant_config(base: &toml::Table, v: &Variant, seed: u64) -> Result<Config> {
     let mut t = base.clone();
     merge(&mut t, &v.config);
-    let mut cfg: Config = toml::Value::Table(t).try_into().with_context(|| format!("variant `{}`: invalid config", v.name))?;
+    let mut cfg: Config =
+        toml::Value::Table(t).try_into().with_context(|| format!("variant `{}`: invalid config", v.name))?;
     cfg.train.seed = seed;
     cfg.validate().with_context(|| format!("variant `{}`", v.name))?;
     Ok(cfg)
@@ -101,7 +102,12 @@ fn variant_config(base: &toml::Table, v: &Variant, seed: u64) -> Result<Config> 
 /// One line per epoch on stderr, so that tau's trajectory is visible during a study.
 struct EpochLog<'a>(&'a str, u64);
 impl Observer for EpochLog<'_> {
-    fn on_epoch(&mut self, _t: &Trainer, r: &adaftr_core::bundle::EpochRecord, improved: bool) -> adaftr_core::Result<()> {
+    fn on_epoch(
+        &mut self,
+        _t: &Trainer,
+        r: &adaftr_core::bundle::EpochRecord,
+        improved: bool,
+    ) -> adaftr_core::Result<()> {
         let v = &r.valid;
         let tau = v.tau.map_or(String::new(), |t| format!(" tau p5 {:.3} p50 {:.3} p95 {:.3}", t.p5, t.p50, t.p95));
         eprintln!(
@@ -180,13 +186,17 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 
 pub fn run(a: &Args) -> Result<()> {
     let device = device::select(a.device)?;
-    let grid: Grid = toml::from_str(&std::fs::read_to_string(&a.grid).with_context(|| format!("cannot read {}", a.grid.display()))?)
-        .with_context(|| format!("invalid grid {}", a.grid.display()))?;
+    let grid: Grid =
+        toml::from_str(&std::fs::read_to_string(&a.grid).with_context(|| format!("cannot read {}", a.grid.display()))?)
+            .with_context(|| format!("invalid grid {}", a.grid.display()))?;
     let base: toml::Table = match &a.config {
-        Some(p) => toml::from_str(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)?,
+        Some(p) => {
+            toml::from_str(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)?
+        }
         None => toml::Table::new(),
     };
-    let variants: Vec<Variant> = grid.variant.into_iter().filter(|v| a.only.as_ref().is_none_or(|o| v.name.contains(o.as_str()))).collect();
+    let variants: Vec<Variant> =
+        grid.variant.into_iter().filter(|v| a.only.as_ref().is_none_or(|o| v.name.contains(o.as_str()))).collect();
     if variants.is_empty() {
         bail!("no variant to run");
     }
@@ -205,9 +215,20 @@ pub fn run(a: &Args) -> Result<()> {
         }
     }
     let bayes = truth.as_ref().map(|t| bayes_aucs(t, &test));
-    eprintln!("study: {} variants x {} seeds; {} train, {} valid, {} test rows", variants.len(), a.seeds, train.len(), valid.len(), test.len());
+    eprintln!(
+        "study: {} variants x {} seeds; {} train, {} valid, {} test rows",
+        variants.len(),
+        a.seeds,
+        train.len(),
+        valid.len(),
+        test.len()
+    );
 
-    let mut out = OpenOptions::new().create(true).append(true).open(&a.out).with_context(|| format!("cannot open {}", a.out.display()))?;
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&a.out)
+        .with_context(|| format!("cannot open {}", a.out.display()))?;
     let mut summary: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
     for v in &variants {
         let mut runs = Vec::new();
@@ -220,10 +241,13 @@ pub fn run(a: &Args) -> Result<()> {
             let p = predict(&trainer.model, &test, 8192, &device)?;
             let e = Evaluation::compute(&p, &test);
             let spearman = truth.as_ref().and_then(|t| tau_rank_correlation(&p.tau, &t.relatedness));
-            let near = (!p.tau.is_empty()).then(|| fraction_near_bounds(&p.tau, cfg.model.tau_min, cfg.model.tau_max, 0.01));
+            let near =
+                (!p.tau.is_empty()).then(|| fraction_near_bounds(&p.tau, cfg.model.tau_min, cfg.model.tau_max, 0.01));
             let (lo, hi) = (cfg.model.tau_min as f64, cfg.model.tau_max as f64);
-            let tau_hist = (!p.tau.is_empty()).then(|| json!({"lo": lo, "hi": hi, "counts": tau_histogram(&p.tau, lo, hi)}));
-            let tau_by_rho = truth.as_ref().filter(|_| !p.tau.is_empty()).map(|t| tau_by_relatedness(&p.tau, &t.relatedness));
+            let tau_hist =
+                (!p.tau.is_empty()).then(|| json!({"lo": lo, "hi": hi, "counts": tau_histogram(&p.tau, lo, hi)}));
+            let tau_by_rho =
+                truth.as_ref().filter(|_| !p.tau.is_empty()).map(|t| tau_by_relatedness(&p.tau, &t.relatedness));
             let line = json!({
                 "variant": v.name, "seed": seed, "seconds": start.elapsed().as_secs_f64(),
                 "epochs": trainer.state.history.len(), "best_epoch": trainer.state.best_epoch,
@@ -267,7 +291,11 @@ pub fn run(a: &Args) -> Result<()> {
                     return "-".into();
                 }
                 let (mean, std) = mean_std(&xs);
-                if *m == "epochs" { format!("{mean:.1}") } else { format!("{mean:.4} ± {std:.4}") }
+                if *m == "epochs" {
+                    format!("{mean:.1}")
+                } else {
+                    format!("{mean:.4} ± {std:.4}")
+                }
             })
             .collect();
         md += &format!("| {name} | {} | {} |\n", runs.len(), cells.join(" | "));

@@ -195,7 +195,12 @@ pub fn run(a: &Args) -> Result<()> {
                     p.display()
                 );
             }
-            eprintln!("resuming from {} at epoch {}, batch {}", p.display(), t.state.epoch.saturating_add(1), t.state.step);
+            eprintln!(
+                "resuming from {} at epoch {}, batch {}",
+                p.display(),
+                t.state.epoch.saturating_add(1),
+                t.state.step
+            );
             Some(t)
         }
         (Some(p), true) => {

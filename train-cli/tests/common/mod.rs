@@ -71,7 +71,8 @@ pub fn synth(dir: &Tmp, train_rows: usize, valid_rows: usize) -> (String, String
 /// pctr, pcvr, pctcvr, tau of every row of `data` under the bundle `model`, in memory.
 pub fn predictions_of(model: &str, data: &str) -> Vec<[f32; 4]> {
     let b = bundle::load(&std::fs::read(model).unwrap(), &Device::Cpu).unwrap();
-    let (ds, _) = load_with_schema(std::fs::File::open(data).unwrap(), data, &b.schema, &LoadOptions::default()).unwrap();
+    let (ds, _) =
+        load_with_schema(std::fs::File::open(data).unwrap(), data, &b.schema, &LoadOptions::default()).unwrap();
     let p = predict(&b.model, &ds, 1024, &Device::Cpu).unwrap();
     (0..ds.len()).map(|i| [p.pctr[i], p.pcvr[i], p.pctcvr[i], p.tau[i]]).collect()
 }

@@ -20,18 +20,11 @@ pub struct WhatIfProps {
     pub on_action: Callback<Action>,
 }
 
-const COLOURS: [(&str, &str); 4] = [
-    ("pCTR", "#1f6feb"),
-    ("pCVR", "#d4730b"),
-    ("pCTCVR", "#1a7f37"),
-    ("tau", "#8250df"),
-];
+const COLOURS: [(&str, &str); 4] =
+    [("pCTR", "#1f6feb"), ("pCVR", "#d4730b"), ("pCTCVR", "#1a7f37"), ("tau", "#8250df")];
 
 fn colour(name: &str) -> &'static str {
-    COLOURS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or("#333", |(_, c)| c)
+    COLOURS.iter().find(|(n, _)| *n == name).map_or("#333", |(_, c)| c)
 }
 
 #[function_component(WhatIf)]
@@ -78,12 +71,7 @@ pub fn what_if(p: &WhatIfProps) -> Html {
     }
 }
 
-fn draw(
-    plan: &SweepPlan,
-    preds: &[Prediction],
-    (lo, hi): (f32, f32),
-    schema: &adaftr_core::schema::Schema,
-) -> Html {
+fn draw(plan: &SweepPlan, preds: &[Prediction], (lo, hi): (f32, f32), schema: &adaftr_core::schema::Schema) -> Html {
     let c = chart(plan, preds, lo, hi);
     let name = plan.feature.name(schema).unwrap_or("?").to_string();
     let w = sweep::WIDTH;
@@ -112,10 +100,8 @@ fn draw(
         }
     };
     let x_labels = if plan.numeric {
-        let (a, b) = (
-            plan.labels.first().cloned().unwrap_or_default(),
-            plan.labels.last().cloned().unwrap_or_default(),
-        );
+        let (a, b) =
+            (plan.labels.first().cloned().unwrap_or_default(), plan.labels.last().cloned().unwrap_or_default());
         html! {
             <>
                 <text x={x0.to_string()} y={(c.tau_panel.1 + 16.0).to_string()} text-anchor="start">{ a }</text>
@@ -131,7 +117,11 @@ fn draw(
     };
     let desc = format!(
         "pCTR, pCVR and pCTCVR (top, 0 to {:.3}) and tau (bottom, {} to {}) as {name} varies over {} {}",
-        c.prob_max, c.tau_range.0, c.tau_range.1, plan.xs.len(), if plan.numeric { "points" } else { "values" }
+        c.prob_max,
+        c.tau_range.0,
+        c.tau_range.1,
+        plan.xs.len(),
+        if plan.numeric { "points" } else { "values" }
     );
     html! {
         <figure class="chart">

@@ -26,16 +26,9 @@ pub use panels::{Diagnostics, ModelCard, Predictions, Timings};
 #[derive(Clone, PartialEq)]
 pub enum Source {
     /// Fetched with relative URLs (the shipped site).
-    Fetch {
-        model_url: String,
-        examples_url: Option<String>,
-    },
+    Fetch { model_url: String, examples_url: Option<String> },
     /// Given as bytes (tests).
-    Bytes {
-        name: String,
-        model: Rc<Vec<u8>>,
-        examples_json: Option<Rc<str>>,
-    },
+    Bytes { name: String, model: Rc<Vec<u8>>, examples_json: Option<Rc<str>> },
 }
 
 impl Default for Source {
@@ -85,63 +78,36 @@ fn js_err(e: JsValue) -> String {
 
 async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     let window = web_sys::window().ok_or("no window")?;
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
-        .await
-        .map_err(js_err)?
-        .dyn_into()
-        .map_err(js_err)?;
+    let resp: web_sys::Response =
+        JsFuture::from(window.fetch_with_str(url)).await.map_err(js_err)?.dyn_into().map_err(js_err)?;
     if !resp.ok() {
         return Err(format!("{url}: HTTP {}", resp.status()));
     }
-    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?)
-        .await
-        .map_err(js_err)?;
+    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
     Ok(Uint8Array::new(&buf).to_vec())
 }
 
 async fn load_default(source: Source) -> Action {
     let (name, bytes, examples) = match source {
-        Source::Bytes {
-            name,
-            model,
-            examples_json,
-        } => (
-            name,
-            Ok(model.to_vec()),
-            examples_json.map(|s| s.to_string()),
-        ),
-        Source::Fetch {
-            model_url,
-            examples_url,
-        } => {
+        Source::Bytes { name, model, examples_json } => {
+            (name, Ok(model.to_vec()), examples_json.map(|s| s.to_string()))
+        }
+        Source::Fetch { model_url, examples_url } => {
             let bytes = fetch_bytes(&model_url).await;
             let examples = match examples_url {
-                Some(u) => fetch_bytes(&u)
-                    .await
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok()),
+                Some(u) => fetch_bytes(&u).await.ok().and_then(|b| String::from_utf8(b).ok()),
                 None => None,
             };
-            let name = model_url
-                .rsplit('/')
-                .next()
-                .unwrap_or(&model_url)
-                .to_string();
+            let name = model_url.rsplit('/').next().unwrap_or(&model_url).to_string();
             (name, bytes, examples)
         }
     };
     let bytes = match bytes {
         Ok(b) => b,
-        Err(e) => {
-            return Action::LoadFailed(format!(
-                "Could not fetch the default model ({e}). Upload a model below."
-            ))
-        }
+        Err(e) => return Action::LoadFailed(format!("Could not fetch the default model ({e}). Upload a model below.")),
     };
     // Examples are optional: a broken examples file only loses the examples.
-    let examples = examples
-        .and_then(|j| parse_examples(&j).ok())
-        .unwrap_or_default();
+    let examples = examples.and_then(|j| parse_examples(&j).ok()).unwrap_or_default();
     match LoadedModel::from_bytes(next_model_id(), &name, &bytes, examples) {
         Ok(m) => Action::Loaded(Rc::new(m)),
         Err(e) => Action::LoadFailed(e),
@@ -175,9 +141,7 @@ pub fn load_file(file: web_sys::File, dispatch: UseReducerDispatcher<Store>) {
 }
 
 fn now() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now())
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
 }
 
 /// Average single-instance inference time over `runs` calls, measured once per model.
@@ -241,11 +205,7 @@ pub fn app(props: &AppProps) -> Html {
         Callback::from(move |e: DragEvent| {
             e.prevent_default();
             dragging.set(false);
-            if let Some(f) = e
-                .data_transfer()
-                .and_then(|d| d.files())
-                .and_then(|l| l.get(0))
-            {
+            if let Some(f) = e.data_transfer().and_then(|d| d.files()).and_then(|l| l.get(0)) {
                 load_file(f, dispatch.clone());
             }
         })
@@ -264,10 +224,7 @@ pub fn app(props: &AppProps) -> Html {
         single_ms: t1 - t0,
         single_avg_ms: *bench,
         sweep_ms: t2 - t1,
-        sweep_points: sweep
-            .as_ref()
-            .and_then(|r| r.as_ref().ok())
-            .map_or(0, |(p, _)| p.instances.len()),
+        sweep_points: sweep.as_ref().and_then(|r| r.as_ref().ok()).map_or(0, |(p, _)| p.instances.len()),
     };
 
     let status = match (&state.loading, &state.model) {
@@ -331,9 +288,7 @@ pub fn app(props: &AppProps) -> Html {
 
 /// Mounts the app on `#adaftr-app` (or the body).
 pub fn start() {
-    let doc = web_sys::window()
-        .and_then(|w| w.document())
-        .expect("a document");
+    let doc = web_sys::window().and_then(|w| w.document()).expect("a document");
     match doc.get_element_by_id("adaftr-app") {
         Some(root) => yew::Renderer::<App>::with_root(root).render(),
         None => yew::Renderer::<App>::new().render(),

@@ -27,10 +27,7 @@ pub fn predictions(p: &PredictionsProps) -> Html {
     let (lo, hi) = p.model.tau_bounds();
     let instance_json = serde_json::to_string(&p.instance).unwrap_or_default();
     let tau_text = pred.tau.map_or("n/a".to_string(), |t| format!("{t:.3}"));
-    let level = pred
-        .tau
-        .map(|t| relatedness(t, lo, hi).label())
-        .unwrap_or("no tau");
+    let level = pred.tau.map(|t| relatedness(t, lo, hi).label()).unwrap_or("no tau");
     let stat = |id: &str, label: &str, value: String, help: &str| {
         html! {
             <div class="stat">
@@ -111,11 +108,7 @@ pub fn diagnostics(p: &DiagProps) -> Html {
     // performance.now() is coarsened (100 µs in Chromium), so a single call is timed as
     // the mean of 50 when the model loads; the sweep is timed live on every update.
     let single = t.single_avg_ms.map_or("n/a".to_string(), format::millis);
-    let sweep = if t.sweep_ms > 0.0 {
-        format::millis(t.sweep_ms)
-    } else {
-        "< 0.1 ms".to_string()
-    };
+    let sweep = if t.sweep_ms > 0.0 { format::millis(t.sweep_ms) } else { "< 0.1 ms".to_string() };
     html! {
         <p class="diag" id="adaftr-diag" data-single-ms={t.single_avg_ms.unwrap_or(t.single_ms).to_string()}
             data-sweep-ms={t.sweep_ms.to_string()}>

@@ -16,10 +16,15 @@ use crate::config::{Backbone, ModelConfig};
 #[derive(Clone, Debug)]
 pub enum BackboneNet {
     /// A separate bottom per task, each reading its own embeddings.
-    SingleTask { ctr: Mlp, cvr: Mlp },
+    SingleTask {
+        ctr: Mlp,
+        cvr: Mlp,
+    },
     SharedBottom(Mlp),
     /// Towers read the embeddings directly (ESMM and AITM).
-    Direct { dim: usize },
+    Direct {
+        dim: usize,
+    },
     Mmoe(Mmoe),
     Ple(Ple),
 }
