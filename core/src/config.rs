@@ -193,11 +193,6 @@ impl ClMode {
             Self::Transfer => "transfer",
         }
     }
-
-    /// Whether the model carries a relatedness network (and so predicts tau per instance).
-    pub fn learns_tau(self) -> bool {
-        matches!(self, Self::Joint | Self::Meta | Self::Transfer)
-    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]

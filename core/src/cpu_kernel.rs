@@ -1,4 +1,4 @@
-//! What the fused CPU kernels (`nce`, `model::linear`, `model::relu`) share: reading an
+//! What the fused CPU kernels (`nce`, `nn::linear`, `nn::relu`) share: reading an
 //! operand's storage as one contiguous f32 slice.
 
 use candle_core::{CpuStorage, Layout, Result};

@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod config;
+mod container;
 mod cpu_kernel;
 pub mod data;
 pub mod error;
@@ -16,7 +17,9 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod nce;
+pub mod nn;
 pub mod optim;
+pub mod relatedness;
 pub mod rng;
 pub mod schema;
 pub mod train;

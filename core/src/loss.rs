@@ -1,12 +1,11 @@
-//! Losses: click BCE, the entire-space CTCVR product loss, the optional click-space CVR
-//! loss, and InfoNCE with a per-instance temperature. Everything works from logits so that
-//! probabilities near 0 or 1 never produce infinities.
+//! Loss functions on tensors: click BCE, the entire-space CTCVR product loss, and InfoNCE
+//! with a per-instance temperature. Everything works from logits so that probabilities
+//! near 0 or 1 never produce infinities. How they combine into the training objective is
+//! `train/objective.rs`; the relatedness modes' own terms live with each mode.
 
 use candle_core::{DType, Device, Result, Tensor};
 
-use crate::config::{ClMode, LossConfig, Negatives, Similarity};
-use crate::data::Batch;
-use crate::model::Outputs;
+use crate::config::{LossConfig, Negatives, Similarity};
 use crate::rng::Rng;
 
 /// softplus(x) = ln(1 + e^x), computed as max(x, 0) + ln(1 + e^-|x|).
@@ -123,96 +122,6 @@ pub fn contrastive(h_ctr: &Tensor, h_cvr: &Tensor, tau: &Tensor, cfg: &LossConfi
     }
 }
 
-/// The loss terms of one batch; `total` is what is minimised.
-#[derive(Debug, Clone)]
-pub struct LossTerms {
-    pub total: Tensor,
-    pub ctr: Tensor,
-    pub ctcvr: Tensor,
-    pub cvr_click: Option<Tensor>,
-    pub cl: Option<Tensor>,
-    pub tau_prior: Option<Tensor>,
-    /// `transfer` mode's auxiliary loss (trains the relatedness network only).
-    pub transfer: Option<Tensor>,
-}
-
-/// Per-step facts the loss needs beyond the config.
-#[derive(Debug, Clone, Copy)]
-pub struct StepContext {
-    /// Keep the CTR network out of the CTCVR gradient (single-task).
-    pub detach_ctr_in_ctcvr: bool,
-    /// Multiplier of lambda in [0, 1] (the warm-up ramp).
-    pub cl_scale: f64,
-    /// Centre r0 of the prior on the relatedness logit, when the model learns tau.
-    pub tau_prior_center: Option<f64>,
-}
-
-/// L = L_ctr + L_ctcvr [+ L_cvr_click] + lambda L_cl [+ beta mean((r - r0)^2)].
-pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, ctx: StepContext, rng: &mut Rng) -> Result<LossTerms> {
-    let ctr = bce_with_logits(&out.logit_ctr, &batch.click)?;
-    let a = if ctx.detach_ctr_in_ctcvr { out.logit_ctr.detach() } else { out.logit_ctr.clone() };
-    let ctcvr = product_bce(&a, &out.logit_cvr, &batch.conversion)?;
-    let mut total = (&ctr + &ctcvr)?;
-    let cvr_click = if cfg.cvr_click_loss {
-        let per = bce_with_logits_elems(&out.logit_cvr, &batch.conversion)?;
-        let clicks = batch.click.sum_all()?;
-        let l = ((per * &batch.click)?.sum_all()? / clicks.maximum(1.0)?)?;
-        total = (total + &l)?;
-        Some(l)
-    } else {
-        None
-    };
-    let lambda = cfg.lambda as f64 * ctx.cl_scale;
-    let cl = match (cfg.cl, &out.tau) {
-        (ClMode::None, _) | (_, None) => None,
-        (mode, Some(tau)) => {
-            // In `transfer` mode tau is learned from its own loss below, not from this one.
-            let tau = if mode == ClMode::Transfer { tau.detach() } else { tau.clone() };
-            let l = contrastive(&out.z_ctr, &out.z_cvr, &tau, cfg, rng)?;
-            if lambda > 0.0 {
-                total = (total + (&l * lambda)?)?;
-            }
-            Some(l)
-        }
-    };
-    let tau_prior = match (&out.tau_logit, ctx.tau_prior_center) {
-        (Some(r), Some(r0)) if cfg.tau_prior_weight > 0.0 && cl.is_some() => {
-            let l = (r - r0)?.sqr()?.mean_all()?;
-            total = (total + (&l * cfg.tau_prior_weight as f64)?)?;
-            Some(l)
-        }
-        _ => None,
-    };
-    let transfer = match (cfg.cl, &out.tau_logit) {
-        (ClMode::Transfer, Some(r)) => {
-            let l = transfer_loss(&out.logit_ctr, &out.logit_cvr, r, batch, cfg.transfer_scale as f64)?;
-            if cfg.transfer_weight > 0.0 {
-                total = (total + (&l * cfg.transfer_weight as f64)?)?;
-            }
-            Some(l)
-        }
-        _ => None,
-    };
-    Ok(LossTerms { total, ctr, ctcvr, cvr_click, cl, tau_prior, transfer })
-}
-
-/// `transfer` mode: BCE over clicked rows of the conversion logit l_cvr - kappa r s, where
-/// s is the click logit standardised over the batch. Both logits are detached, so only the
-/// relatedness logit r learns: it goes negative (low tau) where adding the click score
-/// predicts conversions better than the CVR tower alone, i.e. where click and purchase are
-/// related beyond what the model already shares, and positive where the tower leans on the
-/// click signal more than the conversions support. Unlike a [0, 1] gate, r has a finite
-/// optimum on both sides, so nothing pushes tau onto a bound.
-pub fn transfer_loss(logit_ctr: &Tensor, logit_cvr: &Tensor, r: &Tensor, batch: &Batch, kappa: f64) -> Result<Tensor> {
-    let c = logit_ctr.detach();
-    let centred = c.broadcast_sub(&c.mean_all()?)?;
-    let s = centred.broadcast_div(&(centred.sqr()?.mean_all()? + 1e-6)?.sqrt()?)?;
-    let logit = (logit_cvr.detach() - ((r * &s)? * kappa)?)?;
-    let per = bce_with_logits_elems(&logit, &batch.conversion)?;
-    let clicks = batch.click.sum_all()?;
-    (per * &batch.click)?.sum_all()? / clicks.maximum(1.0)?
-}
-
 /// A scalar tensor's value as f64.
 pub fn scalar(t: &Tensor) -> Result<f64> {
     t.to_dtype(DType::F64)?.to_scalar::<f64>()
@@ -257,34 +166,6 @@ mod tests {
         let g = l.backward().unwrap();
         let ga: Vec<f32> = g.get(va.as_tensor()).unwrap().to_vec1().unwrap();
         assert!(ga.iter().all(|x| x.is_finite()), "{ga:?}");
-    }
-
-    #[test]
-    fn transfer_loss_lowers_tau_where_conversions_follow_the_click_score() {
-        let dev = Device::Cpu;
-        // Rows 0-3 clicked; among them conversions go with the click score (rows 2, 3).
-        // Rows 4-5 are not clicked and must not matter.
-        let click_logit = Var::new(&[-3f32, -1.0, 1.0, 3.0, 5.0, -5.0], &dev).unwrap();
-        let cvr_logit = Var::new(&[0f32; 6], &dev).unwrap();
-        let r = Var::new(&[0f32; 6], &dev).unwrap();
-        let batch = Batch {
-            cat: Tensor::zeros((6, 0), DType::U32, &dev).unwrap(),
-            num: Tensor::zeros((6, 0), DType::F32, &dev).unwrap(),
-            click: t(&[1., 1., 1., 1., 0., 0.]),
-            conversion: t(&[0., 0., 1., 1., 0., 0.]),
-        };
-        let l = transfer_loss(click_logit.as_tensor(), cvr_logit.as_tensor(), r.as_tensor(), &batch, 0.25).unwrap();
-        let g = l.backward().unwrap();
-        assert!(g.get(click_logit.as_tensor()).is_none() && g.get(cvr_logit.as_tensor()).is_none(), "only r learns");
-        let gr: Vec<f32> = g.get(r.as_tensor()).unwrap().to_vec1().unwrap();
-        // Descent lowers r (and so tau) on every clicked row, and leaves the others alone.
-        assert!(gr[..4].iter().all(|&x| x > 0.0), "{gr:?}");
-        assert!(gr[4..].iter().all(|&x| x == 0.0), "{gr:?}");
-        // Conversions against the click score raise r instead.
-        let against = Batch { conversion: t(&[1., 1., 0., 0., 0., 0.]), ..batch };
-        let l = transfer_loss(click_logit.as_tensor(), cvr_logit.as_tensor(), r.as_tensor(), &against, 0.25).unwrap();
-        let gr: Vec<f32> = l.backward().unwrap().get(r.as_tensor()).unwrap().to_vec1().unwrap();
-        assert!(gr[..4].iter().all(|&x| x < 0.0), "{gr:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use candle_core::{backprop::GradStore, Result, Tensor, Var};
 
-use crate::model::init::Params;
+use crate::nn::Params;
 
 #[derive(Clone, Debug)]
 pub struct AdamConfig {

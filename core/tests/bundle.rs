@@ -49,13 +49,13 @@ fn load_err(bytes: &[u8]) -> Error {
 fn round_trip_gives_identical_predictions_and_metadata() {
     let (bytes, t) = trained_bundle();
     let loaded = bundle::load(&bytes, &Device::Cpu).unwrap();
-    assert_eq!(loaded.config, t.config);
-    assert_eq!(loaded.schema, t.schema);
+    assert_eq!(&loaded.config, t.config());
+    assert_eq!(&loaded.schema, t.schema());
     assert_eq!(loaded.schema.categorical[1].encode("v3"), 3);
     assert_eq!(loaded.summary, t.summary());
-    let ds = learnable_dataset(&t.schema, 40, 5);
+    let ds = learnable_dataset(t.schema(), 40, 5);
     let b = ds.range_batch(0, 40, &Device::Cpu).unwrap();
-    let (a, c) = (t.model.forward(&b.cat, &b.num).unwrap(), loaded.model.forward(&b.cat, &b.num).unwrap());
+    let (a, c) = (t.model().forward(&b.cat, &b.num).unwrap(), loaded.model.forward(&b.cat, &b.num).unwrap());
     for (x, y) in [(&a.pctr, &c.pctr), (&a.pcvr, &c.pcvr), (&a.tau.clone().unwrap(), &c.tau.clone().unwrap())] {
         assert_eq!(x.to_vec1::<f32>().unwrap(), y.to_vec1::<f32>().unwrap());
     }
@@ -166,7 +166,7 @@ fn truncated_random_and_huge_header_bytes() {
 fn metadata_reads_without_weights() {
     let (bytes, t) = trained_bundle();
     let (cfg, schema, summary) = bundle::read_metadata(&bytes).unwrap();
-    assert_eq!(cfg, t.config);
+    assert_eq!(&cfg, t.config());
     assert_eq!(schema.num_categorical(), 3);
     assert_eq!(summary, TrainingSummary { ..t.summary() });
 }

@@ -10,8 +10,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 use adaftr_core::config::{Config, LossConfig, ModelConfig};
-use adaftr_core::model::init::{strict_var_builder, Params};
 use adaftr_core::model::AdaFtr;
+use adaftr_core::nn::init::{strict_var_builder, Params};
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 

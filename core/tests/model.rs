@@ -3,8 +3,8 @@
 mod common;
 
 use adaftr_core::config::{Backbone, ClMode};
-use adaftr_core::model::init::seeded_var_builder;
 use adaftr_core::model::AdaFtr;
+use adaftr_core::nn::init::seeded_var_builder;
 use adaftr_core::train::Trainer;
 use candle_core::{Device, Tensor};
 use common::*;
@@ -145,7 +145,7 @@ fn tau_prior_pulls_the_relatedness_logit_to_its_centre() {
     for _ in 0..200 {
         t.train_step(&batch).unwrap();
     }
-    let tau: Vec<f32> = t.model.forward(&batch.cat, &batch.num).unwrap().tau.unwrap().to_vec1().unwrap();
+    let tau: Vec<f32> = t.model().forward(&batch.cat, &batch.num).unwrap().tau.unwrap().to_vec1().unwrap();
     let mean = tau.iter().sum::<f32>() / tau.len() as f32;
     assert!((mean - 0.5).abs() < 0.05, "mean tau {mean}");
 }

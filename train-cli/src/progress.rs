@@ -60,7 +60,7 @@ fn fmt_opt(x: Option<f64>) -> String {
 
 impl Observer for TrainObserver {
     fn on_step(&mut self, trainer: &Trainer, l: &StepLosses) -> adaftr_core::Result<()> {
-        let s = &trainer.state;
+        let s = trainer.state();
         if s.step == 1 {
             self.bar.reset();
             self.bar.set_length(self.steps_per_epoch as u64);
@@ -77,7 +77,7 @@ impl Observer for TrainObserver {
                 cvr_click: l.cvr_click.map(|v| mix(e.cvr_click.unwrap_or(v), v)),
                 cl: l.cl.map(|v| mix(e.cl.unwrap_or(v), v)),
                 tau_prior: l.tau_prior.map(|v| mix(e.tau_prior.unwrap_or(v), v)),
-                transfer: l.transfer.map(|v| mix(e.transfer.unwrap_or(v), v)),
+                aux: l.aux.map(|v| mix(e.aux.unwrap_or(v), v)),
             },
         });
         if let Some(e) = &self.ema {

@@ -37,7 +37,7 @@ fn temp_files(dir: &Path) -> usize {
 fn checkpoint_position(path: &Path) -> (usize, usize) {
     let bytes = std::fs::read(path).unwrap();
     match Trainer::from_checkpoint(&bytes, &Device::Cpu) {
-        Ok(t) => (t.state.epoch, t.state.step),
+        Ok(t) => (t.state().epoch, t.state().step),
         Err(e) => panic!("the checkpoint {} is corrupt after a kill: {e}", path.display()),
     }
 }

@@ -5,8 +5,8 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{linear_no_bias, VarBuilder};
 
-use super::linear::{linear, Linear};
-use super::relu::relu;
+use crate::nn::linear::{linear, Linear};
+use crate::nn::relu::relu;
 
 #[derive(Clone, Debug)]
 pub struct Aitm {

@@ -5,10 +5,10 @@
 //! each block being its OOV id. One gather then embeds every field at once, which is far
 //! cheaper on CPU than one lookup per field.
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::linear::{linear, Linear};
+use crate::nn::linear::{linear, Linear};
 
 /// Standard deviation of the initial embedding values.
 pub const EMBEDDING_INIT_STD: f64 = 0.05;
@@ -48,10 +48,6 @@ impl FieldEmbeddings {
     /// Width of the concatenated embedding vector x: (F + 1) d.
     pub fn out_dim(&self) -> usize {
         self.n_fields * self.dim
-    }
-
-    pub fn device(&self) -> Option<&Device> {
-        self.table.as_ref().map(Tensor::device)
     }
 
     /// `cat`: (N, F) u32 ids, each below its field's cardinality; `num`: (N, D) f32.

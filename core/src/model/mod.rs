@@ -1,5 +1,6 @@
-//! The AdaFTR model: embeddings -> backbone -> towers -> heads, plus the relatedness
-//! network that predicts each instance's InfoNCE temperature.
+//! The AdaFTR model: embeddings -> backbone -> towers -> heads, plus the relatedness mode's
+//! part (the network that predicts each instance's InfoNCE temperature, see
+//! [`crate::relatedness`]) and the projection heads the contrastive term compares.
 //!
 //! Parameter names (the bundle's tensor names) follow the `VarBuilder` paths:
 //! `embedding.*` (`embedding_cvr.*` for single-task), `backbone.*`, `tower_ctr.*`,
@@ -9,62 +10,29 @@
 pub mod aitm;
 pub mod backbone;
 pub mod embedding;
-pub mod init;
-pub mod linear;
-pub mod mlp;
+mod outputs;
 pub mod projection;
-pub mod relatedness;
-pub mod relu;
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::{Backbone, ClMode, LossConfig, ModelConfig, RelatednessInput};
+use crate::config::{Backbone, Config, LossConfig, ModelConfig};
+use crate::nn::init::{seeded_var_builder, strict_var_builder};
+use crate::nn::linear::{linear, Linear};
+use crate::nn::mlp::Mlp;
+use crate::nn::Params;
+use crate::relatedness::{self, Dims, Logits, Mode, ModelPart, Pass};
+use crate::schema::Schema;
 use aitm::Aitm;
 use backbone::BackboneNet;
 use embedding::FieldEmbeddings;
-use linear::{linear, Linear};
-use mlp::Mlp;
+pub use outputs::Outputs;
 use projection::Projection;
-use relatedness::Relatedness;
-
-/// Everything one forward pass produces for a batch of N instances.
-#[derive(Debug, Clone)]
-pub struct Outputs {
-    /// (N,) pre-sigmoid CTR and CVR scores.
-    pub logit_ctr: Tensor,
-    pub logit_cvr: Tensor,
-    pub pctr: Tensor,
-    pub pcvr: Tensor,
-    pub pctcvr: Tensor,
-    /// (N,) the InfoNCE temperature; `None` for `cl = none`, constant for `fixed`.
-    pub tau: Option<Tensor>,
-    /// The relatedness logit r behind tau (only for a learned tau).
-    pub tau_logit: Option<Tensor>,
-    /// What the relatedness network read (only for a learned tau), detached.
-    pub tau_input: Option<Tensor>,
-    /// (N, k) task representations h^c and h^v.
-    pub h_ctr: Tensor,
-    pub h_cvr: Tensor,
-    /// What InfoNCE compares: the representations after the projection heads (the
-    /// representations themselves when there are none).
-    pub z_ctr: Tensor,
-    pub z_cvr: Tensor,
-}
-
-/// The per-instance temperature source, fixed by the contrastive mode.
-#[derive(Clone, Debug)]
-enum TauSource {
-    None,
-    Fixed(f64),
-    Net(Relatedness),
-}
 
 #[derive(Clone, Debug)]
 pub struct AdaFtr {
-    backbone_kind: Backbone,
-    relatedness_input: RelatednessInput,
-    relatedness_detach_input: bool,
+    /// Single-task keeps the CTR network out of the CTCVR product's gradient.
+    isolate_ctr: bool,
     embedding: FieldEmbeddings,
     embedding_cvr: Option<FieldEmbeddings>,
     backbone: BackboneNet,
@@ -74,13 +42,25 @@ pub struct AdaFtr {
     head_ctr: Linear,
     head_cvr: Linear,
     projection: Option<(Projection, Projection)>,
-    tau: TauSource,
+    relatedness: ModelPart,
 }
 
 impl AdaFtr {
     /// `cardinalities`: embedding rows per categorical field (OOV included); `n_numeric`:
-    /// number of numeric inputs.
+    /// number of numeric inputs. The relatedness mode is `loss.cl`.
     pub fn new(
+        cfg: &ModelConfig,
+        loss: &LossConfig,
+        cardinalities: &[usize],
+        n_numeric: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Self::with_mode(relatedness::mode(loss.cl), cfg, loss, cardinalities, n_numeric, vb)
+    }
+
+    /// [`AdaFtr::new`] with an explicit relatedness mode.
+    pub(crate) fn with_mode(
+        mode: &dyn Mode,
         cfg: &ModelConfig,
         loss: &LossConfig,
         cardinalities: &[usize],
@@ -103,36 +83,16 @@ impl AdaFtr {
             Backbone::Aitm => Some(Aitm::new(k, vb.pp("aitm"))?),
             _ => None,
         };
-        let tau = match loss.cl {
-            ClMode::None => TauSource::None,
-            ClMode::Fixed => TauSource::Fixed(loss.fixed_tau as f64),
-            ClMode::Joint | ClMode::Meta | ClMode::Transfer => {
-                let in_dim = match cfg.relatedness_input {
-                    RelatednessInput::Towers => 3 * k,
-                    RelatednessInput::Embedding => x_dim,
-                };
-                TauSource::Net(Relatedness::new(
-                    in_dim,
-                    cfg.relatedness_hidden,
-                    cfg.tau_min,
-                    cfg.tau_max,
-                    vb.pp("relatedness"),
-                )?)
-            }
-        };
-        let projection = match loss.cl {
-            ClMode::None => None,
-            _ if cfg.projection.is_empty() => None,
-            _ => Some((
+        let relatedness = ModelPart::new(mode, cfg, loss, Dims { embedding: x_dim, repr: k }, vb.clone())?;
+        let projection = match relatedness.has_tau() && !cfg.projection.is_empty() {
+            false => None,
+            true => Some((
                 Projection::new(k, &cfg.projection, vb.pp("projection_ctr"))?,
                 Projection::new(k, &cfg.projection, vb.pp("projection_cvr"))?,
             )),
         };
         Ok(Self {
-            backbone_kind: cfg.backbone,
-            relatedness_input: cfg.relatedness_input,
-            // `transfer` trains the relatedness network on its own loss only.
-            relatedness_detach_input: cfg.relatedness_detach_input || loss.cl == ClMode::Transfer,
+            isolate_ctr: cfg.backbone == Backbone::SingleTask,
             embedding,
             embedding_cvr,
             backbone,
@@ -142,8 +102,29 @@ impl AdaFtr {
             head_ctr: linear(k, 1, vb.pp("head_ctr"))?,
             head_cvr: linear(k, 1, vb.pp("head_cvr"))?,
             projection,
-            tau,
+            relatedness,
         })
+    }
+
+    /// A fresh model for `config` and `schema`, its parameters drawn from `seed`.
+    pub fn seeded(config: &Config, schema: &Schema, seed: u64, device: &Device) -> Result<(Self, Params)> {
+        let (vb, params) = seeded_var_builder(seed, device);
+        let model = Self::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb)?;
+        Ok((model, params))
+    }
+
+    /// The model of `config` and `schema` built from exactly `params`: each parameter must
+    /// be present with its shape, and a parameter the model does not use is an error too
+    /// (the config and the weights disagree).
+    pub fn from_params(config: &Config, schema: &Schema, params: &Params, device: &Device) -> crate::Result<Self> {
+        let (vb, state) = strict_var_builder(params, device);
+        let built = Self::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb);
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let model = built.map_err(|e| state.first_error.take().unwrap_or(crate::Error::Candle(e)))?;
+        if let Some((extra, _)) = params.sorted().into_iter().find(|(n, _)| !state.used.contains(n)) {
+            return Err(crate::Error::UnexpectedTensor(extra));
+        }
+        Ok(model)
     }
 
     /// Inference forward pass (no dropout).
@@ -163,55 +144,115 @@ impl AdaFtr {
         if let Some(aitm) = &self.aitm {
             h_cvr = aitm.forward(&h_ctr, &h_cvr)?;
         }
-        let logit_ctr = self.head_ctr.forward(&h_ctr)?.squeeze(1)?;
-        let logit_cvr = self.head_cvr.forward(&h_cvr)?.squeeze(1)?;
+        let pass = Pass { x: &x, h_ctr: &h_ctr, h_cvr: &h_cvr, train };
+        let tau = self.relatedness.tau(&pass)?;
+        let mut logits =
+            Logits { ctr: self.head_ctr.forward(&h_ctr)?.squeeze(1)?, cvr: self.head_cvr.forward(&h_cvr)?.squeeze(1)? };
+        self.relatedness.adjust(&pass, &tau, &mut logits)?;
+        let Logits { ctr: logit_ctr, cvr: logit_cvr } = logits;
         let pctr = candle_nn::ops::sigmoid(&logit_ctr)?;
         let pcvr = candle_nn::ops::sigmoid(&logit_cvr)?;
-        // Single-task keeps the CTR network out of the CTCVR gradient.
-        let pctcvr = match self.backbone_kind {
-            Backbone::SingleTask => (pctr.detach() * &pcvr)?,
-            _ => (&pctr * &pcvr)?,
-        };
-        let (tau, tau_logit, tau_input) = match &self.tau {
-            TauSource::None => (None, None, None),
-            TauSource::Fixed(t) => (Some((pctr.ones_like()? * *t)?), None, None),
-            TauSource::Net(net) => {
-                let mut input = match self.relatedness_input {
-                    RelatednessInput::Towers => Relatedness::tower_input(&h_ctr, &h_cvr)?,
-                    RelatednessInput::Embedding => x.clone(),
-                };
-                if self.relatedness_detach_input {
-                    input = input.detach();
-                }
-                let (tau, r) = net.forward(&input)?;
-                (Some(tau), Some(r), Some(input.detach()))
-            }
+        let (logit_ctr_in_ctcvr, pctcvr) = if self.isolate_ctr {
+            (logit_ctr.detach(), (pctr.detach() * &pcvr)?)
+        } else {
+            (logit_ctr.clone(), (&pctr * &pcvr)?)
         };
         let (z_ctr, z_cvr) = match &self.projection {
             Some((pc, pv)) => (pc.forward(&h_ctr)?, pv.forward(&h_cvr)?),
             None => (h_ctr.clone(), h_cvr.clone()),
         };
-        Ok(Outputs { logit_ctr, logit_cvr, pctr, pcvr, pctcvr, tau, tau_logit, tau_input, h_ctr, h_cvr, z_ctr, z_cvr })
-    }
-
-    pub fn backbone(&self) -> Backbone {
-        self.backbone_kind
+        Ok(Outputs {
+            logit_ctr,
+            logit_cvr,
+            logit_ctr_in_ctcvr,
+            pctr,
+            pcvr,
+            pctcvr,
+            tau: tau.tau,
+            tau_logit: tau.logit,
+            tau_input: tau.input,
+            h_ctr,
+            h_cvr,
+            z_ctr,
+            z_cvr,
+        })
     }
 
     /// Temperatures (and logits) of the relatedness network for a given input (as in
     /// `Outputs::tau_input`); `None` without a learned tau.
     pub fn tau_from(&self, input: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
-        match &self.tau {
-            TauSource::Net(net) => net.forward(input).map(Some),
-            _ => Ok(None),
-        }
+        self.relatedness.tau_from(input)
     }
 
     /// The relatedness logit of a temperature, for priors; `None` without a learned tau.
     pub fn tau_logit_of(&self, tau: f64) -> Option<f64> {
-        match &self.tau {
-            TauSource::Net(net) => Some(net.logit_of(tau)),
-            _ => None,
+        self.relatedness.logit_of(tau)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::ClMode;
+    use crate::relatedness::{Head, TauKind, TauOutputs};
+
+    /// A mode whose head moves the conversion score by a learned multiple of the click
+    /// score: what a mode that changes predictions (not only the loss) looks like.
+    struct Gated;
+
+    #[derive(Debug)]
+    struct GateHead(Tensor);
+
+    impl Head for GateHead {
+        fn forward(&self, _pass: &Pass<'_>, _tau: &TauOutputs, logits: &mut Logits) -> Result<()> {
+            logits.cvr = (&logits.cvr + logits.ctr.broadcast_mul(&self.0)?)?;
+            Ok(())
         }
+    }
+
+    impl Mode for Gated {
+        fn tau_kind(&self) -> TauKind {
+            TauKind::Learned
+        }
+
+        fn head(
+            &self,
+            _dims: Dims,
+            _model: &ModelConfig,
+            _loss: &LossConfig,
+            vb: VarBuilder,
+        ) -> Result<Option<Arc<dyn Head>>> {
+            let w = vb.pp("gate").get_with_hints(1, "weight", candle_nn::Init::Const(0.5))?;
+            Ok(Some(Arc::new(GateHead(w))))
+        }
+    }
+
+    #[test]
+    fn a_mode_head_has_its_own_weights_and_changes_the_predictions() {
+        let dev = Device::Cpu;
+        let mut cfg = Config::default();
+        (cfg.model.embedding_dim, cfg.model.bottom, cfg.model.tower) = (3, vec![6], vec![5, 4]);
+        (cfg.model.projection, cfg.model.relatedness_hidden) = (vec![4], 4);
+        cfg.loss.cl = ClMode::Joint;
+        let build = |mode: &dyn Mode| {
+            let (vb, params) = seeded_var_builder(9, &dev);
+            (AdaFtr::with_mode(mode, &cfg.model, &cfg.loss, &[3, 5], 1, vb).unwrap(), params)
+        };
+        let (plain, plain_params) = build(relatedness::mode(ClMode::Joint));
+        let (gated, gated_params) = build(&Gated);
+        assert!(plain_params.get("gate.weight").is_none());
+        assert_eq!(gated_params.get("gate.weight").unwrap().to_vec1::<f32>().unwrap(), [0.5]);
+        assert_eq!(gated_params.len(), plain_params.len() + 1);
+        let cat = Tensor::new(&[[1u32, 2], [0, 4], [2, 1]], &dev).unwrap();
+        let num = Tensor::new(&[[0.3f32], [-1.0], [2.0]], &dev).unwrap();
+        let (a, b) = (plain.forward(&cat, &num).unwrap(), gated.forward(&cat, &num).unwrap());
+        let v = |t: &Tensor| t.to_vec1::<f32>().unwrap();
+        let expected: Vec<f32> = v(&a.logit_cvr).iter().zip(v(&a.logit_ctr)).map(|(c, r)| c + 0.5 * r).collect();
+        assert_eq!(v(&b.logit_ctr), v(&a.logit_ctr), "same weights, same click score");
+        assert_eq!(v(&b.logit_cvr), expected);
+        assert_ne!(v(&b.pcvr), v(&a.pcvr));
+        assert_eq!(v(&b.tau.unwrap()), v(&a.tau.unwrap()));
     }
 }

@@ -6,8 +6,8 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::linear::{linear, Linear};
-use super::relu::relu;
+use crate::nn::linear::{linear, Linear};
+use crate::nn::relu::relu;
 
 #[derive(Clone, Debug)]
 pub struct Projection {

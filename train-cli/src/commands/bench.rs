@@ -219,7 +219,7 @@ fn prepare(dir: &Path, rows: usize, batch: usize, seed: u64) -> Result<Value> {
     let mut losses = serde_json::to_value(losses)?;
     losses["batch"] = json!(batch);
     write(&dir.join("parity.json"), losses.to_string().as_bytes())?;
-    let after = trainer.model.forward(&first.cat, &first.num)?;
+    let after = trainer.model().forward(&first.cat, &first.num)?;
     tensors.push(("pctr_after_step".to_string(), after.pctr));
     tensors.push(("pcvr_after_step".to_string(), after.pcvr));
     save_tensors(&dir.join("parity.safetensors"), tensors)?;
@@ -260,7 +260,7 @@ fn train(dir: &Path, plain: bool, batch: usize, steps: usize, warmup: usize) -> 
     config.train.batch_size = batch;
     let dev = Device::Cpu;
     let mut trainer = Trainer::new(config, b.schema.clone(), &dev)?;
-    trainer.params.restore(&b.params.snapshot()?)?;
+    trainer.params().restore(&b.params.snapshot()?)?;
     let n_batches = (ds.len() / batch).max(1);
     let mut k = 0usize;
     let mut step = || -> Result<()> {

@@ -238,7 +238,7 @@ pub fn run(a: &Args) -> Result<()> {
             let start = Instant::now();
             let mut trainer = Trainer::new(cfg.clone(), schema.clone(), &device)?;
             trainer.fit(&train, &valid, &mut EpochLog(&v.name, seed))?;
-            let p = predict(&trainer.model, &test, 8192, &device)?;
+            let p = predict(trainer.model(), &test, 8192, &device)?;
             let e = Evaluation::compute(&p, &test);
             let spearman = truth.as_ref().and_then(|t| tau_rank_correlation(&p.tau, &t.relatedness));
             let near =
@@ -250,7 +250,7 @@ pub fn run(a: &Args) -> Result<()> {
                 truth.as_ref().filter(|_| !p.tau.is_empty()).map(|t| tau_by_relatedness(&p.tau, &t.relatedness));
             let line = json!({
                 "variant": v.name, "seed": seed, "seconds": start.elapsed().as_secs_f64(),
-                "epochs": trainer.state.history.len(), "best_epoch": trainer.state.best_epoch,
+                "epochs": trainer.state().history.len(), "best_epoch": trainer.state().best_epoch,
                 "auc_ctr": e.auc_ctr, "auc_cvr": e.auc_cvr, "auc_ctcvr": e.auc_ctcvr,
                 "logloss_ctr": e.logloss_ctr, "logloss_cvr": e.logloss_cvr, "logloss_ctcvr": e.logloss_ctcvr,
                 "tau_mean": e.tau.map(|t| t.mean), "tau_p5": e.tau.map(|t| t.p5), "tau_p50": e.tau.map(|t| t.p50),

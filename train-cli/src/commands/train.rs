@@ -188,7 +188,7 @@ pub fn run(a: &Args) -> Result<()> {
             let bytes = files::read_model(p)?;
             let t = Trainer::from_checkpoint(&bytes, &device)
                 .with_context(|| format!("cannot resume from {}", p.display()))?;
-            if t.config != cfg {
+            if *t.config() != cfg {
                 bail!(
                     "the checkpoint in {} was made with a different config; resume with the same flags and config, \
                      or remove the checkpoint to start over",
@@ -198,8 +198,8 @@ pub fn run(a: &Args) -> Result<()> {
             eprintln!(
                 "resuming from {} at epoch {}, batch {}",
                 p.display(),
-                t.state.epoch.saturating_add(1),
-                t.state.step
+                t.state().epoch.saturating_add(1),
+                t.state().step
             );
             Some(t)
         }
@@ -214,7 +214,7 @@ pub fn run(a: &Args) -> Result<()> {
     let (mut trainer, train) = match resumed {
         Some(t) => {
             // The checkpoint carries the schema fitted on this training file; reuse it.
-            let (train, report) = load_with_schema(files::open(&a.train)?, &files::label(&a.train), &t.schema, &opts)?;
+            let (train, report) = load_with_schema(files::open(&a.train)?, &files::label(&a.train), t.schema(), &opts)?;
             super::report_skipped(&a.train, report.skipped, &report.first_errors);
             (t, train)
         }
@@ -224,16 +224,16 @@ pub fn run(a: &Args) -> Result<()> {
             (Trainer::new(cfg.clone(), schema, &device)?, train)
         }
     };
-    let valid = super::load_encoded(&a.valid, &trainer.schema, a.bad_rows.into())?;
+    let valid = super::load_encoded(&a.valid, trainer.schema(), a.bad_rows.into())?;
     eprintln!(
         "data: {} training rows ({} clicks, {} conversions), {} validation rows; {} categorical fields, {} numeric; {} parameters",
         train.len(),
         train.clicks(),
         train.conversions(),
         valid.len(),
-        trainer.schema.num_categorical(),
-        trainer.schema.num_numeric(),
-        trainer.params.numel()
+        trainer.schema().num_categorical(),
+        trainer.schema().num_numeric(),
+        trainer.params().numel()
     );
 
     let mut obs = TrainObserver::new(trainer.steps_per_epoch(train.len()), cfg.train.batch_size);

@@ -3,7 +3,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::model::linear::{linear, Linear};
+use crate::nn::linear::{linear, Linear};
 
 #[derive(Clone, Debug)]
 pub struct Gate {

@@ -10,8 +10,8 @@ use candle_nn::VarBuilder;
 pub use mmoe::Mmoe;
 pub use ple::{Ple, PleSizes};
 
-use super::mlp::Mlp;
 use crate::config::{Backbone, ModelConfig};
+use crate::nn::mlp::Mlp;
 
 #[derive(Clone, Debug)]
 pub enum BackboneNet {

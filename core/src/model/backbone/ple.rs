@@ -6,7 +6,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::gate::Gate;
-use crate::model::mlp::Mlp;
+use crate::nn::mlp::Mlp;
 
 #[derive(Clone, Debug)]
 struct Level {

@@ -4,8 +4,8 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::linear::{linear, Linear};
-use super::mlp::Mlp;
+use crate::nn::linear::{linear, Linear};
+use crate::nn::mlp::Mlp;
 
 #[derive(Clone, Debug)]
 pub struct Relatedness {

@@ -1,0 +1,11 @@
+//! Generic building blocks that know nothing about AdaFTR: the dense layer, ReLU and MLP
+//! (each with a fused CPU kernel where candle's op-by-op graph is slow), and the trainable
+//! parameters with their deterministic, name-keyed initialisation. `model` and
+//! `relatedness` compose them; the optimiser, bundles and checkpoints read [`Params`].
+
+pub mod init;
+pub mod linear;
+pub mod mlp;
+pub mod relu;
+
+pub use init::Params;

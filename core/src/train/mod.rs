@@ -1,0 +1,112 @@
+//! Training, in the split of burn's learner: [`step`] is one optimisation step (model,
+//! parameters, optimiser), [`fit`] the loop around it (epochs, validation, early stopping,
+//! the observer), [`checkpoint`] the recorder that lets a killed run resume to exactly the
+//! result of an uninterrupted one (on CPU), and [`objective`] what a step minimises.
+//!
+//! A [`Trainer`] is built from its config and never changes it: the optimiser's learning
+//! rates and parameter groups, the relatedness mode and the model's shape all follow from
+//! it, so its fields are private and read through accessors.
+//!
+//! Determinism: initial weights come from the seed (see `nn::init`); the row order of epoch
+//! e and the negatives of step s are drawn from streams derived from (seed, e, s), so a
+//! checkpoint only needs weights, optimiser moments and the loop counters.
+
+mod checkpoint;
+mod fit;
+pub mod objective;
+mod step;
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+
+pub use fit::{Observer, Silent, TrainState};
+pub use step::StepLosses;
+
+use crate::bundle::{self, TrainingSummary};
+use crate::config::Config;
+use crate::data::{Batch, Dataset};
+use crate::error::Result;
+use crate::evaluate::{predict, Evaluation};
+use crate::model::AdaFtr;
+use crate::nn::Params;
+use crate::schema::Schema;
+use step::Step;
+
+pub struct Trainer {
+    step: Step,
+    schema: Schema,
+    state: TrainState,
+    device: Device,
+    /// The best epoch's weights so far.
+    best: Option<Vec<(String, Tensor)>>,
+}
+
+impl Trainer {
+    /// A fresh model for `config` and `schema`, initialised from `config.train.seed`.
+    pub fn new(config: Config, schema: Schema, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let (model, params) = AdaFtr::seeded(&config, &schema, config.train.seed, device)?;
+        let step = Step::new(config, model, params)?;
+        Ok(Self { step, schema, state: TrainState::default(), device: device.clone(), best: None })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.step.config
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn model(&self) -> &AdaFtr {
+        &self.step.model
+    }
+
+    /// The trained parameters (shared with the model: setting one changes the model).
+    pub fn params(&self) -> &Params {
+        &self.step.params
+    }
+
+    /// Where training stands (epoch, step, history).
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// One optimisation step on `batch`, at the current position of the loop (which it
+    /// does not advance). A non-finite loss is an error and leaves the weights untouched.
+    pub fn train_step(&mut self, batch: &Batch) -> Result<StepLosses> {
+        self.step.run(batch, self.state.epoch, self.state.step)
+    }
+
+    pub fn evaluate(&self, ds: &Dataset) -> Result<Evaluation> {
+        let p = predict(self.model(), ds, self.config().train.batch_size.max(256), &self.device)?;
+        Ok(Evaluation::compute(&p, ds))
+    }
+
+    pub fn summary(&self) -> TrainingSummary {
+        let best_valid = self
+            .state
+            .best_epoch
+            .and_then(|e| self.state.history.iter().find(|r| r.epoch == e))
+            .map(|r| r.valid.clone());
+        TrainingSummary {
+            adaftr_version: env!("CARGO_PKG_VERSION").to_string(),
+            train_rows: self.state.train_rows,
+            epochs_run: self.state.history.len(),
+            best_epoch: self.state.best_epoch,
+            best_valid,
+            history: self.state.history.clone(),
+            notes: HashMap::new(),
+        }
+    }
+
+    /// The model bundle of the current parameters (after `fit`: the best epoch's).
+    pub fn bundle_bytes(&self, summary: &TrainingSummary) -> Result<Vec<u8>> {
+        bundle::save(self.params(), self.config(), &self.schema, summary)
+    }
+}
