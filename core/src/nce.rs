@@ -3,9 +3,12 @@
 //! tensors per direction (scaled logits, max, shifted, exp, sums, the diagonal gather, and
 //! as many again in the backward pass), which dominates a training step at batch 2048 on a
 //! CPU. Here each direction is two sweeps over the similarity matrix, the backward reuses the
-//! forward's log-sum-exps, and the exponential is a vectorisable polynomial.
+//! forward's log-sum-exps, and the exponential is a vectorisable polynomial. Both run on
+//! rayon (as the dense layer does) in tasks whose size depends on N only, so the loss and
+//! its gradients are the same bits on any number of threads.
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 use crate::cpu_kernel::f32_slice;
 
@@ -47,41 +50,35 @@ fn exp_f32(x: f32) -> f32 {
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
-/// Runs `f` on `parts` contiguous sub-ranges of 0..n on scoped threads (candle's thread
-/// count), returning the results in order.
-fn split_ranges<T: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
-    let parts = candle_core::utils::get_num_threads().clamp(1, n.max(1));
-    let step = n.div_ceil(parts);
-    if parts == 1 {
-        return vec![f(0..n)];
-    }
-    std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..parts)
-            .map(|p| {
-                let f = &f;
-                sc.spawn(move || f(p * step..((p + 1) * step).min(n)))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("info-nce worker panicked")).collect()
-    })
+/// Rows (or columns) per parallel task of the statistics: fixed, and each row's and column's
+/// statistic is computed by one task in one order, so the values do not depend on how many
+/// threads rayon runs.
+const STATS_CHUNK: usize = 64;
+
+/// Rows per parallel task of the backward pass. The column sums of the tasks are added in
+/// task order; the task size depends on N only, never on the thread count, so the
+/// gradients are the same bits on any number of threads. About 64 tasks per batch.
+fn grad_chunk_rows(n: usize) -> usize {
+    n.div_ceil(64).max(16)
 }
 
 /// Row statistics lse_i = logsumexp_j s_ij / tau_i, or (`cols`) column statistics
 /// clse_j = logsumexp_k s_kj / tau_j, the latter computed sweeping rows in memory order.
 fn nce_stats(s: &[f32], inv_tau: &[f32], n: usize, cols: bool) -> Vec<f32> {
-    let parts = if !cols {
-        split_ranges(n, |r| {
-            r.map(|i| {
+    let mut out = vec![0f32; n];
+    if !cols {
+        out.par_chunks_mut(STATS_CHUNK).enumerate().for_each(|(c, o)| {
+            for (r, v) in o.iter_mut().enumerate() {
+                let i = c * STATS_CHUNK + r;
                 let row = &s[i * n..(i + 1) * n];
                 let it = inv_tau[i];
                 let m = lanes_max(row) * it;
-                m + lanes_sum(row, |x| exp_f32(x * it - m)).ln()
-            })
-            .collect::<Vec<f32>>()
-        })
+                *v = m + lanes_sum(row, |x| exp_f32(x * it - m)).ln();
+            }
+        });
     } else {
-        split_ranges(n, |r| {
-            let (j0, w) = (r.start, r.len());
+        out.par_chunks_mut(STATS_CHUNK).enumerate().for_each(|(c, o)| {
+            let (j0, w) = (c * STATS_CHUNK, o.len());
             let it = &inv_tau[j0..j0 + w];
             let mut mx = vec![f32::NEG_INFINITY; w];
             for k in 0..n {
@@ -98,10 +95,12 @@ fn nce_stats(s: &[f32], inv_tau: &[f32], n: usize, cols: bool) -> Vec<f32> {
                     *acc += exp_f32(x * t - m);
                 }
             }
-            mx.iter().zip(&sum).map(|(m, acc)| m + acc.ln()).collect::<Vec<f32>>()
-        })
-    };
-    parts.concat()
+            for ((v, m), acc) in o.iter_mut().zip(&mx).zip(&sum) {
+                *v = m + acc.ln();
+            }
+        });
+    }
+    out
 }
 
 /// Width of the independent accumulators of the row reductions below. A float sum or max
@@ -208,8 +207,7 @@ impl CustomOp2 for InfoNceGrad {
         // dS_ij = wr (p_ij - d_ij) / tau_i + wc (q_ij - d_ij) / tau_j, with p the row softmax
         // of s_i. / tau_i and q the column softmax of s_.j / tau_j; per row also
         // sum_j p_ij s_ij (for dtau_i) and, per column, sum_k q_kj s_kj (for dtau_j).
-        let parts = candle_core::utils::get_num_threads().clamp(1, n.max(1));
-        let step = n.div_ceil(parts).max(1);
+        let step = grad_chunk_rows(n);
         let kernel = |i0: usize, d: &mut [f32]| -> (Vec<f32>, Vec<f32>) {
             let mut psum = Vec::with_capacity(d.len() / n);
             let mut qsum = vec![0f32; if wc != 0.0 { n } else { 0 }];
@@ -245,22 +243,8 @@ impl CustomOp2 for InfoNceGrad {
             }
             (psum, qsum)
         };
-        // One thread (and no spawning, which wasm32 cannot do) unless candle uses more.
-        let results: Vec<(Vec<f32>, Vec<f32>)> = if parts == 1 {
-            vec![kernel(0, ds)]
-        } else {
-            std::thread::scope(|sc| {
-                let handles: Vec<_> = ds
-                    .chunks_mut(step * n)
-                    .enumerate()
-                    .map(|(p, d)| {
-                        let kernel = &kernel;
-                        sc.spawn(move || kernel(p * step, d))
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().expect("info-nce worker panicked")).collect()
-            })
-        };
+        let results: Vec<(Vec<f32>, Vec<f32>)> =
+            ds.par_chunks_mut(step * n.max(1)).enumerate().map(|(p, d)| kernel(p * step, d)).collect();
         let psum: Vec<f32> = results.iter().flat_map(|(p, _)| p.iter().copied()).collect();
         let mut qsum = vec![0f32; n];
         for (_, q) in &results {
@@ -289,6 +273,34 @@ mod tests {
             let x = -87.0 + i as f32 * 0.00875;
             let (a, b) = (exp_f32(x), x.exp());
             assert!((a - b).abs() <= 4.0 * f32::EPSILON * b.max(f32::MIN_POSITIVE), "{x}: {a} vs {b}");
+        }
+    }
+
+    /// Loss and gradients bit for bit on 1 and on 2 threads (N spanning several tasks, and
+    /// a partial last one).
+    #[test]
+    fn same_bits_on_any_number_of_threads() {
+        let dev = Device::Cpu;
+        for n in [5usize, 300, 1100] {
+            let s = Tensor::rand(-1f32, 1., (n, n), &dev).unwrap();
+            let tau = Tensor::rand(0.05f32, 1., n, &dev).unwrap();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    let (vs, vt) = (Var::from_tensor(&s).unwrap(), Var::from_tensor(&tau).unwrap());
+                    let loss = info_nce_in_batch(vs.as_tensor(), vt.as_tensor(), true).unwrap();
+                    let g = loss.backward().unwrap();
+                    let bits = |t: &Tensor| -> Vec<u32> {
+                        t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()
+                    };
+                    (
+                        bits(&loss.reshape(1).unwrap()),
+                        bits(g.get(vs.as_tensor()).unwrap()),
+                        bits(g.get(vt.as_tensor()).unwrap()),
+                    )
+                })
+            };
+            assert!(run(1) == run(2), "n {n}: the result depends on the thread count");
         }
     }
 
