@@ -1,5 +1,9 @@
-//! Every choice in MODEL.md as a serde struct whose `Default` is the spec's default. A TOML
-//! or JSON config file overrides any subset; the resolved config travels in the bundle.
+//! Every choice of the model, the loss and training as serde structs with defaults. A TOML
+//! or JSON config file overrides any subset; the resolved config travels in the bundle and
+//! the checkpoint. The defaults are the method's literal reading except for the relatedness
+//! set-up (`transfer` mode, projection heads, the relatedness network on the embeddings);
+//! [`Config::literal_spec`] is the literal reading. The CLI's options and their help are
+//! derived from these types (with the `clap` feature).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +12,7 @@ use crate::error::{Error, Result};
 /// The backbone that turns the shared embedding vector into one input per task tower.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Backbone {
     /// Two separate networks (own embeddings, bottom and tower); pCTR is held fixed in the
     /// CTCVR product so each network learns from its own task only.
@@ -29,6 +34,7 @@ impl Backbone {
     pub const ALL: [Backbone; 6] =
         [Self::SingleTask, Self::SharedBottom, Self::Esmm, Self::Mmoe, Self::Ple, Self::Aitm];
 
+    /// The name in config files and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Self::SingleTask => "single-task",
@@ -45,7 +51,7 @@ impl Backbone {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum RelatednessInput {
-    /// [h_c ; h_v ; h_c * h_v] (MODEL.md's literal spec).
+    /// [h_c ; h_v ; h_c * h_v] (the method's literal reading).
     Towers,
     /// The embedding vector x (the default).
     #[default]
@@ -91,9 +97,9 @@ impl Default for ModelConfig {
             ple_levels: 1,
             ple_shared_experts: 2,
             ple_task_experts: 1,
-            // Not MODEL.md's literal towers / no projection / `joint`: with those tau collapses
-            // and the contrastive term costs CVR AUC; this combination meets issue 9's
-            // targets (RESULTS.md). `study/literal-spec.toml` restores the literal spec.
+            // Not the literal towers / no projection / `joint`: with those tau collapses and
+            // the contrastive term costs CVR AUC (RESULTS.md). `study/literal-spec.toml`
+            // restores the literal reading.
             relatedness_input: RelatednessInput::Embedding,
             relatedness_hidden: 32,
             tau_min: 0.05,
@@ -165,25 +171,29 @@ impl ModelConfig {
 /// How the relatedness (InfoNCE temperature) is learned.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ClMode {
-    /// The relatedness network trains end to end through the contrastive loss (MODEL.md's
-    /// literal spec; tau collapses onto tau_min, RESULTS.md).
+    /// The relatedness network trains end to end through the contrastive loss (the literal
+    /// reading of the method; tau tends to collapse onto tau_min).
     Joint,
     /// The relatedness network learns from the main loss after a one-step lookahead (a
-    /// finite-difference hypergradient, docs/RELATEDNESS.md).
+    /// finite-difference hypergradient: two extra forward and backward passes per step).
     Meta,
-    /// One global temperature (`fixed_tau`) for every instance.
+    /// One global temperature (`loss.fixed_tau`) for every instance.
     Fixed,
     /// No contrastive term: the plain backbone.
     None,
-    /// The relatedness network learns, from clicked rows, how much of the (standardised,
-    /// detached) click score would improve each instance's conversion logit; a larger
-    /// share gives a lower tau. The contrastive term sees tau as a constant. The default.
+    /// The relatedness network learns, on clicked rows, how much of the click score would
+    /// improve each instance's conversion score (more gives a lower tau); the contrastive
+    /// term sees tau as a constant.
     #[default]
     Transfer,
 }
 
 impl ClMode {
+    pub const ALL: [ClMode; 5] = [Self::Joint, Self::Meta, Self::Fixed, Self::None, Self::Transfer];
+
+    /// The name in config files and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Self::Joint => "joint",
@@ -358,9 +368,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// MODEL.md read literally: `joint` mode, the relatedness network on the tower outputs,
+    /// The method read literally: `joint` mode, the relatedness network on the tower outputs,
     /// no projection heads (what `study/literal-spec.toml` sets). The defaults differ in
-    /// those three, on issue 9's evidence.
+    /// those three, on the evidence in RESULTS.md.
     pub fn literal_spec() -> Self {
         let mut c = Self::default();
         c.loss.cl = ClMode::Joint;
@@ -395,13 +405,25 @@ mod tests {
         assert_eq!(c.model.bottom, vec![256, 128]);
         assert_eq!((c.model.tau_min, c.model.tau_max), (0.05, 1.0));
         assert_eq!((c.loss.lambda, c.loss.symmetric), (0.1, true));
-        // Issue 9's evidence (RESULTS.md) changed these three from MODEL.md's literal spec.
+        // The evidence in RESULTS.md changed these three from the literal reading.
         assert_eq!(
             (c.loss.cl, c.model.relatedness_input, c.model.projection.as_slice()),
             (ClMode::Transfer, RelatednessInput::Embedding, &[32, 32][..])
         );
         assert_eq!((c.train.lr, c.train.batch_size, c.train.patience), (1e-3, 2048, 2));
         c.validate().unwrap();
+    }
+
+    /// `name()` is what config files (serde) and the command line (clap) call each variant.
+    #[test]
+    fn names_are_the_serde_names() {
+        let serde_name = |v: serde_json::Value| v.as_str().unwrap().to_string();
+        for b in Backbone::ALL {
+            assert_eq!(serde_name(serde_json::to_value(b).unwrap()), b.name());
+        }
+        for c in ClMode::ALL {
+            assert_eq!(serde_name(serde_json::to_value(c).unwrap()), c.name());
+        }
     }
 
     #[test]

@@ -88,6 +88,14 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// Mean and sample standard deviation (0 for a single value), e.g. of a metric over seeds.
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let m = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (m, var.sqrt())
+}
+
 /// Spearman rank correlation (Pearson correlation of tie-averaged ranks).
 pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
     assert_eq!(a.len(), b.len(), "spearman: inputs differ in length");
@@ -146,6 +154,14 @@ impl Distribution {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_and_sample_sd() {
+        assert_eq!(mean_std(&[2.0]), (2.0, 0.0));
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0, 6.0]);
+        assert_eq!(m, 3.0);
+        assert!((s - (14.0f64 / 3.0).sqrt()).abs() < 1e-12, "{s}");
+    }
     use crate::rng::Rng;
 
     fn brute_auc(s: &[f64], l: &[bool]) -> f64 {

@@ -24,6 +24,7 @@ pub enum Side {
 /// How a raw numeric value is transformed before it reaches the model.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum NormKind {
     /// Pass through (AliExpress numerics are already in [0, 1]).
     #[default]

@@ -17,6 +17,7 @@ use crate::schema::{NormKind, NumericField};
 /// What to do with a malformed data row.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum BadRows {
     /// Stop with an error naming the line, column and value.
     #[default]

@@ -28,8 +28,8 @@ pub struct ModelOnData {
     pub batch_size: usize,
     #[arg(long, value_enum, default_value_t = crate::device::DeviceArg::Cpu)]
     pub device: crate::device::DeviceArg,
-    #[arg(long, value_enum, default_value_t = BadRowsArg::Error)]
-    pub bad_rows: BadRowsArg,
+    #[arg(long, value_enum, default_value_t = BadRows::default())]
+    pub bad_rows: BadRows,
 }
 
 impl ModelOnData {
@@ -39,7 +39,7 @@ impl ModelOnData {
         let bytes = files::read_model(&self.model)?;
         let b = adaftr_core::bundle::load(&bytes, &device)
             .with_context(|| format!("cannot load {}", self.model.display()))?;
-        let ds = load_encoded(&self.data, &b.schema, self.bad_rows.into())?;
+        let ds = load_encoded(&self.data, &b.schema, self.bad_rows)?;
         let p = adaftr_core::evaluate::predict(&b.model, &ds, self.batch_size, &device)?;
         Ok((b, ds, p))
     }
@@ -58,25 +58,6 @@ pub fn report_skipped(path: &Path, skipped: usize, first: &[String]) {
         eprintln!("warning: skipped {skipped} bad rows in {}; the first:", path.display());
         for e in first {
             eprintln!("  {e}");
-        }
-    }
-}
-
-/// Bad-row policy flag.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
-pub enum BadRowsArg {
-    /// Stop at the first malformed row with an error naming file, line, column and value.
-    #[default]
-    Error,
-    /// Skip malformed rows, then report how many and the first few.
-    Skip,
-}
-
-impl From<BadRowsArg> for BadRows {
-    fn from(a: BadRowsArg) -> Self {
-        match a {
-            BadRowsArg::Error => BadRows::Error,
-            BadRowsArg::Skip => BadRows::Skip,
         }
     }
 }

@@ -10,11 +10,10 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use adaftr_core::metrics::mean_std;
 use anyhow::{anyhow, bail, Context, Result};
 use plotters::prelude::*;
 use serde_json::Value;
-
-use super::study::mean_std;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

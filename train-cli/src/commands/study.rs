@@ -12,15 +12,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use adaftr_core::config::Config;
-use adaftr_core::data::Dataset;
+use adaftr_core::data::{BadRows, Dataset};
 use adaftr_core::evaluate::{fraction_near_bounds, predict, tau_rank_correlation, Evaluation};
-use adaftr_core::metrics::{auc, quantile};
+use adaftr_core::metrics::{auc, mean_std, quantile};
 use adaftr_core::train::{Observer, Trainer};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{read_truth, BadRowsArg, Truth};
+use super::{read_truth, Truth};
 use crate::device::{self, DeviceArg};
 use crate::files;
 
@@ -176,14 +176,6 @@ fn tau_by_relatedness(tau: &[f32], rho: &[f64]) -> Vec<serde_json::Value> {
 
 const METRICS: [&str; 7] = ["auc_ctr", "auc_cvr", "auc_ctcvr", "tau_spearman", "tau_near_bounds", "tau_p50", "epochs"];
 
-/// Mean and sample standard deviation (0 for a single value).
-pub fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let m = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (m, var.sqrt())
-}
-
 pub fn run(a: &Args) -> Result<()> {
     let device = device::select(a.device)?;
     let grid: Grid =
@@ -204,10 +196,10 @@ pub fn run(a: &Args) -> Result<()> {
         variant_config(&base, v, 0)?; // fail fast on a bad variant
     }
 
-    let opts = adaftr_core::data::LoadOptions { bad_rows: BadRowsArg::Error.into(), ..Default::default() };
+    let opts = adaftr_core::data::LoadOptions { bad_rows: BadRows::Error, ..Default::default() };
     let (schema, train, _) = adaftr_core::data::load_train(files::open(&a.train)?, &files::label(&a.train), &opts)?;
-    let valid = super::load_encoded(&a.valid, &schema, BadRowsArg::Error.into())?;
-    let test = super::load_encoded(&a.test, &schema, BadRowsArg::Error.into())?;
+    let valid = super::load_encoded(&a.valid, &schema, BadRows::Error)?;
+    let test = super::load_encoded(&a.test, &schema, BadRows::Error)?;
     let truth = a.truth.as_ref().map(|p| read_truth(p)).transpose()?;
     if let Some(t) = &truth {
         if t.relatedness.len() != test.len() {

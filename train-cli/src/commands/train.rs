@@ -1,46 +1,81 @@
 //! `adaftr train`.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
-use adaftr_core::config::{Backbone, ClMode, Config};
-use adaftr_core::data::{load_train, load_with_schema, LoadOptions, SchemaSpec};
+use adaftr_core::config::{Backbone, ClMode, Config, TrainConfig};
+use adaftr_core::data::{load_train, load_with_schema, BadRows, LoadOptions, SchemaSpec};
 use adaftr_core::schema::NormKind;
 use adaftr_core::train::Trainer;
 use anyhow::{bail, Context, Result};
+use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
-use super::BadRowsArg;
 use crate::device::{self, DeviceArg};
 use crate::files;
 use crate::progress::TrainObserver;
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// `--model`: AdaFTR as the config sets it, or one backbone as a plain baseline. The
+/// backbones, their names and their help are core's [`Backbone`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelArg {
-    /// The default backbone with the AdaFTR contrastive term.
     Adaftr,
-    SingleTask,
-    SharedBottom,
-    Esmm,
-    Mmoe,
-    Ple,
-    Aitm,
+    Plain(Backbone),
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClArg {
-    Joint,
-    Meta,
-    Fixed,
-    None,
-    Transfer,
+impl ValueEnum for ModelArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: LazyLock<Vec<ModelArg>> =
+            LazyLock::new(|| std::iter::once(ModelArg::Adaftr).chain(Backbone::ALL.map(ModelArg::Plain)).collect());
+        &ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            Self::Adaftr => {
+                Some(PossibleValue::new("adaftr").help("AdaFTR: the config's backbone with its relatedness mode"))
+            }
+            Self::Plain(b) => b.to_possible_value(),
+        }
+    }
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NormArg {
-    None,
-    MinMax,
-    Standardize,
-    Log1p,
+/// The settings the `--model` and `--cl` help describe, as `key value` pairs: what
+/// `adaftr train` trains without a config file.
+fn default_model() -> String {
+    let d = Config::default();
+    let projection = match d.model.projection.as_slice() {
+        [] => "none".to_string(),
+        w => format!("{w:?}"),
+    };
+    let input = serde_json::to_value(d.model.relatedness_input).ok().and_then(|v| v.as_str().map(str::to_string));
+    format!(
+        "Default without --config: backbone {}, --cl {}, projection {projection}, relatedness_input {}.",
+        d.model.backbone.name(),
+        d.loss.cl.name(),
+        input.unwrap_or_default()
+    )
+}
+
+fn model_help() -> String {
+    format!(
+        "What to train. `adaftr` is AdaFTR as the config sets it; a backbone name trains that backbone as a plain \
+         baseline (`--cl none`) unless `--cl` is also given.\n\n{}",
+        default_model()
+    )
+}
+
+fn cl_help() -> String {
+    format!(
+        "How the relatedness (the per-instance InfoNCE temperature tau) is learned; overrides the config's \
+         `loss.cl`.\n\n{}",
+        default_model()
+    )
+}
+
+/// Help for a flag that overrides one `[train]` setting.
+fn train_help(what: &str, key: &str, default: impl std::fmt::Display) -> String {
+    format!("{what}; overrides the config's `train.{key}` (default without --config: {default})")
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,23 +95,17 @@ pub struct Args {
     /// Explicit schema JSON for CSVs that are neither AliExpress nor Ali-CCP.
     #[arg(long)]
     pub schema: Option<PathBuf>,
-    /// `adaftr` is the config's backbone with its contrastive mode (default: shared-bottom,
-    /// joint). Naming a backbone selects it as a plain baseline (`--cl none`) unless `--cl`
-    /// is also given.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = "`adaftr`, or a backbone as a plain baseline", long_help = model_help())]
     pub model: Option<ModelArg>,
-    /// How the relatedness (InfoNCE temperature) is learned: `joint` through the contrastive
-    /// loss, `meta` from the main loss after a lookahead, `fixed` one global tau; `none`
-    /// drops the term.
-    #[arg(long, value_enum)]
-    pub cl: Option<ClArg>,
-    #[arg(long)]
+    #[arg(long, value_enum, help = "How the relatedness (tau) is learned", long_help = cl_help())]
+    pub cl: Option<ClMode>,
+    #[arg(long, help = train_help("Epochs at most", "epochs", TrainConfig::default().epochs))]
     pub epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = train_help("Rows per batch", "batch_size", TrainConfig::default().batch_size))]
     pub batch_size: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = train_help("Adam's learning rate", "lr", TrainConfig::default().lr))]
     pub lr: Option<f64>,
-    #[arg(long)]
+    #[arg(long, help = train_help("Seed of the initial weights, row order and negatives", "seed", TrainConfig::default().seed))]
     pub seed: Option<u64>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
@@ -96,10 +125,10 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub min_count: u32,
     /// Normalisation of numeric features, fitted on the training split.
-    #[arg(long, value_enum, default_value_t = NormArg::None)]
-    pub norm: NormArg,
-    #[arg(long, value_enum, default_value_t = BadRowsArg::Error)]
-    pub bad_rows: BadRowsArg,
+    #[arg(long, value_enum, default_value_t = NormKind::default())]
+    pub norm: NormKind,
+    #[arg(long, value_enum, default_value_t = BadRows::default())]
+    pub bad_rows: BadRows,
 }
 
 /// The config file (if any) with the flags applied on top.
@@ -111,29 +140,12 @@ pub fn resolve_config(a: &Args) -> Result<Config> {
         }
         None => Config::default(),
     };
-    if let Some(m) = a.model {
-        let backbone = match m {
-            ModelArg::Adaftr => None,
-            ModelArg::SingleTask => Some(Backbone::SingleTask),
-            ModelArg::SharedBottom => Some(Backbone::SharedBottom),
-            ModelArg::Esmm => Some(Backbone::Esmm),
-            ModelArg::Mmoe => Some(Backbone::Mmoe),
-            ModelArg::Ple => Some(Backbone::Ple),
-            ModelArg::Aitm => Some(Backbone::Aitm),
-        };
-        if let Some(b) = backbone {
-            cfg.model.backbone = b;
-            cfg.loss.cl = ClMode::None;
-        }
+    if let Some(ModelArg::Plain(b)) = a.model {
+        cfg.model.backbone = b;
+        cfg.loss.cl = ClMode::None;
     }
     if let Some(cl) = a.cl {
-        cfg.loss.cl = match cl {
-            ClArg::Joint => ClMode::Joint,
-            ClArg::Meta => ClMode::Meta,
-            ClArg::Fixed => ClMode::Fixed,
-            ClArg::None => ClMode::None,
-            ClArg::Transfer => ClMode::Transfer,
-        };
+        cfg.loss.cl = cl;
     }
     if let Some(e) = a.epochs {
         cfg.train.epochs = e;
@@ -159,18 +171,7 @@ fn load_options(a: &Args) -> Result<LoadOptions> {
         }
         None => None,
     };
-    Ok(LoadOptions {
-        bad_rows: a.bad_rows.into(),
-        min_count: a.min_count,
-        norm: match a.norm {
-            NormArg::None => NormKind::None,
-            NormArg::MinMax => NormKind::MinMax,
-            NormArg::Standardize => NormKind::Standardize,
-            NormArg::Log1p => NormKind::Log1p,
-        },
-        spec,
-        ..LoadOptions::default()
-    })
+    Ok(LoadOptions { bad_rows: a.bad_rows, min_count: a.min_count, norm: a.norm, spec, ..LoadOptions::default() })
 }
 
 fn checkpoint_path(dir: &Path) -> PathBuf {
@@ -224,7 +225,7 @@ pub fn run(a: &Args) -> Result<()> {
             (Trainer::new(cfg.clone(), schema, &device)?, train)
         }
     };
-    let valid = super::load_encoded(&a.valid, trainer.schema(), a.bad_rows.into())?;
+    let valid = super::load_encoded(&a.valid, trainer.schema(), a.bad_rows)?;
     eprintln!(
         "data: {} training rows ({} clicks, {} conversions), {} validation rows; {} categorical fields, {} numeric; {} parameters",
         train.len(),
@@ -265,4 +266,57 @@ pub fn run(a: &Args) -> Result<()> {
         best.and_then(|v| v.auc_ctcvr).map_or("n/a".into(), |x| format!("{x:.4}")),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn config_of(flags: &[&str]) -> Config {
+        let argv = ["adaftr", "--train", "t.csv", "--valid", "v.csv", "--out", "m.safetensors"];
+        let cli = Cli::try_parse_from(argv.iter().chain(flags)).unwrap();
+        resolve_config(&cli.args).unwrap()
+    }
+
+    #[test]
+    fn no_flags_train_the_default_config() {
+        assert_eq!(config_of(&[]), Config::default());
+        assert_eq!(config_of(&["--model", "adaftr"]), Config::default());
+    }
+
+    #[test]
+    fn a_backbone_is_a_plain_baseline_unless_cl_is_given() {
+        let c = config_of(&["--model", "ple"]);
+        assert_eq!((c.model.backbone, c.loss.cl), (Backbone::Ple, ClMode::None));
+        let c = config_of(&["--model", "single-task", "--cl", "transfer"]);
+        assert_eq!((c.model.backbone, c.loss.cl), (Backbone::SingleTask, ClMode::Transfer));
+        let c = config_of(&["--cl", "meta", "--epochs", "3", "--lr", "0.01"]);
+        assert_eq!((c.model.backbone, c.loss.cl), (Config::default().model.backbone, ClMode::Meta));
+        assert_eq!((c.train.epochs, c.train.lr), (3, 0.01));
+    }
+
+    #[test]
+    fn the_options_are_cores_enums() {
+        let names = |v: Vec<PossibleValue>| v.iter().map(|p| p.get_name().to_string()).collect::<Vec<_>>();
+        let models = names(ModelArg::value_variants().iter().filter_map(ValueEnum::to_possible_value).collect());
+        let mut expected = vec!["adaftr".to_string()];
+        expected.extend(Backbone::ALL.map(|b| b.name().to_string()));
+        assert_eq!(models, expected);
+        let modes = names(ClMode::value_variants().iter().filter_map(ValueEnum::to_possible_value).collect());
+        assert_eq!(modes, ClMode::ALL.map(|c| c.name().to_string()));
+        for m in ClMode::ALL {
+            assert!(m
+                .to_possible_value()
+                .and_then(|p| p.get_help().map(|h| h.to_string()))
+                .is_some_and(|h| h.len() > 20));
+        }
+    }
 }
