@@ -17,7 +17,9 @@ pub fn exact(x: f32) -> String {
 
 /// Milliseconds with a precision that suits the size.
 pub fn millis(ms: f64) -> String {
-    if ms < 1.0 {
+    if ms < 0.01 {
+        format!("{:.1} µs", ms * 1000.0)
+    } else if ms < 1.0 {
         format!("{:.0} µs", ms * 1000.0)
     } else if ms < 100.0 {
         format!("{ms:.1} ms")
@@ -118,6 +120,7 @@ mod tests {
     #[test]
     fn timings_and_sizes() {
         assert_eq!(millis(0.0342), "34 µs");
+        assert_eq!(millis(0.00421), "4.2 µs");
         assert_eq!(millis(2.345), "2.3 ms");
         assert_eq!(millis(250.4), "250 ms");
         assert_eq!(bytes(512), "512 B");

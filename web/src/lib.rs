@@ -3,8 +3,9 @@
 //! Everything that can be tested without a browser lives in plain modules that compile
 //! natively: [`state`] (the app state and its transitions), [`editor`] (building and
 //! editing instances, examples), [`sweep`] (what-if sweeps and chart geometry),
-//! [`format`] (numbers and the relatedness reading), [`model`] (loading bundles, upload
-//! checks, the model card) and [`demo`] (small trained bundles for development and tests).
+//! [`format`] (numbers and the relatedness reading), [`timing`] (timing with the
+//! browser's coarse clock), [`model`] (loading bundles, upload checks, the model card) and
+//! [`demo`] (small trained bundles for development and tests).
 //! The Yew components in [`ui`] only exist on `wasm32`. Inference is always
 //! `adaftr_core::bundle::Bundle::predict`, the same code the CLI runs.
 
@@ -14,6 +15,7 @@ pub mod format;
 pub mod model;
 pub mod state;
 pub mod sweep;
+pub mod timing;
 
 #[cfg(target_arch = "wasm32")]
 pub mod ui;

@@ -247,3 +247,42 @@ async fn bad_uploads_leave_the_model_working() {
     assert!(m.find("#adaftr-error").is_none());
     assert_eq!(m.find("#adaftr-model-name").unwrap().text_content().unwrap(), "again.safetensors");
 }
+
+#[wasm_bindgen_test]
+async fn drags_and_unrelated_updates_run_no_inference() {
+    let b = bundle();
+    let m = Mounted::new().await;
+    let runs = || m.attr("#adaftr-diag", "data-predictions").unwrap().parse::<u64>().unwrap();
+    let before = runs();
+    assert!(before >= 1);
+
+    // A drag over the upload zone highlights it, event after event, and predicts nothing.
+    let zone = m.find("#adaftr-dropzone").unwrap();
+    for _ in 0..20 {
+        m.fire(&zone, "dragover");
+    }
+    until("the drag highlight", || m.find("#adaftr-dropzone.dragging")).await;
+    m.fire(&zone, "dragleave");
+    until("the highlight gone", || m.find("#adaftr-dropzone.dragging").is_none().then_some(())).await;
+    // A failed upload and its dismissal re-render the app, with the same model and instance.
+    m.upload("bad.safetensors", b"not a model");
+    until("the error", || m.find("#adaftr-error")).await;
+    m.find("#adaftr-error-dismiss").unwrap().dyn_ref::<web_sys::HtmlElement>().unwrap().click();
+    until("dismissed", || m.find("#adaftr-error").is_none().then_some(())).await;
+    assert_eq!(runs(), before, "renders without a new model or instance ran a prediction");
+
+    // An edit runs exactly one.
+    let (lo, hi) = adaftr_web::editor::numeric_range(&b.schema.numeric[0]);
+    let slider: HtmlInputElement = m.find("#adaftr-num-0").unwrap().dyn_into().unwrap();
+    slider.set_value(&(lo + 0.7 * (hi - lo)).to_string());
+    let v: f32 = slider.value().parse().unwrap();
+    m.fire(&slider, "input");
+    until("the edit", || (m.prediction().1.num[0] == v).then_some(())).await;
+    assert_eq!(runs(), before + 1);
+
+    // The single-instance time is a mean over enough calls to read above the clock's
+    // resolution (Chromium: 100 µs).
+    let ms: f64 = m.attr("#adaftr-diag", "data-single-ms").unwrap().parse().unwrap();
+    let text = m.find("#adaftr-diag").unwrap().text_content().unwrap();
+    assert!(ms > 0.0 && !text.contains("one instance 0 µs") && text.contains("(mean of "), "{text}");
+}

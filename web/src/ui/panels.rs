@@ -7,6 +7,7 @@ use yew::prelude::*;
 
 use crate::format::{self, exact, percent, relatedness, tau_reading};
 use crate::model::{card, LoadedModel};
+use crate::timing::Measured;
 
 #[derive(Properties, PartialEq)]
 pub struct PredictionsProps {
@@ -89,12 +90,14 @@ pub fn model_card(p: &CardProps) -> Html {
 
 #[derive(Clone, Copy, PartialEq, Default)]
 pub struct Timings {
-    /// This render's single-instance prediction.
+    /// The current prediction, timed once (at the clock's resolution).
     pub single_ms: f64,
-    /// Average over 50 single-instance predictions, measured when the model loaded.
-    pub single_avg_ms: Option<f64>,
+    /// Mean of many single-instance predictions, measured when the model loaded.
+    pub single_avg: Option<Measured>,
     pub sweep_ms: f64,
     pub sweep_points: usize,
+    /// Single predictions computed since the app started.
+    pub predictions: u64,
 }
 
 #[derive(Properties, PartialEq)]
@@ -105,15 +108,17 @@ pub struct DiagProps {
 #[function_component(Diagnostics)]
 pub fn diagnostics(p: &DiagProps) -> Html {
     let t = p.timings;
-    // performance.now() is coarsened (100 µs in Chromium), so a single call is timed as
-    // the mean of 50 when the model loads; the sweep is timed live on every update.
-    let single = t.single_avg_ms.map_or("n/a".to_string(), format::millis);
+    // performance.now() is coarsened (100 µs in Chromium): one call is timed as the mean
+    // over a time budget when the model loads; the sweep is timed live on every update.
+    let single = t
+        .single_avg
+        .map_or("n/a".to_string(), |m| format!("{} (mean of {} calls)", format::millis(m.mean_ms), m.calls));
     let sweep = if t.sweep_ms > 0.0 { format::millis(t.sweep_ms) } else { "< 0.1 ms".to_string() };
     html! {
-        <p class="diag" id="adaftr-diag" data-single-ms={t.single_avg_ms.unwrap_or(t.single_ms).to_string()}
-            data-sweep-ms={t.sweep_ms.to_string()}>
+        <p class="diag" id="adaftr-diag" data-single-ms={t.single_avg.map_or(t.single_ms, |m| m.mean_ms).to_string()}
+            data-sweep-ms={t.sweep_ms.to_string()} data-predictions={t.predictions.to_string()}>
             { format!(
-                "In-browser inference (wasm, simd128): one instance {single} (mean of 50 calls); \
+                "In-browser inference (wasm, simd128): one instance {single}; \
                  what-if sweep of {} points in one batch {sweep} (last update).",
                 t.sweep_points
             ) }

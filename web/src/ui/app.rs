@@ -1,0 +1,163 @@
+//! The app shell: one reducer holds the state ([`crate::state`]); the prediction, the
+//! what-if sweep and the timing benchmark are memoised on exactly what they read (model,
+//! instance, swept feature), so a re-render for anything else (an error dismissed, a
+//! loading message) runs no inference; the upload zone keeps its drag state to itself.
+
+use std::rc::Rc;
+
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+
+use super::load::{load_default, load_file, Source};
+use super::panels::{Diagnostics, ModelCard, Predictions, Timings};
+use super::upload::UploadZone;
+use super::{FeatureEditor, WhatIf};
+use crate::state::{Action, State};
+use crate::timing::{mean_duration, Measured, BUDGET_MS};
+
+#[derive(Properties, PartialEq, Default)]
+pub struct AppProps {
+    #[prop_or_default]
+    pub source: Source,
+}
+
+#[derive(Clone, PartialEq)]
+pub struct Store(pub State);
+
+impl Reducible for Store {
+    type Action = Action;
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut s = self.0.clone();
+        s.apply(action);
+        Rc::new(Store(s))
+    }
+}
+
+fn now() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+}
+
+/// `f`'s result and how long it took (ms, at the browser clock's resolution).
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t0 = now();
+    let v = f();
+    (v, now() - t0)
+}
+
+/// Mean single-instance inference time, measured over a time budget once per model.
+fn bench_single(state: &State) -> Option<Measured> {
+    let m = state.model.as_ref()?;
+    let inst = std::slice::from_ref(&state.instance);
+    mean_duration(BUDGET_MS, now, || m.bundle.predict(inst).map(drop)).ok()
+}
+
+#[function_component(App)]
+pub fn app(props: &AppProps) -> Html {
+    let store = use_reducer(|| Store(State::default()));
+    {
+        let dispatch = store.dispatcher();
+        let source = props.source.clone();
+        use_effect_with((), move |_| {
+            dispatch.dispatch(Action::Loading("default model".into()));
+            spawn_local(async move { dispatch.dispatch(load_default(source).await) });
+            || ()
+        });
+    }
+    let state = &store.0;
+    let model_id = state.model.as_ref().map(|m| m.id);
+    // Single predictions computed so far (shown as a data attribute, so tests can tell
+    // that renders without a change of model or instance run none).
+    let runs = use_mut_ref(|| 0u64);
+    let prediction = {
+        let (state, runs) = (state.clone(), runs.clone());
+        use_memo((model_id, state.instance.clone()), move |_| {
+            *runs.borrow_mut() += 1;
+            timed(|| state.predict())
+        })
+    };
+    let sweep = {
+        let state = state.clone();
+        use_memo((model_id, state.instance.clone(), state.sweep), move |_| {
+            let (result, ms) = timed(|| state.sweep_predictions());
+            (Rc::new(result), ms)
+        })
+    };
+    let bench = {
+        let state = state.clone();
+        use_memo(model_id, move |_| bench_single(&state))
+    };
+    let on_action = {
+        let dispatch = store.dispatcher();
+        use_callback((), move |a: Action, _| dispatch.dispatch(a))
+    };
+    let on_file = {
+        let dispatch = store.dispatcher();
+        use_callback((), move |f: web_sys::File, _| {
+            let dispatch = dispatch.clone();
+            load_file(f, move |a| dispatch.dispatch(a));
+        })
+    };
+    let dismiss = {
+        let dispatch = store.dispatcher();
+        Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::DismissError))
+    };
+
+    let timings = Timings {
+        single_ms: prediction.1,
+        single_avg: *bench,
+        sweep_ms: sweep.1,
+        sweep_points: sweep.0.as_ref().as_ref().and_then(|r| r.as_ref().ok()).map_or(0, |(p, _)| p.instances.len()),
+        predictions: *runs.borrow(),
+    };
+
+    let status = match (&state.loading, &state.model) {
+        (Some(what), _) => {
+            html! { <p id="adaftr-status" class="status" role="status">{ format!("Loading {what}…") }</p> }
+        }
+        (None, Some(m)) => html! {
+            <p id="adaftr-status" class="status" role="status">
+                { "Model: " }<strong id="adaftr-model-name" data-model-id={m.id.to_string()}>{ m.name.clone() }</strong>
+            </p>
+        },
+        (None, None) => {
+            html! { <p id="adaftr-status" class="status" role="status">{ "No model loaded." }</p> }
+        }
+    };
+    let error = state.error.as_ref().map(|e| {
+        html! {
+            <div id="adaftr-error" class="error" role="alert">
+                <span>{ e.clone() }</span>
+                <button type="button" id="adaftr-error-dismiss" onclick={dismiss.clone()} aria-label="Dismiss error">{ "×" }</button>
+            </div>
+        }
+    });
+
+    html! {
+        <div class="adaftr-app">
+            <header class="top">
+                <h1>{ "AdaFTR: click and purchase, and how related they are" }</h1>
+                <p class="lede">{ "Edit an instance and watch the predicted click-through rate, conversion rate and the per-instance relatedness temperature tau, computed in your browser by the same Rust inference code as the command line." }</p>
+                { status }
+                { for error }
+            </header>
+            <div class="layout">
+                <div class="col">
+                    if let Some(m) = &state.model {
+                        <FeatureEditor model={m.clone()} instance={state.instance.clone()} example={state.example.clone()} on_action={on_action.clone()} />
+                    }
+                </div>
+                <div class="col">
+                    if let Some(m) = &state.model {
+                        <Predictions model={m.clone()} instance={state.instance.clone()} prediction={prediction.0.clone()} />
+                        <WhatIf model={m.clone()} feature={state.sweep} sweep={sweep.0.clone()} on_action={on_action.clone()} />
+                    }
+                    <UploadZone {on_file} />
+                    if let Some(m) = &state.model {
+                        <ModelCard model={m.clone()} />
+                    }
+                    <Diagnostics timings={timings} />
+                </div>
+            </div>
+        </div>
+    }
+}
