@@ -214,7 +214,7 @@ def main():
     L.append("- Each command runs on a rayon worker, so a gemm is shared with the calling thread rather than "
              "handed to sleeping workers and waited for.")
     L.append("On top, the dense layers are one fused CPU op (gemm, then bias and ReLU in one pass; backward: two "
-             "gemms, the ReLU mask and a column sum for the bias; `core/src/model/linear.rs`), and in-batch "
+             "gemms, the ReLU mask and a column sum for the bias; `core/src/nn/linear.rs`), and in-batch "
              "InfoNCE is one fused kernel (`core/src/nce.rs`).\n")
     L.append("## Reproduce\n")
     L.append("```sh\nbench/run.sh            # builds the release binary, sets up bench/.venv, runs everything, writes BENCHMARKS.md\n```\n")

@@ -35,7 +35,7 @@ def linear(i, o):
 
 
 class Mlp(nn.Module):
-    """Linear + ReLU per layer (as core/src/model/mlp.rs)."""
+    """Linear + ReLU per layer (as core/src/nn/mlp.rs)."""
 
     def __init__(self, in_dim, widths):
         super().__init__()
@@ -188,7 +188,7 @@ def tau_logit_of(m, tau):
 
 
 def compute_loss(model, out, click, conv, step):
-    """The loss terms of core/src/loss.rs `compute` at optimiser step `step` (0-based)."""
+    """The loss terms of core/src/train/objective.rs `compute` at optimiser step `step` (0-based)."""
     loss = model.loss_cfg
     ctr = F.binary_cross_entropy_with_logits(out["logit_ctr"], click)
     ctcvr = product_bce(out["logit_ctr"], out["logit_cvr"], conv)

@@ -4,6 +4,9 @@
 //! set-up (`transfer` mode, projection heads, the relatedness network on the embeddings);
 //! [`Config::literal_spec`] is the literal reading. The CLI's options and their help are
 //! derived from these types (with the `clap` feature).
+//!
+//! One file although it is over 400 lines: it is the reference of every setting, its
+//! default and its bounds, and reads best in one place.
 
 use serde::{Deserialize, Serialize};
 

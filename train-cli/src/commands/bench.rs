@@ -6,6 +6,8 @@
 //! (`bench/torch_ref.py`) in one process, round after round, and takes medians. Each
 //! measurement prints one JSON object on stdout. `adaftr bench --smoke` runs every step at a
 //! tiny size (seconds), which is what the test suite checks; timings never fail a test.
+//! One file of about 400 lines: the measurements share the prepared files' layout, and
+//! reading them side by side is how one checks that each measures what its PyTorch twin does.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
