@@ -77,6 +77,12 @@ pub struct ModelConfig {
     /// Stop the gradient at the relatedness network's input, so that tau is read from the
     /// representations without reshaping them.
     pub relatedness_detach_input: bool,
+    /// `gated` mode: the transfer channel reads the click representation without
+    /// reshaping it (the click task, with many more labels, is the teacher).
+    pub gate_detach_click: bool,
+    /// `gated` mode: the transfer channel also feeds the auxiliary `transfer` loss on the
+    /// relatedness logit (weight `loss.transfer_weight`).
+    pub gate_transfer_aux: bool,
 }
 
 impl Default for ModelConfig {
@@ -100,6 +106,8 @@ impl Default for ModelConfig {
             tau_max: 1.0,
             projection: vec![32, 32],
             relatedness_detach_input: false,
+            gate_detach_click: true,
+            gate_transfer_aux: false,
         }
     }
 }
@@ -181,6 +189,12 @@ pub enum ClMode {
     /// share gives a lower tau. The contrastive term sees tau as a constant. The default.
     #[default]
     Transfer,
+    /// tau also gates a click -> conversion transfer channel in the prediction: the
+    /// conversion logit gains g(x) t(h_c), with g = (tau_max - tau) / (tau_max - tau_min)
+    /// the relatedness and t a linear read-out of the click representation. The
+    /// relatedness network learns from the main loss through that channel; the
+    /// contrastive term sees tau as a constant.
+    Gated,
 }
 
 impl ClMode {
@@ -191,12 +205,13 @@ impl ClMode {
             Self::Fixed => "fixed",
             Self::None => "none",
             Self::Transfer => "transfer",
+            Self::Gated => "gated",
         }
     }
 
     /// Whether the model carries a relatedness network (and so predicts tau per instance).
     pub fn learns_tau(self) -> bool {
-        matches!(self, Self::Joint | Self::Meta | Self::Transfer)
+        matches!(self, Self::Joint | Self::Meta | Self::Transfer | Self::Gated)
     }
 }
 

@@ -145,6 +145,8 @@ pub struct StepContext {
     pub cl_scale: f64,
     /// Centre r0 of the prior on the relatedness logit, when the model learns tau.
     pub tau_prior_center: Option<f64>,
+    /// `gated` mode: add the `transfer` loss on the relatedness logit too.
+    pub gate_transfer_aux: bool,
 }
 
 /// L = L_ctr + L_ctcvr [+ L_cvr_click] + lambda L_cl [+ beta mean((r - r0)^2)].
@@ -167,7 +169,7 @@ pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, ctx: StepContext,
         (ClMode::None, _) | (_, None) => None,
         (mode, Some(tau)) => {
             // In `transfer` mode tau is learned from its own loss below, not from this one.
-            let tau = if mode == ClMode::Transfer { tau.detach() } else { tau.clone() };
+            let tau = if matches!(mode, ClMode::Transfer | ClMode::Gated) { tau.detach() } else { tau.clone() };
             let l = contrastive(&out.z_ctr, &out.z_cvr, &tau, cfg, rng)?;
             if lambda > 0.0 {
                 total = (total + (&l * lambda)?)?;
@@ -184,7 +186,7 @@ pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, ctx: StepContext,
         _ => None,
     };
     let transfer = match (cfg.cl, &out.tau_logit) {
-        (ClMode::Transfer, Some(r)) => {
+        (ClMode::Transfer, Some(r)) | (ClMode::Gated, Some(r)) if cfg.cl == ClMode::Transfer || ctx.gate_transfer_aux => {
             let l = transfer_loss(&out.logit_ctr, &out.logit_cvr, r, batch, cfg.transfer_scale as f64)?;
             if cfg.transfer_weight > 0.0 {
                 total = (total + (&l * cfg.transfer_weight as f64)?)?;
