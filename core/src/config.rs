@@ -233,6 +233,18 @@ pub enum Negatives {
     Sampled,
 }
 
+/// `transfer` mode: which click-side score the relatedness logit weighs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferTarget {
+    /// The click logit itself.
+    #[default]
+    ClickLogit,
+    /// A linear probe of the (detached) click representation, trained on clicked rows to
+    /// predict conversion: what the click task's representation says about the purchase.
+    Probe,
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LossConfig {
@@ -266,6 +278,11 @@ pub struct LossConfig {
     /// `transfer` mode: weight of the auxiliary loss (it trains only the relatedness
     /// network).
     pub transfer_weight: f32,
+    /// `transfer` mode: the click-side score of the auxiliary loss.
+    pub transfer_target: TransferTarget,
+    /// The contrastive term treats the click side as a fixed teacher: only the conversion
+    /// representation is pulled.
+    pub cl_detach_ctr: bool,
 }
 
 impl Default for LossConfig {
@@ -285,6 +302,8 @@ impl Default for LossConfig {
             meta_epsilon: 0.01,
             transfer_scale: 0.25,
             transfer_weight: 1.0,
+            transfer_target: TransferTarget::ClickLogit,
+            cl_detach_ctr: false,
         }
     }
 }

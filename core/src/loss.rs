@@ -170,11 +170,14 @@ pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, ctx: StepContext,
         (mode, Some(tau)) => {
             // In `transfer` mode tau is learned from its own loss below, not from this one.
             let tau = if matches!(mode, ClMode::Transfer | ClMode::Gated) { tau.detach() } else { tau.clone() };
-            let l = contrastive(&out.z_ctr, &out.z_cvr, &tau, cfg, rng)?;
+            let z_ctr = if cfg.cl_detach_ctr { out.z_ctr.detach() } else { out.z_ctr.clone() };
             if lambda > 0.0 {
+                let l = contrastive(&z_ctr, &out.z_cvr, &tau, cfg, rng)?;
                 total = (total + (&l * lambda)?)?;
+                Some(l)
+            } else {
+                None
             }
-            Some(l)
         }
     };
     let tau_prior = match (&out.tau_logit, ctx.tau_prior_center) {
@@ -187,7 +190,11 @@ pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, ctx: StepContext,
     };
     let transfer = match (cfg.cl, &out.tau_logit) {
         (ClMode::Transfer, Some(r)) | (ClMode::Gated, Some(r)) if cfg.cl == ClMode::Transfer || ctx.gate_transfer_aux => {
-            let l = transfer_loss(&out.logit_ctr, &out.logit_cvr, r, batch, cfg.transfer_scale as f64)?;
+            let click_side = out.probe_logit.as_ref().unwrap_or(&out.logit_ctr);
+            let mut l = transfer_loss(click_side, &out.logit_cvr, r, batch, cfg.transfer_scale as f64)?;
+            if let Some(p) = &out.probe_logit {
+                l = (l + clicked_bce(p, batch)?)?;
+            }
             if cfg.transfer_weight > 0.0 {
                 total = (total + (&l * cfg.transfer_weight as f64)?)?;
             }
@@ -213,6 +220,12 @@ pub fn transfer_loss(logit_ctr: &Tensor, logit_cvr: &Tensor, r: &Tensor, batch: 
     let per = bce_with_logits_elems(&logit, &batch.conversion)?;
     let clicks = batch.click.sum_all()?;
     (per * &batch.click)?.sum_all()? / clicks.maximum(1.0)?
+}
+
+/// Mean BCE of `logit` against conversions over the clicked rows of the batch.
+fn clicked_bce(logit: &Tensor, batch: &Batch) -> Result<Tensor> {
+    let per = bce_with_logits_elems(logit, &batch.conversion)?;
+    (per * &batch.click)?.sum_all()? / batch.click.sum_all()?.maximum(1.0)?
 }
 
 /// A scalar tensor's value as f64.

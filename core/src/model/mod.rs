@@ -19,7 +19,7 @@ pub mod relu;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::{Backbone, ClMode, LossConfig, ModelConfig, RelatednessInput};
+use crate::config::{Backbone, ClMode, LossConfig, ModelConfig, RelatednessInput, TransferTarget};
 use aitm::Aitm;
 use backbone::BackboneNet;
 use embedding::FieldEmbeddings;
@@ -50,6 +50,9 @@ pub struct Outputs {
     /// representations themselves when there are none).
     pub z_ctr: Tensor,
     pub z_cvr: Tensor,
+    /// `transfer` mode with the probe target: the probe's conversion logit from the
+    /// detached click representation.
+    pub probe_logit: Option<Tensor>,
 }
 
 /// The per-instance temperature source, fixed by the contrastive mode.
@@ -78,6 +81,7 @@ pub struct AdaFtr {
     /// `gated` mode's read-out t(h_c) of the click representation, and whether it reads
     /// a detached copy.
     gate: Option<(Linear, bool)>,
+    probe: Option<Linear>,
 }
 
 impl AdaFtr {
@@ -146,6 +150,10 @@ impl AdaFtr {
             head_cvr: linear(k, 1, vb.pp("head_cvr"))?,
             projection,
             tau,
+            probe: match (loss.cl, loss.transfer_target) {
+                (ClMode::Transfer, TransferTarget::Probe) => Some(linear(k, 1, vb.pp("transfer_probe"))?),
+                _ => None,
+            },
             gate: match loss.cl {
                 ClMode::Gated => Some((linear(k, 1, vb.pp("gate"))?, cfg.gate_detach_click)),
                 _ => None,
@@ -204,7 +212,25 @@ impl AdaFtr {
             Some((pc, pv)) => (pc.forward(&h_ctr)?, pv.forward(&h_cvr)?),
             None => (h_ctr.clone(), h_cvr.clone()),
         };
-        Ok(Outputs { logit_ctr, logit_cvr, pctr, pcvr, pctcvr, tau, tau_logit, tau_input, h_ctr, h_cvr, z_ctr, z_cvr })
+        let probe_logit = match &self.probe {
+            Some(p) => Some(p.forward(&h_ctr.detach())?.squeeze(1)?),
+            None => None,
+        };
+        Ok(Outputs {
+            logit_ctr,
+            logit_cvr,
+            pctr,
+            pcvr,
+            pctcvr,
+            tau,
+            tau_logit,
+            tau_input,
+            h_ctr,
+            h_cvr,
+            z_ctr,
+            z_cvr,
+            probe_logit,
+        })
     }
 
     pub fn backbone(&self) -> Backbone {

@@ -17,7 +17,7 @@ pub struct Args {
     pub seed: u64,
     /// The generative story of relatedness: `logit` (conversion shares the click logit;
     /// rho additive in a user segment, the item category and two numerics),
-    /// `interaction` (conversion shares the click's representation; rho from a user group
+    /// `interaction` (conversion shares the click's representation; rho from a user segment
     /// x item top-category interaction), `latent` (as interaction; rho from a hidden user
     /// intent spread over ten numerics), `constant` (as interaction; rho = 0.5). See
     /// docs/DATA.md.

@@ -19,7 +19,6 @@ pub(super) const CARDINALITY: [usize; N_CAT] = [3, 5, 8, 2, 4, 6, 60, 20, 12, 2,
 pub(super) const SEGMENT: usize = 2; // categorical_3: user segment
 pub(super) const USER_FLAG: usize = 3; // categorical_4
 pub(super) const CITY: usize = 6; // categorical_7: pairs with the item for the sparse pair effect
-pub(super) const USER_GROUP: usize = 7; // categorical_8: a 20-value user group
 pub(super) const TOP_CATEGORY: usize = 11; // categorical_12 = parent of the category
 pub(super) const ITEM: usize = 12; // categorical_13: item
 pub(super) const CATEGORY: usize = 13; // categorical_14 = category of the item

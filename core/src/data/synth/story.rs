@@ -7,7 +7,7 @@
 //! | world | shared part | rho depends on |
 //! |---|---|---|
 //! | `logit` | the click logit itself | user segment + item category + two numerics (additive) |
-//! | `interaction` | the click's user x item factors through another projection, and part of its main effects | a user group x item top-category interaction (neither field alone) |
+//! | `interaction` | the click's user x item factors through another projection, and part of its main effects | a user segment x item top-category interaction (neither field alone) |
 //! | `latent` | as `interaction` | a hidden user intent spread over ten user numerics, shifted by the item's top category |
 //! | `constant` | as `interaction` | nothing: rho = 0.5 everywhere |
 
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalogue::{
     add_scaled, dot, rand_vec, table, vec_table, Features, CARDINALITY, CATEGORY, CITY, ITEM, SEGMENT, TOP_CATEGORY,
-    USER_FLAG, USER_GROUP,
+    USER_FLAG,
 };
 use super::math::{cos_turn, logit, sin_turn, Vec4, K};
 use crate::data::format::{ALIEXPRESS_CATEGORICAL as N_CAT, ALIEXPRESS_USER_CATEGORICAL as N_USER_CAT};
@@ -30,7 +30,7 @@ pub enum World {
     #[default]
     Logit,
     /// Conversion shares the click's representation (its user x item factors through
-    /// another projection); rho comes from a user-group x item-top-category interaction.
+    /// another projection); rho comes from a user-segment x item-top-category interaction.
     Interaction,
     /// As `interaction`, but rho follows a hidden user intent that only a combination of
     /// ten user numerics reveals.
@@ -90,7 +90,7 @@ pub(super) struct Raw {
 struct Representation {
     /// The other projection of the click's user factors.
     projection: [Vec4; K],
-    rho_group: Vec<Vec4>,
+    rho_segment: Vec<Vec4>,
     rho_top: Vec<Vec4>,
     intent: [f64; INTENT_NUMS.len()],
     intent_top: Vec<f64>,
@@ -157,7 +157,7 @@ impl Story {
             }
             Representation {
                 projection,
-                rho_group: vec_table(&mut r, CARDINALITY[USER_GROUP], 1.0),
+                rho_segment: vec_table(&mut r, CARDINALITY[SEGMENT], 1.0),
                 rho_top: vec_table(&mut r, CARDINALITY[TOP_CATEGORY], 1.0),
                 intent,
                 intent_top: table(&mut r, CARDINALITY[TOP_CATEGORY], 0.6),
@@ -253,7 +253,7 @@ impl Story {
                     .sum();
                 Some(intent + rep.intent_top[c(TOP_CATEGORY)])
             }
-            _ => Some(dot(&rep.rho_group[c(USER_GROUP)], &rep.rho_top[c(TOP_CATEGORY)])),
+            _ => Some(dot(&rep.rho_segment[c(SEGMENT)], &rep.rho_top[c(TOP_CATEGORY)])),
         };
         Raw { click, shared, own, rho, pair }
     }
