@@ -77,12 +77,6 @@ pub struct ModelConfig {
     /// Stop the gradient at the relatedness network's input, so that tau is read from the
     /// representations without reshaping them.
     pub relatedness_detach_input: bool,
-    /// `gated` mode: the transfer channel reads the click representation without
-    /// reshaping it (the click task, with many more labels, is the teacher).
-    pub gate_detach_click: bool,
-    /// `gated` mode: the transfer channel also feeds the auxiliary `transfer` loss on the
-    /// relatedness logit (weight `loss.transfer_weight`).
-    pub gate_transfer_aux: bool,
 }
 
 impl Default for ModelConfig {
@@ -106,8 +100,6 @@ impl Default for ModelConfig {
             tau_max: 1.0,
             projection: vec![32, 32],
             relatedness_detach_input: false,
-            gate_detach_click: true,
-            gate_transfer_aux: false,
         }
     }
 }
@@ -189,12 +181,6 @@ pub enum ClMode {
     /// share gives a lower tau. The contrastive term sees tau as a constant. The default.
     #[default]
     Transfer,
-    /// tau also gates a click -> conversion transfer channel in the prediction: the
-    /// conversion logit gains g(x) t(h_c), with g = (tau_max - tau) / (tau_max - tau_min)
-    /// the relatedness and t a linear read-out of the click representation. The
-    /// relatedness network learns from the main loss through that channel; the
-    /// contrastive term sees tau as a constant.
-    Gated,
 }
 
 impl ClMode {
@@ -205,13 +191,12 @@ impl ClMode {
             Self::Fixed => "fixed",
             Self::None => "none",
             Self::Transfer => "transfer",
-            Self::Gated => "gated",
         }
     }
 
     /// Whether the model carries a relatedness network (and so predicts tau per instance).
     pub fn learns_tau(self) -> bool {
-        matches!(self, Self::Joint | Self::Meta | Self::Transfer | Self::Gated)
+        matches!(self, Self::Joint | Self::Meta | Self::Transfer)
     }
 }
 
@@ -231,18 +216,6 @@ pub enum Negatives {
     InBatch,
     /// `sampled_negatives` random other rows of the batch per instance.
     Sampled,
-}
-
-/// `transfer` mode: which click-side score the relatedness logit weighs.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum TransferTarget {
-    /// The click logit itself.
-    #[default]
-    ClickLogit,
-    /// A linear probe of the (detached) click representation, trained on clicked rows to
-    /// predict conversion: what the click task's representation says about the purchase.
-    Probe,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -278,11 +251,6 @@ pub struct LossConfig {
     /// `transfer` mode: weight of the auxiliary loss (it trains only the relatedness
     /// network).
     pub transfer_weight: f32,
-    /// `transfer` mode: the click-side score of the auxiliary loss.
-    pub transfer_target: TransferTarget,
-    /// The contrastive term treats the click side as a fixed teacher: only the conversion
-    /// representation is pulled.
-    pub cl_detach_ctr: bool,
 }
 
 impl Default for LossConfig {
@@ -302,8 +270,6 @@ impl Default for LossConfig {
             meta_epsilon: 0.01,
             transfer_scale: 0.25,
             transfer_weight: 1.0,
-            transfer_target: TransferTarget::ClickLogit,
-            cl_detach_ctr: false,
         }
     }
 }

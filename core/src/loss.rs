@@ -145,8 +145,6 @@ pub struct StepContext {
     pub cl_scale: f64,
     /// Centre r0 of the prior on the relatedness logit, when the model learns tau.
     pub tau_prior_center: Option<f64>,
-    /// `gated` mode: add the `transfer` loss on the relatedness logit too.
-    pub gate_transfer_aux: bool,
 }
 
 /// L = L_ctr + L_ctcvr [+ L_cvr_click] + lambda L_cl [+ beta mean((r - r0)^2)].
@@ -169,15 +167,12 @@ pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, ctx: StepContext,
         (ClMode::None, _) | (_, None) => None,
         (mode, Some(tau)) => {
             // In `transfer` mode tau is learned from its own loss below, not from this one.
-            let tau = if matches!(mode, ClMode::Transfer | ClMode::Gated) { tau.detach() } else { tau.clone() };
-            let z_ctr = if cfg.cl_detach_ctr { out.z_ctr.detach() } else { out.z_ctr.clone() };
+            let tau = if mode == ClMode::Transfer { tau.detach() } else { tau.clone() };
+            let l = contrastive(&out.z_ctr, &out.z_cvr, &tau, cfg, rng)?;
             if lambda > 0.0 {
-                let l = contrastive(&z_ctr, &out.z_cvr, &tau, cfg, rng)?;
                 total = (total + (&l * lambda)?)?;
-                Some(l)
-            } else {
-                None
             }
+            Some(l)
         }
     };
     let tau_prior = match (&out.tau_logit, ctx.tau_prior_center) {
@@ -189,12 +184,8 @@ pub fn compute(out: &Outputs, batch: &Batch, cfg: &LossConfig, ctx: StepContext,
         _ => None,
     };
     let transfer = match (cfg.cl, &out.tau_logit) {
-        (ClMode::Transfer, Some(r)) | (ClMode::Gated, Some(r)) if cfg.cl == ClMode::Transfer || ctx.gate_transfer_aux => {
-            let click_side = out.probe_logit.as_ref().unwrap_or(&out.logit_ctr);
-            let mut l = transfer_loss(click_side, &out.logit_cvr, r, batch, cfg.transfer_scale as f64)?;
-            if let Some(p) = &out.probe_logit {
-                l = (l + clicked_bce(p, batch)?)?;
-            }
+        (ClMode::Transfer, Some(r)) => {
+            let l = transfer_loss(&out.logit_ctr, &out.logit_cvr, r, batch, cfg.transfer_scale as f64)?;
             if cfg.transfer_weight > 0.0 {
                 total = (total + (&l * cfg.transfer_weight as f64)?)?;
             }
@@ -220,12 +211,6 @@ pub fn transfer_loss(logit_ctr: &Tensor, logit_cvr: &Tensor, r: &Tensor, batch: 
     let per = bce_with_logits_elems(&logit, &batch.conversion)?;
     let clicks = batch.click.sum_all()?;
     (per * &batch.click)?.sum_all()? / clicks.maximum(1.0)?
-}
-
-/// Mean BCE of `logit` against conversions over the clicked rows of the batch.
-fn clicked_bce(logit: &Tensor, batch: &Batch) -> Result<Tensor> {
-    let per = bce_with_logits_elems(logit, &batch.conversion)?;
-    (per * &batch.click)?.sum_all()? / batch.click.sum_all()?.maximum(1.0)?
 }
 
 /// A scalar tensor's value as f64.

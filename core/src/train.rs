@@ -166,7 +166,6 @@ impl Trainer {
             detach_ctr_in_ctcvr: self.config.model.backbone == Backbone::SingleTask,
             cl_scale: self.cl_scale(),
             tau_prior_center: self.model.tau_logit_of(self.config.loss.tau_prior_mean as f64),
-            gate_transfer_aux: self.config.model.gate_transfer_aux,
         };
         let terms = loss::compute(&out, batch, &self.config.loss, ctx, &mut rng)?;
         let total = scalar(&terms.total)?;

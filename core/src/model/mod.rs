@@ -19,7 +19,7 @@ pub mod relu;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::config::{Backbone, ClMode, LossConfig, ModelConfig, RelatednessInput, TransferTarget};
+use crate::config::{Backbone, ClMode, LossConfig, ModelConfig, RelatednessInput};
 use aitm::Aitm;
 use backbone::BackboneNet;
 use embedding::FieldEmbeddings;
@@ -50,9 +50,6 @@ pub struct Outputs {
     /// representations themselves when there are none).
     pub z_ctr: Tensor,
     pub z_cvr: Tensor,
-    /// `transfer` mode with the probe target: the probe's conversion logit from the
-    /// detached click representation.
-    pub probe_logit: Option<Tensor>,
 }
 
 /// The per-instance temperature source, fixed by the contrastive mode.
@@ -78,10 +75,6 @@ pub struct AdaFtr {
     head_cvr: Linear,
     projection: Option<(Projection, Projection)>,
     tau: TauSource,
-    /// `gated` mode's read-out t(h_c) of the click representation, and whether it reads
-    /// a detached copy.
-    gate: Option<(Linear, bool)>,
-    probe: Option<Linear>,
 }
 
 impl AdaFtr {
@@ -113,7 +106,7 @@ impl AdaFtr {
         let tau = match loss.cl {
             ClMode::None => TauSource::None,
             ClMode::Fixed => TauSource::Fixed(loss.fixed_tau as f64),
-            ClMode::Joint | ClMode::Meta | ClMode::Transfer | ClMode::Gated => {
+            ClMode::Joint | ClMode::Meta | ClMode::Transfer => {
                 let in_dim = match cfg.relatedness_input {
                     RelatednessInput::Towers => 3 * k,
                     RelatednessInput::Embedding => x_dim,
@@ -150,14 +143,6 @@ impl AdaFtr {
             head_cvr: linear(k, 1, vb.pp("head_cvr"))?,
             projection,
             tau,
-            probe: match (loss.cl, loss.transfer_target) {
-                (ClMode::Transfer, TransferTarget::Probe) => Some(linear(k, 1, vb.pp("transfer_probe"))?),
-                _ => None,
-            },
-            gate: match loss.cl {
-                ClMode::Gated => Some((linear(k, 1, vb.pp("gate"))?, cfg.gate_detach_click)),
-                _ => None,
-            },
         })
     }
 
@@ -179,10 +164,17 @@ impl AdaFtr {
             h_cvr = aitm.forward(&h_ctr, &h_cvr)?;
         }
         let logit_ctr = self.head_ctr.forward(&h_ctr)?.squeeze(1)?;
-        let mut logit_cvr = self.head_cvr.forward(&h_cvr)?.squeeze(1)?;
+        let logit_cvr = self.head_cvr.forward(&h_cvr)?.squeeze(1)?;
+        let pctr = candle_nn::ops::sigmoid(&logit_ctr)?;
+        let pcvr = candle_nn::ops::sigmoid(&logit_cvr)?;
+        // Single-task keeps the CTR network out of the CTCVR gradient.
+        let pctcvr = match self.backbone_kind {
+            Backbone::SingleTask => (pctr.detach() * &pcvr)?,
+            _ => (&pctr * &pcvr)?,
+        };
         let (tau, tau_logit, tau_input) = match &self.tau {
             TauSource::None => (None, None, None),
-            TauSource::Fixed(t) => (Some((logit_ctr.ones_like()? * *t)?), None, None),
+            TauSource::Fixed(t) => (Some((pctr.ones_like()? * *t)?), None, None),
             TauSource::Net(net) => {
                 let mut input = match self.relatedness_input {
                     RelatednessInput::Towers => Relatedness::tower_input(&h_ctr, &h_cvr)?,
@@ -195,42 +187,11 @@ impl AdaFtr {
                 (Some(tau), Some(r), Some(input.detach()))
             }
         };
-        if let (Some((readout, detach)), Some(r)) = (&self.gate, &tau_logit) {
-            // g = sigmoid(-r) is the relatedness that tau = tau_min + (tau_max - tau_min) sigmoid(r) expresses.
-            let g = candle_nn::ops::sigmoid(&r.neg()?)?;
-            let h = if *detach { h_ctr.detach() } else { h_ctr.clone() };
-            logit_cvr = (logit_cvr + (g * readout.forward(&h)?.squeeze(1)?)?)?;
-        }
-        let pctr = candle_nn::ops::sigmoid(&logit_ctr)?;
-        let pcvr = candle_nn::ops::sigmoid(&logit_cvr)?;
-        // Single-task keeps the CTR network out of the CTCVR gradient.
-        let pctcvr = match self.backbone_kind {
-            Backbone::SingleTask => (pctr.detach() * &pcvr)?,
-            _ => (&pctr * &pcvr)?,
-        };
         let (z_ctr, z_cvr) = match &self.projection {
             Some((pc, pv)) => (pc.forward(&h_ctr)?, pv.forward(&h_cvr)?),
             None => (h_ctr.clone(), h_cvr.clone()),
         };
-        let probe_logit = match &self.probe {
-            Some(p) => Some(p.forward(&h_ctr.detach())?.squeeze(1)?),
-            None => None,
-        };
-        Ok(Outputs {
-            logit_ctr,
-            logit_cvr,
-            pctr,
-            pcvr,
-            pctcvr,
-            tau,
-            tau_logit,
-            tau_input,
-            h_ctr,
-            h_cvr,
-            z_ctr,
-            z_cvr,
-            probe_logit,
-        })
+        Ok(Outputs { logit_ctr, logit_cvr, pctr, pcvr, pctcvr, tau, tau_logit, tau_input, h_ctr, h_cvr, z_ctr, z_cvr })
     }
 
     pub fn backbone(&self) -> Backbone {

@@ -33,7 +33,6 @@ pub enum ClArg {
     Fixed,
     None,
     Transfer,
-    Gated,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +133,6 @@ pub fn resolve_config(a: &Args) -> Result<Config> {
             ClArg::Fixed => ClMode::Fixed,
             ClArg::None => ClMode::None,
             ClArg::Transfer => ClMode::Transfer,
-            ClArg::Gated => ClMode::Gated,
         };
     }
     if let Some(e) = a.epochs {
