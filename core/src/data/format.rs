@@ -88,8 +88,8 @@ impl Format {
 pub const ALIEXPRESS_CATEGORICAL: usize = 16;
 pub const ALIEXPRESS_NUMERIC: usize = 63;
 /// categorical_1..=9 and numerical_1..=23 describe the user/query.
-const ALIEXPRESS_USER_CATEGORICAL: usize = 9;
-const ALIEXPRESS_USER_NUMERIC: usize = 23;
+pub const ALIEXPRESS_USER_CATEGORICAL: usize = 9;
+pub const ALIEXPRESS_USER_NUMERIC: usize = 23;
 
 impl SchemaSpec {
     /// The AliExpress layout: `search_id` (group key, not a feature), `categorical_1..16`,

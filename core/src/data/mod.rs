@@ -20,4 +20,4 @@ pub use format::{detect, Format, SchemaSpec};
 pub use load::{fit_schema, load_train, load_with_schema};
 pub use rows::{BadRows, LoadOptions, LoadReport};
 pub use stream::ShuffleStream;
-pub use synth::{generate, SynthConfig, SynthSummary};
+pub use synth::{generate, SynthConfig, SynthSummary, World};

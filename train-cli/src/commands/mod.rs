@@ -73,11 +73,12 @@ pub fn read_truth(path: &Path) -> Result<Truth> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
-    let col = |name: &str| match header.iter().position(|h| *h == name) {
+    // `adaftr synth`'s names, or the short ones other generators write.
+    let col = |long: &str, short: &str| match header.iter().position(|h| *h == long || *h == short) {
         Some(c) => Ok(c),
-        None => bail!("{}: no `{name}` column in the header", path.display()),
+        None => bail!("{}: no `{long}` (or `{short}`) column in the header", path.display()),
     };
-    let cols = [col("true_pctr")?, col("true_pcvr")?, col("true_relatedness")?];
+    let cols = [col("true_pctr", "p_ctr")?, col("true_pcvr", "p_cvr")?, col("true_relatedness", "rho")?];
     let mut t = Truth { pctr: Vec::new(), pcvr: Vec::new(), relatedness: Vec::new() };
     for (i, line) in lines.enumerate() {
         let fields: Vec<&str> = line.split(',').collect();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use adaftr_core::data::{generate, SynthConfig};
+use adaftr_core::data::{generate, SynthConfig, World};
 use anyhow::{Context, Result};
 
 use crate::files;
@@ -12,8 +12,22 @@ pub struct Args {
     /// Rows to generate.
     #[arg(long)]
     pub rows: usize,
+    /// Seed of the sampled rows; give train, validation and test sets different seeds.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The generative story of relatedness (docs/DATA.md describes each world).
+    #[arg(long, value_enum, default_value_t = World::default())]
+    pub world: World,
+    /// Seed of the world (vocabularies and true functions); sets that share ground truth
+    /// (train / valid / test) share it.
+    #[arg(long, default_value_t = 0)]
+    pub world_seed: u64,
+    /// Target click rate (default: the generator's, 0.035).
+    #[arg(long)]
+    pub ctr: Option<f64>,
+    /// Target conversions per click (default: the generator's, 0.10).
+    #[arg(long)]
+    pub cvr: Option<f64>,
     /// The CSV to write; the truth (true_pctr, true_pcvr, true_relatedness per row) goes
     /// beside it as `<name>.truth.csv`.
     #[arg(long)]
@@ -31,14 +45,25 @@ pub fn truth_path(out: &Path) -> PathBuf {
 }
 
 pub fn run(a: &Args) -> Result<()> {
-    let cfg = SynthConfig { rows: a.rows, seed: a.seed, compute_auc: !a.no_auc, ..SynthConfig::default() };
+    let defaults = SynthConfig::default();
+    let cfg = SynthConfig {
+        world: a.world,
+        rows: a.rows,
+        seed: a.seed,
+        world_seed: a.world_seed,
+        ctr: a.ctr.unwrap_or(defaults.ctr),
+        cvr: a.cvr.unwrap_or(defaults.cvr),
+        compute_auc: !a.no_auc,
+        ..defaults
+    };
     let truth = truth_path(&a.out);
     let s = generate(&cfg, files::create(&a.out)?, files::create(&truth)?)
         .with_context(|| format!("generating {}", a.out.display()))?;
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     eprintln!(
-        "wrote {} rows to {} ({} searches, {} clicks = {:.2}%, {} conversions = {:.1}% of clicks) and the truth to {}",
+        "wrote {} rows of world `{}` to {} ({} searches, {} clicks = {:.2}%, {} conversions = {:.1}% of clicks) and the truth to {}",
         s.rows,
+        s.world.name(),
         a.out.display(),
         s.groups,
         s.clicks,
@@ -48,9 +73,10 @@ pub fn run(a: &Args) -> Result<()> {
         truth.display()
     );
     eprintln!(
-        "Bayes-optimal AUC (the true probabilities as scores): CTR {}, CVR|click {}, CTCVR {}; mean true relatedness {:.3}",
+        "Bayes-optimal AUC (the true probabilities as scores): CTR {}, CVR|click {} ({} with rho at its mean), CTCVR {}; mean true relatedness {:.3}",
         f(s.auc_ctr),
         f(s.auc_cvr),
+        f(s.auc_cvr_rho_bar),
         f(s.auc_ctcvr),
         s.relatedness_mean
     );
