@@ -9,7 +9,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SchemaProblem};
 use crate::evaluate::Evaluation;
 use crate::model::init::{strict_var_builder, Params};
 use crate::model::AdaFtr;
@@ -60,8 +60,11 @@ pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::BundleFormat(e.to_string()))
 }
 
-/// Serialises weights and metadata into one safetensors file.
+/// Serialises weights and metadata into one safetensors file. The schema is validated
+/// first: a bundle that would not load is never written.
 pub fn save(params: &Params, config: &Config, schema: &Schema, summary: &TrainingSummary) -> Result<Vec<u8>> {
+    schema.validate()?;
+    schema_matches_weights(schema, params)?;
     let meta = HashMap::from([
         ("format".to_string(), FORMAT_NAME.to_string()),
         ("version".to_string(), FORMAT_VERSION.to_string()),
@@ -113,9 +116,32 @@ pub(crate) fn checked_metadata(bytes: &[u8], format: &str, version: u32) -> Resu
 pub(crate) fn config_and_schema(meta: &HashMap<String, String>) -> Result<(Config, Schema)> {
     let config: Config = meta_json(meta, "config")?;
     config.validate().map_err(|e| Error::BundleMetadata { key: "config".into(), reason: e.to_string() })?;
-    let mut schema: Schema = meta_json(meta, "schema")?;
-    schema.rebuild_indices();
+    let schema: Schema = meta_json(meta, "schema")?;
+    schema.validate()?;
     Ok((config, schema))
+}
+
+/// Checks the schema against the weights that encode its fields, so a disagreement names
+/// the schema rather than a tensor shape: the packed embedding table has one row per
+/// vocabulary value plus one OOV row per field, and the numeric projection takes one input
+/// per numeric field (single-task models have a second set under `embedding_cvr`).
+fn schema_matches_weights(schema: &Schema, params: &Params) -> Result<()> {
+    let rows: usize = schema.cardinalities().iter().sum();
+    for prefix in ["embedding", "embedding_cvr"] {
+        let dim = |name: &str, axis: usize| params.get(name).and_then(|v| v.dims().get(axis).copied());
+        let table = format!("{prefix}.table");
+        if let Some(found) = dim(&table, 0).filter(|&r| !schema.categorical.is_empty() && r != rows) {
+            let problem = SchemaProblem::EmbeddingRows { tensor: table, expected: rows, found };
+            return Err(Error::Schema { field: "categorical".into(), problem });
+        }
+        let numeric = format!("{prefix}.numeric.weight");
+        let width = schema.num_numeric();
+        if let Some(found) = dim(&numeric, 1).filter(|&w| width > 0 && w != width) {
+            let problem = SchemaProblem::NumericWidth { tensor: numeric, expected: width, found };
+            return Err(Error::Schema { field: "numeric".into(), problem });
+        }
+    }
+    Ok(())
 }
 
 /// Reads only the metadata (config, schema, summary): cheap, for `inspect` and model cards.
@@ -150,6 +176,7 @@ pub(crate) fn read_tensors(bytes: &[u8], device: &Device) -> Result<Vec<(String,
 /// present with its shape, and a parameter the model does not use is an error too (the
 /// config and the weights disagree).
 pub(crate) fn build_model(config: &Config, schema: &Schema, params: &Params, device: &Device) -> Result<AdaFtr> {
+    schema_matches_weights(schema, params)?;
     let (vb, state) = strict_var_builder(params, device);
     let built = AdaFtr::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb);
     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -160,8 +187,9 @@ pub(crate) fn build_model(config: &Config, schema: &Schema, params: &Params, dev
     Ok(model)
 }
 
-/// Loads and validates a bundle: metadata, then every tensor's presence, dtype and shape
-/// against what the config and schema require. Never panics on malformed bytes.
+/// Loads and validates a bundle: metadata (the config, and the schema in itself and against
+/// the weights), then every tensor's presence, dtype and shape against what the config and
+/// schema require. Never panics on malformed bytes.
 pub fn load(bytes: &[u8], device: &Device) -> Result<Bundle> {
     let (config, schema, summary) = read_metadata(bytes)?;
     let params = Params::from_tensors(read_tensors(bytes, device)?)?;
