@@ -15,7 +15,7 @@ has_version() { # tool expected-substring
 }
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  echo "==> rustup target add wasm32-unknown-unknown"
+  echo "==> rustup target add wasm32-unknown-unknown (seconds)"
   rustup target add wasm32-unknown-unknown
 fi
 
@@ -25,17 +25,17 @@ if ! has_version trunk "$TRUNK_VERSION"; then
 fi
 
 if ! has_version wasm-bindgen "$WASM_BINDGEN_VERSION" || ! has_version wasm-bindgen-test-runner "$WASM_BINDGEN_VERSION"; then
-  echo "==> installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (no --locked, see TOOLCHAIN.md)"
+  echo "==> installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (~3 min on 2 cores; no --locked, see docs/TOOLCHAIN.md)"
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
 if ! has_version node_modules/.bin/wasm-opt "version 132"; then
-  echo "==> npm install (binaryen 132 for wasm-opt)"
+  echo "==> npm install (binaryen 132 for wasm-opt; seconds)"
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 fi
 
 if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then
-  echo "==> apt-get install chromium chromium-driver"
+  echo "==> apt-get install chromium chromium-driver (under a minute)"
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update

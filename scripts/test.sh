@@ -23,4 +23,7 @@ cargo test --workspace --exclude adaftr-e2e
 
 step "web: toolchain setup, wasm build, browser component tests, end-to-end test"
 scripts/web-test.sh
+
+step "core alone builds for wasm32 with its \`wasm\` feature (as an app embedding it would)"
+cargo build -p adaftr-core --target wasm32-unknown-unknown --features wasm
 step "all tests passed"

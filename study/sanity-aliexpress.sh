@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sanity run of `adaftr study` on the real AliExpress sample in ../shared/data (which users
-# do not have: without it this says so and exits 0). The sample's train.csv is split into
+# Sanity run of `adaftr study` on a real AliExpress sample, which is not part of the
+# repository: point ADAFTR_SHARED_DATA at the folder holding `aliexpress-sample/` (by default
+# a `shared/data` folder beside the checkout); without it this says so and exits 0. The sample's train.csv is split into
 # its first 800 rows (training) and last 200 (validation, for early stopping); its test.csv
 # is the test set. There is no truth file for real data, so no tau-vs-relatedness score.
 # Usage: study/sanity-aliexpress.sh [OUT_DIR]   (default study/out/aliexpress-sample)

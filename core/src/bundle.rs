@@ -58,8 +58,11 @@ pub struct Bundle {
     pub device: Device,
 }
 
-/// Serialises weights and metadata into one safetensors file.
+/// Serialises weights and metadata into one safetensors file. The schema is validated
+/// first, in itself and against the weights: a bundle that would not load is never written.
 pub fn save(params: &Params, config: &Config, schema: &Schema, summary: &TrainingSummary) -> Result<Vec<u8>> {
+    schema.validate()?;
+    crate::model::schema_matches_weights(schema, params)?;
     let meta = [("config", to_json(config)?), ("schema", to_json(schema)?), ("summary", to_json(summary)?)];
     let tensors = params.sorted().into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect();
     container::write(FORMAT_NAME, FORMAT_VERSION, meta, tensors)
@@ -73,8 +76,9 @@ pub fn read_metadata(bytes: &[u8]) -> Result<(Config, Schema, TrainingSummary)> 
     Ok((config, schema, summary))
 }
 
-/// Loads and validates a bundle: metadata, then every tensor's presence, dtype and shape
-/// against what the config and schema require. Never panics on malformed bytes.
+/// Loads and validates a bundle: metadata (the config, and the schema in itself and against
+/// the weights), then every tensor's presence, dtype and shape against what the config and
+/// schema require. Never panics on malformed bytes.
 pub fn load(bytes: &[u8], device: &Device) -> Result<Bundle> {
     let (config, schema, summary) = read_metadata(bytes)?;
     let params = Params::from_tensors(container::read_tensors(bytes, device)?)?;

@@ -83,8 +83,8 @@ impl Metadata {
     pub(crate) fn config_and_schema(&self) -> Result<(Config, Schema)> {
         let config: Config = self.json("config")?;
         config.validate().map_err(|e| Error::BundleMetadata { key: "config".into(), reason: e.to_string() })?;
-        let mut schema: Schema = self.json("schema")?;
-        schema.rebuild_indices();
+        let schema: Schema = self.json("schema")?;
+        schema.validate()?;
         Ok((config, schema))
     }
 }

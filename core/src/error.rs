@@ -72,6 +72,66 @@ pub enum Error {
 
     #[error("non-finite {what}: {value}")]
     NonFinite { what: String, value: f64 },
+
+    /// A schema (in a bundle or checkpoint, or fitted, or about to be saved) that would
+    /// encode inputs differently from training, or not at all. `field` is the column name
+    /// at fault, or the schema entry (`format`, `categorical`, `numeric`) for a problem of
+    /// the whole list.
+    #[error("schema field `{field}`: {problem}")]
+    Schema { field: String, problem: SchemaProblem },
+}
+
+/// What is wrong with one schema field; see [`Error::Schema`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SchemaProblem {
+    #[error("unknown format `{0}` (expected aliexpress, aliccp or explicit)")]
+    UnknownFormat(String),
+
+    #[error("the {role} column has an empty name")]
+    EmptyName { role: &'static str },
+
+    /// Header names are trimmed and cannot hold line breaks, so such a name never matches.
+    #[error(
+        "the {role} column's name has surrounding whitespace or a control character, so no CSV header can match it"
+    )]
+    OddName { role: &'static str },
+
+    #[error("the column is listed twice, as {first} and as {second}")]
+    DuplicateName { first: &'static str, second: &'static str },
+
+    #[error("the group column cannot also be the {role} column")]
+    GroupRole { role: &'static str },
+
+    #[error("the vocabulary lists `{value}` twice (ids {first} and {second})")]
+    DuplicateValue { value: String, first: u32, second: u32 },
+
+    /// The empty value is the missing value: it always encodes to the OOV id 0.
+    #[error("vocabulary id {id} is the empty value, which is reserved for missing values")]
+    EmptyValue { id: u32 },
+
+    #[error("the vocabulary has {0} values, more than a u32 id can number")]
+    VocabularyTooLarge(usize),
+
+    #[error("normalisation scale {0} is not a finite positive number")]
+    Scale(f32),
+
+    #[error("normalisation shift {0} is not finite")]
+    Shift(f32),
+
+    #[error("normalisation `{norm}` has no parameters, but the schema gives shift {shift} and scale {scale} (expected 0 and 1)")]
+    UnusedParameters { norm: &'static str, shift: f32, scale: f32 },
+
+    #[error("training range [{min}, {max}] is not an ordered pair of finite numbers")]
+    Range { min: f32, max: f32 },
+
+    #[error("the training range's end {value} does not normalise to a finite number")]
+    RangeOverflows { value: f32 },
+
+    #[error("the vocabularies need {expected} embedding rows (each field's values plus its OOV row), but tensor `{tensor}` has {found}")]
+    EmbeddingRows { tensor: String, expected: usize, found: usize },
+
+    #[error("the schema has {expected} numeric fields, but tensor `{tensor}` takes {found}")]
+    NumericWidth { tensor: String, expected: usize, found: usize },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -40,7 +40,7 @@ pub fn predict(model: &AdaFtr, ds: &Dataset, batch_size: usize, device: &Device)
     Ok(p)
 }
 
-/// The metrics of MODEL.md for one dataset. AUCs are `None` where a class is absent.
+/// The metrics of one dataset (docs/MODEL.md lists them). AUCs are `None` where a class is absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Evaluation {
     pub auc_ctr: Option<f64>,

@@ -2,11 +2,18 @@
 //!
 //! A fitted schema (vocabularies and normalisation statistics from the training split) is
 //! stored in the model bundle, so inference in the CLI and in the browser encodes features
-//! exactly as training did.
-
-use std::collections::HashMap;
+//! exactly as training did. The encoding itself lives here, once: a categorical value
+//! becomes an id through [`CategoricalField::encode`], a numeric value a model input
+//! through [`NumericField::encode`] (normalised and checked finite); the training loader,
+//! evaluation, `adaftr predict` and the browser all call these two.
+//!
+//! [`Schema::validate`] checks everything the encoding relies on; bundles, checkpoints and
+//! freshly fitted schemas go through it, so a schema that loads encodes as training did.
 
 use serde::{Deserialize, Serialize};
+
+use crate::data::vocab::ValueIndex;
+use crate::error::{Error, Result, SchemaProblem};
 
 /// Which side of the request a field describes; the browser groups its inputs by it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -37,23 +44,62 @@ pub enum NormKind {
     Log1p,
 }
 
+impl NormKind {
+    /// The name used in configs, flags and the bundle.
+    pub fn name(self) -> &'static str {
+        match self {
+            NormKind::None => "none",
+            NormKind::MinMax => "min-max",
+            NormKind::Standardize => "standardize",
+            NormKind::Log1p => "log1p",
+        }
+    }
+}
+
 /// A categorical field with its vocabulary. Id 0 is out-of-vocabulary / missing; the raw
-/// value `vocab[i]` has id `i + 1`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// value `vocab()[i]` has id `i + 1`. The vocabulary is fixed at construction, so the
+/// lookup index always agrees with it.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(from = "CategoricalRepr")]
 pub struct CategoricalField {
     pub name: String,
     #[serde(default)]
     pub side: Side,
-    pub vocab: Vec<String>,
+    vocab: Vec<String>,
     #[serde(skip)]
-    index: HashMap<String, u32>,
+    index: ValueIndex,
+}
+
+/// The stored form of a [`CategoricalField`]; the index is rebuilt from the vocabulary.
+#[derive(Deserialize)]
+struct CategoricalRepr {
+    name: String,
+    #[serde(default)]
+    side: Side,
+    vocab: Vec<String>,
+}
+
+impl From<CategoricalRepr> for CategoricalField {
+    fn from(r: CategoricalRepr) -> Self {
+        Self::new(r.name, r.side, r.vocab)
+    }
+}
+
+impl PartialEq for CategoricalField {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.name, self.side, &self.vocab) == (&other.name, other.side, &other.vocab)
+    }
 }
 
 impl CategoricalField {
     pub fn new(name: impl Into<String>, side: Side, vocab: Vec<String>) -> Self {
-        let mut f = Self { name: name.into(), side, vocab, index: HashMap::new() };
-        f.rebuild_index();
-        f
+        let index = ValueIndex::from_vocab(&vocab);
+        Self { name: name.into(), side, vocab, index }
+    }
+
+    /// The known values, in id order (id `i + 1` for `vocab()[i]`).
+    pub fn vocab(&self) -> &[String] {
+        &self.vocab
     }
 
     /// Rows in the embedding table: the vocabulary plus the OOV row.
@@ -61,13 +107,10 @@ impl CategoricalField {
         self.vocab.len() + 1
     }
 
-    /// The id of a raw value; unseen values map to 0 (OOV).
+    /// The id of a raw value; unseen values and the empty (missing) value map to 0 (OOV).
+    #[inline]
     pub fn encode(&self, raw: &str) -> u32 {
-        if self.index.len() != self.vocab.len() {
-            // Deserialised without the index: fall back to a scan rather than panic.
-            return self.vocab.iter().position(|v| v == raw).map_or(0, |i| i as u32 + 1);
-        }
-        self.index.get(raw).copied().unwrap_or(0)
+        self.index.get(raw)
     }
 
     /// The raw value of an id, `None` for OOV or out of range.
@@ -78,8 +121,24 @@ impl CategoricalField {
         self.vocab.get(id as usize - 1).map(String::as_str)
     }
 
-    pub(crate) fn rebuild_index(&mut self) {
-        self.index = self.vocab.iter().enumerate().map(|(i, v)| (v.clone(), i as u32 + 1)).collect();
+    /// Every value must encode to its own id: no value twice, none empty.
+    fn validate(&self) -> std::result::Result<(), SchemaProblem> {
+        if self.vocab.len() >= u32::MAX as usize {
+            return Err(SchemaProblem::VocabularyTooLarge(self.vocab.len()));
+        }
+        for (i, v) in self.vocab.iter().enumerate() {
+            let id = i as u32 + 1;
+            if v.is_empty() {
+                return Err(SchemaProblem::EmptyValue { id });
+            }
+            // The index keeps the last id of a repeated value, so the first occurrence
+            // finds another id.
+            let found = self.index.get(v);
+            if found != id {
+                return Err(SchemaProblem::DuplicateValue { value: v.clone(), first: id, second: found });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -90,7 +149,8 @@ pub struct NumericField {
     #[serde(default)]
     pub side: Side,
     pub norm: NormKind,
-    /// Transform parameters: value = (f(x) - shift) / scale, with f = ln(1+x) for log1p.
+    /// Transform parameters: value = (f(x) - shift) / scale, with f = ln(1 + max(x, 0)) for
+    /// log1p and f(x) = x otherwise; `none` and `log1p` have shift 0 and scale 1.
     pub shift: f32,
     pub scale: f32,
     /// Raw minimum and maximum seen in training.
@@ -103,22 +163,51 @@ impl NumericField {
         Self { name: name.into(), side, norm: NormKind::None, shift: 0.0, scale: 1.0, min: 0.0, max: 1.0 }
     }
 
-    /// The model input for a raw value.
-    pub fn normalize(&self, x: f32) -> f32 {
+    /// The model input for a raw value; `None` when the value, or its normalisation, is
+    /// not finite. Callers word the error for their input (a CSV cell, an instance).
+    #[inline]
+    pub fn encode(&self, x: f32) -> Option<f32> {
         let f = match self.norm {
             NormKind::Log1p => x.max(0.0).ln_1p(),
             _ => x,
         };
-        (f - self.shift) / self.scale
+        let y = (f - self.shift) / self.scale;
+        (x.is_finite() && y.is_finite()).then_some(y)
     }
 
-    /// The raw value of a model input (inverse of [`NumericField::normalize`] on its range).
+    /// The raw value of a model input (inverse of [`NumericField::encode`] on its range).
     pub fn denormalize(&self, v: f32) -> f32 {
         let f = v * self.scale + self.shift;
         match self.norm {
             NormKind::Log1p => f.exp_m1(),
             _ => f,
         }
+    }
+
+    fn validate(&self) -> std::result::Result<(), SchemaProblem> {
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(SchemaProblem::Scale(self.scale));
+        }
+        if !self.shift.is_finite() {
+            return Err(SchemaProblem::Shift(self.shift));
+        }
+        if matches!(self.norm, NormKind::None | NormKind::Log1p) && (self.shift != 0.0 || self.scale != 1.0) {
+            return Err(SchemaProblem::UnusedParameters {
+                norm: self.norm.name(),
+                shift: self.shift,
+                scale: self.scale,
+            });
+        }
+        if !(self.min.is_finite() && self.max.is_finite() && self.min <= self.max) {
+            return Err(SchemaProblem::Range { min: self.min, max: self.max });
+        }
+        // Every value training saw must encode; the transform is monotone, so the ends do.
+        for value in [self.min, self.max] {
+            if self.encode(value).is_none() {
+                return Err(SchemaProblem::RangeOverflows { value });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -139,6 +228,24 @@ pub struct Schema {
     pub group: Option<String>,
 }
 
+/// The names [`crate::data::Format::name`] writes.
+const FORMATS: [&str; 3] = ["aliexpress", "aliccp", "explicit"];
+
+fn problem(field: &str, problem: SchemaProblem) -> Error {
+    Error::Schema { field: field.to_string(), problem }
+}
+
+/// A name a trimmed CSV header cell can have (the empty name only where `may_be_empty`).
+fn check_name(name: &str, role: &'static str, may_be_empty: bool) -> Result<()> {
+    if name.is_empty() && !may_be_empty {
+        return Err(problem(name, SchemaProblem::EmptyName { role }));
+    }
+    if name.trim() != name || name.chars().any(char::is_control) {
+        return Err(problem(name, SchemaProblem::OddName { role }));
+    }
+    Ok(())
+}
+
 impl Schema {
     /// Embedding table sizes, one per categorical field, OOV row included.
     pub fn cardinalities(&self) -> Vec<usize> {
@@ -153,11 +260,44 @@ impl Schema {
         self.numeric.len()
     }
 
-    /// Restores the lookup indices after deserialisation.
-    pub fn rebuild_indices(&mut self) {
-        for f in &mut self.categorical {
-            f.rebuild_index();
+    /// Checks everything the encoding relies on: a known format; column names that a CSV
+    /// header can carry, each in one role; vocabularies where every value has its own id;
+    /// normalisations that are finite, invertible and finite over the training range.
+    /// (The weights are checked against the schema when a bundle loads.)
+    pub fn validate(&self) -> Result<()> {
+        if !FORMATS.contains(&self.format.as_str()) {
+            return Err(problem("format", SchemaProblem::UnknownFormat(self.format.clone())));
         }
+        let roles = self
+            .categorical
+            .iter()
+            .map(|f| (f.name.as_str(), "categorical"))
+            .chain(self.numeric.iter().map(|f| (f.name.as_str(), "numeric")))
+            .chain([(self.click.as_str(), "click label"), (self.conversion.as_str(), "conversion label")])
+            .chain(self.ignored.iter().map(|n| (n.as_str(), "ignored")));
+        let mut seen: std::collections::HashMap<&str, &'static str> = std::collections::HashMap::new();
+        for (name, role) in roles {
+            // An unused column may be the unnamed one (pandas writes its index so).
+            check_name(name, role, role == "ignored")?;
+            if let Some(first) = seen.insert(name, role) {
+                return Err(problem(name, SchemaProblem::DuplicateName { first, second: role }));
+            }
+        }
+        if let Some(g) = &self.group {
+            check_name(g, "group", false)?;
+            // The group key may be a feature or an ignored column, but not a label or a
+            // number (it is compared as text).
+            if let Some(&role) = seen.get(g.as_str()).filter(|r| !matches!(**r, "categorical" | "ignored")) {
+                return Err(problem(g, SchemaProblem::GroupRole { role }));
+            }
+        }
+        for f in &self.categorical {
+            f.validate().map_err(|p| problem(&f.name, p))?;
+        }
+        for f in &self.numeric {
+            f.validate().map_err(|p| problem(&f.name, p))?;
+        }
+        Ok(())
     }
 }
 
@@ -166,21 +306,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn denormalize_inverts_normalize() {
+    fn encoding_is_finite_and_inverts() {
         let mut f = NumericField::identity("x", Side::Item);
         for (norm, shift, scale) in [
             (NormKind::None, 0.0, 1.0),
             (NormKind::MinMax, 2.0, 8.0),
             (NormKind::Standardize, 1.5, 0.5),
-            (NormKind::Log1p, 0.3, 2.0),
+            (NormKind::Log1p, 0.0, 1.0),
         ] {
             (f.norm, f.shift, f.scale) = (norm, shift, scale);
             for x in [0.0f32, 0.25, 3.0, 9.5] {
-                let back = f.denormalize(f.normalize(x));
+                let back = f.denormalize(f.encode(x).unwrap());
                 assert!((back - x).abs() < 1e-4 * (1.0 + x), "{norm:?}: {x} -> {back}");
             }
+            assert_eq!(f.encode(f32::NAN), None);
+            assert_eq!(f.encode(f32::INFINITY), None);
         }
+        (f.norm, f.shift, f.scale) = (NormKind::Standardize, -3e38, 1e-3);
+        assert_eq!(f.encode(3e38), None, "a normalisation that overflows is not an input");
         let c = CategoricalField::new("c", Side::User, vec!["a".into(), "b".into()]);
-        assert_eq!((c.encode("b"), c.encode("zzz"), c.decode(2), c.decode(0)), (2, 0, Some("b"), None));
+        assert_eq!(
+            (c.encode("b"), c.encode("zzz"), c.encode(""), c.decode(2), c.decode(0)),
+            (2, 0, 0, Some("b"), None)
+        );
+    }
+
+    #[test]
+    fn deserialising_builds_the_index() {
+        let c = CategoricalField::new("c", Side::User, vec!["7".into(), "x".into(), "07".into()]);
+        let back: CategoricalField = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!([back.encode("7"), back.encode("x"), back.encode("07"), back.encode("8")], [1, 2, 3, 0]);
+        assert!(!serde_json::to_string(&c).unwrap().contains("index"));
     }
 }

@@ -1,7 +1,7 @@
 //! Memory bounds, measured with a counting global allocator: reading a CSV holds about one
 //! line, whatever the input; loading a bundle or checkpoint allocates a small multiple of
 //! the file's size, and a header that claims more than the file holds allocates nothing
-//! of that claim.
+//! of that claim; scoring a file holds one batch.
 //!
 //! One test in this binary, so no other test's allocations are counted.
 
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use adaftr_core::bundle;
 use adaftr_core::config::Backbone;
-use adaftr_core::data::{load_train, BadRows, LoadOptions, SchemaSpec, MAX_LINE_BYTES};
+use adaftr_core::data::{load_train, BadRows, LoadOptions, SchemaSpec, ScoreBatch, ScoreReader, MAX_LINE_BYTES};
 use adaftr_core::schema::{CategoricalField, Side};
 use adaftr_core::train::Trainer;
 use candle_core::Device;
@@ -143,8 +143,60 @@ fn bundle_and_checkpoint_loading_is_proportional_to_file_size() {
     assert!(used <= 16 * b.len() + MIB, "vocabulary-heavy bundle: {} byte file, {used} bytes", b.len());
 }
 
+/// Rows of `tiny_schema`'s columns generated on the fly: a file of any length that is never
+/// in memory.
+struct Rows {
+    next: usize,
+    total: usize,
+    pending: Vec<u8>,
+}
+
+impl Read for Rows {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pending.len() < buf.len() && self.next < self.total {
+            let i = self.next;
+            if i == 0 {
+                self.pending.extend_from_slice(b"id,a,b,c,x,y\n");
+            }
+            let line = format!("row{i},v{},v{},v{},{},{}\n", i % 4, i % 6, i % 3, (i % 97) as f32 / 97.0, 0.5);
+            self.pending.extend_from_slice(line.as_bytes());
+            self.next += 1;
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
+    }
+}
+
+/// Scoring a file (what `adaftr predict` does) holds one batch of rows and predictions,
+/// not the file: 400k rows would be 8 MB of model inputs alone.
+fn scoring_holds_one_batch() {
+    let dev = Device::Cpu;
+    let t = Trainer::new(small_config(Backbone::SharedBottom), tiny_schema(), &dev).unwrap();
+    let b = bundle::load(&t.bundle_bytes(&t.summary()).unwrap(), &dev).unwrap();
+    let rows = 400_000;
+    let input = Rows { next: 0, total: rows, pending: Vec::new() };
+    let keep = vec!["id".to_string()];
+    let (scored, bytes) = peak(|| {
+        let mut reader = ScoreReader::new(input, "big.csv", &b.schema, &keep, &LoadOptions::default()).unwrap();
+        let (mut batch, mut n, mut sum) = (ScoreBatch::default(), 0, 0.0f64);
+        while reader.next_batch(&mut batch, 512).unwrap() {
+            let p = b.predict_inputs(&batch.inputs).unwrap();
+            sum += p.iter().map(|q| q.pctr as f64).sum::<f64>();
+            n += p.len();
+        }
+        (n, sum)
+    });
+    assert_eq!(scored.0, rows);
+    assert!(scored.1 > 0.0);
+    eprintln!("scoring {rows} rows in batches of 512: peak {bytes} bytes");
+    assert!(bytes < 2 * MIB, "scoring {rows} rows allocated {bytes} bytes at once");
+}
+
 #[test]
 fn memory_is_bounded() {
     csv_reading_holds_about_one_line();
     bundle_and_checkpoint_loading_is_proportional_to_file_size();
+    scoring_holds_one_batch();
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use adaftr_core::bundle::{self, TrainingSummary};
 use adaftr_core::config::Backbone;
+use adaftr_core::error::SchemaProblem;
 use adaftr_core::train::Trainer;
 use adaftr_core::Error;
 use candle_core::{DType, Device, Tensor};
@@ -169,4 +170,155 @@ fn metadata_reads_without_weights() {
     assert_eq!(&cfg, t.config());
     assert_eq!(schema.num_categorical(), 3);
     assert_eq!(summary, TrainingSummary { ..t.summary() });
+}
+
+/// The trained bundle with its schema JSON edited.
+fn with_schema(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let (tensors, mut meta) = parts(bytes);
+    let mut schema: serde_json::Value = serde_json::from_str(&meta["schema"]).unwrap();
+    edit(&mut schema);
+    meta.insert("schema".into(), schema.to_string());
+    rebuild(tensors, meta)
+}
+
+/// Loading refuses `bytes` with a schema error naming `field`; returns the problem.
+fn schema_err(bytes: &[u8], field: &str) -> SchemaProblem {
+    match load_err(bytes) {
+        Error::Schema { field: f, problem } => {
+            assert_eq!(f, field, "{problem}");
+            let text = Error::Schema { field: f, problem: problem.clone() }.to_string();
+            assert!(text.contains(&format!("`{field}`")), "the message does not name the field: {text}");
+            problem
+        }
+        other => panic!("expected a schema error naming `{field}`, got {other:?}"),
+    }
+}
+
+/// Every way a hand-edited schema can disagree with itself or with the weights is refused
+/// at load time with the field named, before anything is predicted.
+#[test]
+fn schema_that_would_encode_wrongly_is_refused() {
+    use serde_json::json;
+    let (bytes, _) = trained_bundle();
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| with_schema(&bytes, f);
+    // tiny_schema: categorical a (v1..v3), b (v1..v5), c (v1, v2); numeric x, y (identity).
+
+    // Vocabularies: a repeated value (the encoding would give it the later id), the empty
+    // value (reserved for missing), the same count so the weights still fit.
+    let p = schema_err(&edit(&|s| s["categorical"][1]["vocab"][3] = json!("v2")), "b");
+    assert_eq!(p, SchemaProblem::DuplicateValue { value: "v2".into(), first: 2, second: 4 });
+    let p = schema_err(&edit(&|s| s["categorical"][0]["vocab"][0] = json!("")), "a");
+    assert_eq!(p, SchemaProblem::EmptyValue { id: 1 });
+
+    // Normalisation: zero, negative and non-finite scales (1e39 overflows f32), a
+    // non-finite shift, parameters on a transform that has none, a range out of order,
+    // and a range whose ends do not normalise to finite numbers.
+    for scale in [json!(0.0), json!(-2.0), json!(1e39)] {
+        let b = edit(&|s| {
+            s["numeric"][0]["norm"] = json!("min-max");
+            s["numeric"][0]["scale"] = scale.clone();
+        });
+        assert!(matches!(schema_err(&b, "x"), SchemaProblem::Scale(_)));
+    }
+    let b = edit(&|s| {
+        s["numeric"][1]["norm"] = json!("standardize");
+        s["numeric"][1]["shift"] = json!(-1e39);
+    });
+    assert!(matches!(schema_err(&b, "y"), SchemaProblem::Shift(_)));
+    let p = schema_err(&edit(&|s| s["numeric"][0]["scale"] = json!(2.0)), "x");
+    assert_eq!(p, SchemaProblem::UnusedParameters { norm: "none", shift: 0.0, scale: 2.0 });
+    let b = edit(&|s| {
+        s["numeric"][1]["norm"] = json!("log1p");
+        s["numeric"][1]["shift"] = json!(0.5);
+    });
+    assert!(matches!(schema_err(&b, "y"), SchemaProblem::UnusedParameters { norm: "log1p", .. }));
+    let b = edit(&|s| {
+        s["numeric"][0]["min"] = json!(2.0);
+        s["numeric"][0]["max"] = json!(1.0);
+    });
+    assert_eq!(schema_err(&b, "x"), SchemaProblem::Range { min: 2.0, max: 1.0 });
+    let b = edit(&|s| s["numeric"][0]["max"] = json!(1e39));
+    assert!(matches!(schema_err(&b, "x"), SchemaProblem::Range { .. }));
+    let b = edit(&|s| {
+        s["numeric"][1]["norm"] = json!("standardize");
+        s["numeric"][1]["scale"] = json!(1e-3);
+        s["numeric"][1]["max"] = json!(3e38);
+    });
+    assert_eq!(schema_err(&b, "y"), SchemaProblem::RangeOverflows { value: 3e38 });
+
+    // Names: empty, padded (headers are trimmed, so it could never match), with a control
+    // character; the same column in two roles; labels that coincide; the group key as a
+    // label or a numeric column.
+    let p = schema_err(&edit(&|s| s["categorical"][2]["name"] = json!("")), "");
+    assert_eq!(p, SchemaProblem::EmptyName { role: "categorical" });
+    assert_eq!(
+        schema_err(&edit(&|s| s["numeric"][0]["name"] = json!(" x")), " x"),
+        SchemaProblem::OddName { role: "numeric" }
+    );
+    assert!(matches!(
+        schema_err(&edit(&|s| s["click"] = json!("cl\u{7}ick")), "cl\u{7}ick"),
+        SchemaProblem::OddName { .. }
+    ));
+    let p = schema_err(&edit(&|s| s["numeric"][1]["name"] = json!("a")), "a");
+    assert_eq!(p, SchemaProblem::DuplicateName { first: "categorical", second: "numeric" });
+    let p = schema_err(&edit(&|s| s["conversion"] = json!("click")), "click");
+    assert_eq!(p, SchemaProblem::DuplicateName { first: "click label", second: "conversion label" });
+    let p = schema_err(&edit(&|s| s["ignored"] = json!(["id", "y"])), "y");
+    assert_eq!(p, SchemaProblem::DuplicateName { first: "numeric", second: "ignored" });
+    let p = schema_err(&edit(&|s| s["group"] = json!("conversion")), "conversion");
+    assert_eq!(p, SchemaProblem::GroupRole { role: "conversion label" });
+    assert_eq!(schema_err(&edit(&|s| s["group"] = json!("x")), "x"), SchemaProblem::GroupRole { role: "numeric" });
+    assert!(matches!(schema_err(&edit(&|s| s["group"] = json!("")), ""), SchemaProblem::EmptyName { role: "group" }));
+
+    // The format must be one this build writes.
+    let p = schema_err(&edit(&|s| s["format"] = json!("parquet")), "format");
+    assert_eq!(p, SchemaProblem::UnknownFormat("parquet".into()));
+
+    // Against the weights: a vocabulary with a value fewer than the embedding table has
+    // rows, one numeric field more than the numeric projection takes.
+    let b = edit(&|s| {
+        s["categorical"][0]["vocab"].as_array_mut().unwrap().pop();
+    });
+    let p = schema_err(&b, "categorical");
+    assert_eq!(p, SchemaProblem::EmbeddingRows { tensor: "embedding.table".into(), expected: 12, found: 13 });
+    let b = edit(&|s| {
+        s["numeric"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "z", "norm": "none", "shift": 0.0, "scale": 1.0, "min": 0.0, "max": 1.0}))
+    });
+    let p = schema_err(&b, "numeric");
+    assert_eq!(p, SchemaProblem::NumericWidth { tensor: "embedding.numeric.weight".into(), expected: 3, found: 2 });
+
+    // What is allowed: the group key as a feature or an ignored column, an unnamed ignored
+    // column (pandas writes its index so), a vocabulary value that only looks numeric.
+    let ok = edit(&|s| {
+        s["group"] = json!("a");
+        s["ignored"] = json!(["", "session"]);
+        s["categorical"][0]["vocab"][0] = json!("007");
+    });
+    let b = bundle::load(&ok, &Device::Cpu).unwrap();
+    assert_eq!((b.schema.categorical[0].encode("007"), b.schema.categorical[0].encode("7")), (1, 0));
+}
+
+/// A checkpoint carries a schema too, and is held to the same rules; and a schema that
+/// would not load is never written.
+#[test]
+fn checkpoints_and_saving_check_the_schema() {
+    let (_, t) = trained_bundle();
+    let ck = t.checkpoint_bytes().unwrap();
+    let lying = with_schema(&ck, |s| s["categorical"][2]["vocab"][1] = serde_json::json!("v1"));
+    match Trainer::from_checkpoint(&lying, &Device::Cpu) {
+        Err(Error::Schema { field, problem: SchemaProblem::DuplicateValue { .. } }) => assert_eq!(field, "c"),
+        Err(other) => panic!("expected a schema error, got {other:?}"),
+        Ok(_) => panic!("a checkpoint with a repeated vocabulary value loaded"),
+    }
+
+    let mut schema = tiny_schema();
+    schema.numeric[1].scale = 0.0;
+    let bad = Trainer::new(small_config(Backbone::SharedBottom), schema, &Device::Cpu).unwrap();
+    match bad.bundle_bytes(&bad.summary()) {
+        Err(Error::Schema { field, problem: SchemaProblem::Scale(s) }) => assert_eq!((field.as_str(), s), ("y", 0.0)),
+        other => panic!("an invalid schema was saved: {:?}", other.map(|b| b.len())),
+    }
 }

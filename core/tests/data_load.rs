@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use adaftr_core::data::{fit_schema, load_train, load_with_schema, BadRows, LoadOptions, SchemaSpec, MAX_LINE_BYTES};
+use adaftr_core::data::{load_train, load_with_schema, BadRows, LoadOptions, SchemaSpec, MAX_LINE_BYTES};
 use adaftr_core::error::{Error, Location};
 use adaftr_core::schema::{NormKind, Side};
 
@@ -45,8 +45,8 @@ fn fits_vocabularies_and_encodes() {
     assert_eq!(schema.format, "explicit");
     assert_eq!((report.rows, report.skipped), (6, 0));
     // u: a x3, b x2, c x1 -> a=1, b=2, c=3. i: p x3, q x2, "" missing.
-    assert_eq!(schema.categorical[0].vocab, ["a", "b", "c"]);
-    assert_eq!(schema.categorical[1].vocab, ["p", "q"]);
+    assert_eq!(schema.categorical[0].vocab(), ["a", "b", "c"]);
+    assert_eq!(schema.categorical[1].vocab(), ["p", "q"]);
     assert_eq!(schema.categorical[0].side, Side::User);
     assert_eq!(schema.categorical[1].side, Side::Item);
     assert_eq!(schema.numeric[0].side, Side::User);
@@ -63,8 +63,11 @@ fn fits_vocabularies_and_encodes() {
     assert_eq!(data.cat, [1, 0, 0, 2]);
     assert_eq!(data.group.as_deref(), Some(&[0, 0][..]));
 
-    let (fitted, report) = fit_schema(&csv(&GOOD)[..], "t.csv", &opts()).unwrap();
-    assert_eq!(fitted, schema);
+    // One encoding path: the training file encoded again with the schema fitted on it gives
+    // the training loader's very rows.
+    let (_, train, _) = load_train(&csv(&GOOD)[..], "t.csv", &opts()).unwrap();
+    let (again, report) = load_with_schema(&csv(&GOOD)[..], "t.csv", &schema, &opts()).unwrap();
+    assert_eq!(again, train);
     assert_eq!(report.rows, 6);
 }
 
@@ -73,7 +76,7 @@ fn group_column_may_also_be_a_feature() {
     let spec = SchemaSpec { categorical: vec!["id".into(), "u".into(), "i".into()], ..spec() };
     let o = LoadOptions { spec: Some(spec), ..Default::default() };
     let (schema, data, _) = load_train(&csv(&GOOD)[..], "t", &o).unwrap();
-    assert_eq!(schema.categorical[0].vocab, ["s1", "s2", "s3"]);
+    assert_eq!(schema.categorical[0].vocab(), ["s1", "s2", "s3"]);
     assert_eq!(data.cat_row(2), [2, 1, 1]);
     assert_eq!(data.group.as_deref(), Some(&[0, 0, 1, 1, 2, 0][..]));
 }
@@ -82,10 +85,10 @@ fn group_column_may_also_be_a_feature() {
 fn ties_are_ordered_by_value_and_min_count_drops_rare_values() {
     let rows = ["g,b,p,1,1,0,0", "g,a,p,1,1,0,0", "g,c,p,1,1,0,0", "g,b,p,1,1,0,0", "g,a,p,1,1,0,0"];
     let (schema, data, _) = load_train(&csv(&rows)[..], "t", &opts()).unwrap();
-    assert_eq!(schema.categorical[0].vocab, ["a", "b", "c"]);
+    assert_eq!(schema.categorical[0].vocab(), ["a", "b", "c"]);
     let o = LoadOptions { min_count: 2, ..opts() };
     let (schema, data2, _) = load_train(&csv(&rows)[..], "t", &o).unwrap();
-    assert_eq!(schema.categorical[0].vocab, ["a", "b"]);
+    assert_eq!(schema.categorical[0].vocab(), ["a", "b"]);
     assert_eq!(schema.categorical[0].cardinality(), 3);
     assert_eq!(data.cat.iter().step_by(2).copied().collect::<Vec<_>>(), [2, 1, 3, 2, 1]);
     assert_eq!(data2.cat.iter().step_by(2).copied().collect::<Vec<_>>(), [2, 1, 0, 2, 1]);
@@ -123,7 +126,7 @@ fn normalisations_fit_and_apply() {
         let (t, _) = load_with_schema(&test[..], "t", &schema, &o).unwrap();
         assert!(close(t.num[0], expect(5.0)), "{norm:?}: {} vs {}", t.num[0], expect(5.0));
         if norm == NormKind::Log1p {
-            assert_eq!(y.normalize(-1.0), 0.0);
+            assert_eq!(y.encode(-1.0), Some(0.0));
         }
     }
     let (schema, _, _) =
@@ -153,7 +156,7 @@ fn dialect_details() {
     let text = "\u{feff}id,u,\"i\",x,y,click,conversion\r\ns,\"a,1\",p,1,2,0,0\r\n\r\ns,\"say \"\"x\"\"\",p,1,2,1,1";
     let (schema, data, report) = load_train(text.as_bytes(), "t", &opts()).unwrap();
     assert_eq!(report.rows, 2);
-    assert_eq!(schema.categorical[0].vocab, ["a,1", "say \"x\""]);
+    assert_eq!(schema.categorical[0].vocab(), ["a,1", "say \"x\""]);
     assert_eq!(data.conversions(), 1);
     let o = LoadOptions { max_rows: Some(4), ..opts() };
     let (_, data, report) = load_train(&csv(&GOOD)[..], "t", &o).unwrap();
@@ -272,7 +275,7 @@ fn skip_policy_counts_and_keeps_first_messages() {
         assert!(msg.starts_with(&format!("t.csv:{line}")), "{msg}");
     }
     // Skipped rows count towards neither the vocabulary nor the statistics.
-    assert_eq!(schema.categorical[0].vocab, ["a", "b", "c"]);
+    assert_eq!(schema.categorical[0].vocab(), ["a", "b", "c"]);
     assert_eq!((schema.numeric[0].min, schema.numeric[0].max), (1.0, 4.0));
     // Skipping applies to encoding too.
     let (test, report) = load_with_schema(&csv(&rows)[..], "t.csv", &schema, &skip).unwrap();
@@ -307,4 +310,27 @@ fn arbitrary_bytes_never_panic() {
             let _ = load_train(&bytes[..], "fuzz", &LoadOptions { bad_rows: policy, ..Default::default() });
         }
     }
+}
+
+/// A fitted schema is validated before training starts, not when the model is saved: a
+/// column name no CSV header can match again is refused at once. The unnamed column pandas
+/// writes for its index is fine as an ignored column.
+#[test]
+fn fitted_schema_is_validated_up_front() {
+    let odd = SchemaSpec { categorical: vec!["u\u{1}".into(), "i".into()], user_side: vec!["x".into()], ..spec() };
+    let text = "id,u\u{1},i,x,y,click,conversion\ns1,a,p,1,0.5,0,0\n";
+    let o = LoadOptions { spec: Some(odd), ..Default::default() };
+    match load_train(text.as_bytes(), "t.csv", &o) {
+        Err(adaftr_core::Error::Schema { field, problem }) => {
+            assert_eq!(field, "u\u{1}");
+            assert!(matches!(problem, adaftr_core::error::SchemaProblem::OddName { role: "categorical" }));
+        }
+        other => panic!("expected a schema error, got {:?}", other.map(|(s, _, _)| s)),
+    }
+    let pandas = SchemaSpec { ignored: vec!["".into()], ..spec() };
+    let text = ",id,u,i,x,y,click,conversion\n0,s1,a,p,1,0.5,0,0\n";
+    let o = LoadOptions { spec: Some(pandas), ..Default::default() };
+    let (schema, data, _) = load_train(text.as_bytes(), "t.csv", &o).unwrap();
+    assert_eq!((schema.ignored.as_slice(), data.len()), (&["".to_string()][..], 1));
+    schema.validate().unwrap();
 }

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use adaftr_core::bundle;
 use adaftr_core::data::{
-    fit_schema, load_train, load_with_schema, BadRows, Dataset, LoadOptions, SchemaSpec, ShuffleStream,
+    load_train, load_with_schema, BadRows, Dataset, LoadOptions, SchemaSpec, ScoreBatch, ScoreReader, ShuffleStream,
 };
 use adaftr_core::error::Error;
 use adaftr_core::inference::Instance;
@@ -156,17 +156,33 @@ pub fn csv(data: &[u8]) {
             }
             Err(e) => check_error(&e, Some(lines), Some(&header)),
         }
-        match fit_schema(&with_header[..], CSV_LABEL, &opts) {
-            Ok((schema, report)) => {
-                assert_eq!(schema.num_categorical(), 2);
-                assert!(report.rows >= 1);
-            }
-            Err(e) => check_error(&e, Some(lines), Some(&header)),
-        }
         let schema = csv_schema();
-        match load_with_schema(&with_header[..], CSV_LABEL, schema, &opts) {
-            Ok((ds, report)) => check_rows(&ds, report.rows, Some(lines), Some(&schema.cardinalities())),
-            Err(e) => check_error(&e, Some(lines), Some(&header)),
+        let labelled = load_with_schema(&with_header[..], CSV_LABEL, schema, &opts);
+        match &labelled {
+            Ok((ds, report)) => check_rows(ds, report.rows, Some(lines), Some(&schema.cardinalities())),
+            Err(e) => check_error(e, Some(lines), Some(&header)),
+        }
+        match score(&with_header[..], schema, &opts) {
+            Ok(scored) => {
+                // Scoring reads the same features and no labels, so it accepts every row
+                // the labelled load accepts (and maybe more) and encodes them identically.
+                if let (Ok((ds, _)), BadRows::Error) = (&labelled, policy) {
+                    assert_eq!((&scored.cat, &scored.num), (&ds.cat, &ds.num), "scoring encodes differently");
+                }
+                assert!(scored.num.iter().all(|x| x.is_finite()));
+                assert_eq!(scored.ids.len() * 2, scored.cat.len(), "one kept id per row");
+            }
+            Err(e) => {
+                check_error(&e, Some(lines), Some(&header));
+                assert!(labelled.is_err(), "scoring refused what the labelled load read: {e}");
+            }
+        }
+        // The same rows without their label columns score the same.
+        let unlabelled = drop_columns(&with_header, &[5, 6]);
+        if let (Ok(a), Ok(b), BadRows::Error) =
+            (score(&with_header[..], schema, &opts), score(&unlabelled[..], schema, &opts), policy)
+        {
+            assert_eq!(a, b, "dropping the label columns changed the model inputs");
         }
         let streamed = ShuffleStream::new(&with_header[..], CSV_LABEL, schema, &opts, 4, 3, 1).and_then(|mut s| {
             let mut n = 0;
@@ -184,6 +200,53 @@ pub fn csv(data: &[u8]) {
     }
 }
 
+/// Every row of some input as [`ScoreReader`] encodes it.
+#[derive(Debug, PartialEq)]
+struct Scored {
+    cat: Vec<u32>,
+    num: Vec<f32>,
+    /// The passed-through `id` column.
+    ids: Vec<String>,
+}
+
+/// Scores `data` in batches of 2, passing the `id` column through.
+fn score(data: &[u8], schema: &Schema, opts: &LoadOptions) -> Result<Scored, Error> {
+    let mut reader = ScoreReader::new(data, CSV_LABEL, schema, &["id".to_string()], opts)?;
+    let mut batch = ScoreBatch::default();
+    let mut out = Scored { cat: Vec::new(), num: Vec::new(), ids: Vec::new() };
+    while reader.next_batch(&mut batch, 2)? {
+        assert!(batch.len() <= 2);
+        out.cat.extend_from_slice(batch.inputs.cat());
+        out.num.extend_from_slice(batch.inputs.num());
+        out.ids.extend((0..batch.len()).map(|i| batch.kept(i)[0].clone()));
+    }
+    assert_eq!(out.ids.len(), reader.report().rows);
+    Ok(out)
+}
+
+/// `data` with the given columns removed from lines that split into the header's
+/// column count (others are left alone, so they stay malformed).
+fn drop_columns(data: &[u8], columns: &[usize]) -> Vec<u8> {
+    let width = CSV_HEADER.split(',').count();
+    let mut out = Vec::with_capacity(data.len());
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        let (body, end) = match line.strip_suffix(b"\n") {
+            Some(b) => (b, &b"\n"[..]),
+            None => (line, &b""[..]),
+        };
+        let fields: Vec<&[u8]> = body.split(|&b| b == b',').collect();
+        if fields.len() == width && !body.contains(&b'"') {
+            let kept: Vec<&[u8]> =
+                fields.iter().enumerate().filter(|(i, _)| !columns.contains(i)).map(|(_, f)| *f).collect();
+            out.extend_from_slice(&kept.join(&b","[..]));
+        } else {
+            out.extend_from_slice(body);
+        }
+        out.extend_from_slice(end);
+    }
+    out
+}
+
 /// The bundle target: `data` as a model bundle and as a training checkpoint. Either a
 /// typed error or a model that predicts; never a panic.
 pub fn bundle(data: &[u8]) {
@@ -192,6 +255,7 @@ pub fn bundle(data: &[u8]) {
     match bundle::load(data, &dev) {
         Ok(b) => {
             assert!(meta.is_ok(), "a bundle loaded whose metadata alone does not");
+            check_schema_encodes(&b.schema);
             let inst = Instance { cat: vec![0; b.schema.num_categorical()], num: vec![0.0; b.schema.num_numeric()] };
             let p = b.predict(std::slice::from_ref(&inst));
             assert!(matches!(&p, Ok(v) if v.len() == 1), "a loaded bundle cannot predict: {:?}", p.err());
@@ -200,6 +264,28 @@ pub fn bundle(data: &[u8]) {
     }
     if let Err(e) = Trainer::from_checkpoint(data, &dev) {
         check_bundle_error(&e);
+    }
+}
+
+/// What a loaded schema promises: every vocabulary value has its own id, the empty value
+/// is OOV, and the numeric fields encode their whole training range finitely.
+fn check_schema_encodes(schema: &Schema) {
+    for f in &schema.categorical {
+        for (i, v) in f.vocab().iter().enumerate() {
+            assert_eq!(f.encode(v), i as u32 + 1, "field `{}`: `{v}` does not encode to its own id", f.name);
+        }
+        assert_eq!(f.encode(""), 0, "field `{}`: the missing value is not OOV", f.name);
+    }
+    for f in &schema.numeric {
+        for x in [f.min, f.max, f.min / 2.0 + f.max / 2.0] {
+            assert!(
+                f.encode(x).is_some(),
+                "field `{}`: {x} in its range [{}, {}] does not encode",
+                f.name,
+                f.min,
+                f.max
+            );
+        }
     }
 }
 

@@ -221,7 +221,7 @@ async fn site_predicts_like_native_core() {
 
     // 2. A categorical (select) and a numeric (slider, by keyboard) change. Fields are
     // picked from the schema, so the test survives a regenerated default model.
-    let c0 = default.schema.categorical.iter().position(|f| f.vocab.len() >= 3).expect("a field with 3+ values");
+    let c0 = default.schema.categorical.iter().position(|f| f.vocab().len() >= 3).expect("a field with 3+ values");
     let sel = c.find(Locator::Css(&format!("#adaftr-cat-{c0}"))).await.unwrap();
     sel.select_by_value("3").await.unwrap();
     let (p1, inst1, _) =

@@ -21,6 +21,12 @@ pub fn label(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// The file name alone, for what a bundle records about its training data: a bundle is
+/// shared, and the directories of the machine that trained it are nobody else's business.
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 pub fn read_model(path: &Path) -> Result<Vec<u8>> {
     let len = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
     if len > MAX_MODEL_BYTES {

@@ -30,7 +30,7 @@ enum Command {
     Train(Box<commands::train::Args>),
     /// Evaluate a bundle on a labelled CSV.
     Eval(commands::eval::Args),
-    /// Write pctr, pcvr, pctcvr and tau for every row of a CSV.
+    /// Write pctr, pcvr, pctcvr and tau for every row of a CSV, labelled or not.
     Predict(commands::predict::Args),
     /// Benchmarks (driven by bench/run.sh; `--smoke` checks that they run).
     Bench(commands::bench::Args),

@@ -91,6 +91,98 @@ fn synth_train_eval_predict_inspect() {
     let info = stdout(ok(&["inspect", "--model", &model]));
     assert!(info.contains("backbone = \"shared-bottom\"") && info.contains("best epoch"), "{info}");
     assert!(info.contains("16 categorical fields") && info.contains("63 numeric fields"), "{info}");
+    // The bundle names its training files, never the directories of the machine that
+    // trained it.
+    assert!(info.contains("train: train.csv") && info.contains("valid: valid.csv"), "{info}");
+    let training = &info[info.find("[training]").unwrap()..];
+    assert!(!training.contains(&dir.path("")), "the summary holds a path of the training machine: {training}");
+    let (_, _, summary) = adaftr_core::bundle::read_metadata(&std::fs::read(&model).unwrap()).unwrap();
+    for (k, v) in &summary.notes {
+        assert!(!v.contains('/') && !v.contains(std::path::MAIN_SEPARATOR), "note `{k}` holds a path: {v}");
+    }
+
+    predict_without_labels(&dir, &model, &valid, &text);
+}
+
+/// New traffic has no labels yet: `predict` scores the feature columns alone, copies the
+/// columns asked for, and gives the same predictions as on the labelled file; `eval` still
+/// requires the labels.
+fn predict_without_labels(dir: &Tmp, model: &str, valid: &str, labelled_predictions: &str) {
+    let text = std::fs::read_to_string(valid).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let drop =
+        [header.iter().position(|h| *h == "click").unwrap(), header.iter().position(|h| *h == "conversion").unwrap()];
+    let search_id = header.iter().position(|h| *h == "search_id").unwrap();
+    let keep_fields = |fields: Vec<&str>| -> Vec<String> {
+        fields.iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, f)| f.to_string()).collect()
+    };
+    // An id column to join on, quoted because it holds a comma, in front.
+    let mut unlabelled = format!("row_id,{}\n", keep_fields(header.clone()).join(","));
+    let mut expected = vec!["row_id,search_id,pctr,pcvr,pctcvr,tau".to_string()];
+    for ((n, line), pred) in lines.enumerate().zip(labelled_predictions.lines().skip(1)) {
+        let fields: Vec<&str> = line.split(',').collect();
+        unlabelled += &format!("\"r,{n}\",{}\n", keep_fields(fields.clone()).join(","));
+        expected.push(format!("\"r,{n}\",{},{pred}", fields[search_id]));
+    }
+    let data = dir.path("unlabelled.csv");
+    std::fs::write(&data, &unlabelled).unwrap();
+
+    // The same batch size as the labelled run (two batches of 5000 rows), so the very same
+    // floating-point sums: the predictions must match exactly.
+    let out = dir.path("unlabelled-pred.csv");
+    let run = ok(&["predict", "--model", model, "--data", &data, "--out", &out, "--keep", "row_id,search_id"]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("wrote 5000 predictions"));
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(got.lines().count(), 5001);
+    for (g, e) in got.lines().zip(&expected) {
+        assert_eq!(g, e, "predictions without labels differ from those with");
+    }
+
+    let e = fails(&["eval", "--model", model, "--data", &data]);
+    assert!(e.contains("unlabelled.csv") && e.contains("missing label column(s) `click`, `conversion`"), "{e}");
+    let e = fails(&["predict", "--model", model, "--data", &data, "--out", &out, "--keep", "user_id"]);
+    assert!(e.contains("no column(s) `user_id` to copy into the output"), "{e}");
+    let e = fails(&["predict", "--model", model, "--data", &data, "--out", &out, "--keep", "tau"]);
+    assert!(e.contains("--keep `tau`"), "{e}");
+
+    // A feature column missing, and a bad value on line 3: named as everywhere else.
+    let col = unlabelled.lines().next().unwrap().split(',').position(|h| h == "numerical_7").unwrap();
+    let edit_column = |edit: &dyn Fn(usize, &mut Vec<String>)| -> String {
+        let mut out = String::new();
+        for (i, l) in unlabelled.lines().enumerate() {
+            // The quoted row id holds one comma: split after it.
+            let (id, rest) = if i == 0 { l.split_once(',').unwrap() } else { l.split_at(l.find("\",").unwrap() + 1) };
+            let rest = rest.strip_prefix(',').unwrap_or(rest);
+            let mut fields: Vec<String> = rest.split(',').map(str::to_string).collect();
+            edit(i, &mut fields);
+            out += &format!("{id},{}\n", fields.join(","));
+        }
+        out
+    };
+    std::fs::write(
+        &data,
+        edit_column(&|_, f| {
+            f.remove(col - 1);
+        }),
+    )
+    .unwrap();
+    let e = fails(&["predict", "--model", model, "--data", &data, "--out", &out]);
+    assert!(e.contains("missing column(s) `numerical_7`"), "{e}");
+    std::fs::write(
+        &data,
+        edit_column(&|i, f| {
+            if i == 2 {
+                f[col - 1] = "inf".into()
+            }
+        }),
+    )
+    .unwrap();
+    let e = fails(&["predict", "--model", model, "--data", &data, "--out", &out]);
+    assert!(e.contains("unlabelled.csv:3, column `numerical_7`") && e.contains("(value `inf`)"), "{e}");
+    let run = ok(&["predict", "--model", model, "--data", &data, "--out", &out, "--bad-rows", "skip"]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("skipped 1 bad rows"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5000);
 }
 
 fn train_args<'a>(train: &'a str, valid: &'a str, out: &'a str, ckdir: &'a str) -> Vec<&'a str> {

@@ -7,7 +7,7 @@
 
 use adaftr_core::config::Config;
 use adaftr_core::data::Dataset;
-use adaftr_core::inference::Instance;
+use adaftr_core::inference::{Inputs, Instance};
 use adaftr_core::rng::Rng;
 use adaftr_core::schema::{CategoricalField, NormKind, NumericField, Schema, Side};
 use adaftr_core::train::{Silent, Trainer};
@@ -85,14 +85,16 @@ pub fn demo_dataset(schema: &Schema, rows: usize, seed: u64) -> Dataset {
     let mut ds = Dataset::new(schema.num_categorical(), schema.num_numeric());
     for r in 0..rows {
         let inst = random_instance(schema, seed.wrapping_mul(1_000_003).wrapping_add(r as u64));
-        let num: Vec<f32> = schema.numeric.iter().zip(&inst.num).map(|(f, &x)| f.normalize(x)).collect();
+        // Encoded as training and the browser encode it (the instance is in range).
+        let inputs = Inputs::from_instances(schema, std::slice::from_ref(&inst)).expect("a random instance encodes");
+        let num = inputs.num();
         let c: f64 = inst.cat.iter().enumerate().map(|(i, &id)| (id as f64 * (i as f64 + 1.3)).sin()).sum();
         let n: f64 = num.iter().enumerate().map(|(i, &x)| if i % 2 == 0 { x as f64 } else { -(x as f64) }).sum();
         let click_logit = -1.2 + 0.8 * c + 1.5 * n;
         let click = rng.bernoulli(1.0 / (1.0 + (-click_logit).exp()));
         let cvr_logit = -0.5 + 0.9 * (inst.cat[0] as f64 - 2.0) - 1.2 * num[1.min(num.len() - 1)] as f64;
         let conv = click && rng.bernoulli(1.0 / (1.0 + (-cvr_logit).exp()));
-        ds.push(&inst.cat, &num, click, conv);
+        ds.push(&inst.cat, num, click, conv);
     }
     ds
 }

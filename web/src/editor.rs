@@ -50,7 +50,7 @@ pub fn numeric_range(f: &NumericField) -> (f32, f32) {
 /// vocabulary is empty) and the middle of each numeric range.
 pub fn default_instance(schema: &Schema) -> Instance {
     Instance {
-        cat: schema.categorical.iter().map(|f| u32::from(!f.vocab.is_empty())).collect(),
+        cat: schema.categorical.iter().map(|f| u32::from(!f.vocab().is_empty())).collect(),
         num: schema
             .numeric
             .iter()
@@ -88,7 +88,7 @@ pub fn random_instance(schema: &Schema, seed: u64) -> Instance {
         cat: schema
             .categorical
             .iter()
-            .map(|f| if f.vocab.is_empty() { 0 } else { 1 + rng.below(f.vocab.len() as u64) as u32 })
+            .map(|f| if f.vocab().is_empty() { 0 } else { 1 + rng.below(f.vocab().len() as u64) as u32 })
             .collect(),
         num: schema
             .numeric

@@ -7,6 +7,6 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    eprintln!("adaftr-web is a browser app: build and serve it with scripts/serve-demo.sh");
+    eprintln!("adaftr-web is a browser app: build and serve it with scripts/demo.sh");
     std::process::exit(2);
 }

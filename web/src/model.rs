@@ -114,7 +114,7 @@ pub fn card(m: &LoadedModel) -> Card {
             schema.push(kv(label, format!("{nc} categorical, {nn} numeric")));
         }
     }
-    let vocab: usize = s.categorical.iter().map(|f| f.vocab.len()).sum();
+    let vocab: usize = s.categorical.iter().map(|f| f.vocab().len()).sum();
     schema.push(kv("vocabulary", format!("{vocab} values in {} fields", s.num_categorical())));
     let mut training = vec![
         kv("train rows", sum.train_rows.to_string()),
@@ -188,6 +188,21 @@ pub(crate) mod tests {
                 e.starts_with("`x.safetensors` is not a usable AdaFTR model:") && e.ends_with("still loaded."),
                 "{e}"
             );
+        }
+    }
+
+    /// The shipped default model loads (bundles written before the schema checks still do)
+    /// and its card names its training files, never a directory of the machine that made it.
+    #[test]
+    fn shipped_model_card_names_files_only() {
+        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/default-model.safetensors")).unwrap();
+        let m = LoadedModel::from_bytes(1, "default-model.safetensors", &bytes, vec![]).unwrap();
+        let c = card(&m);
+        let training = &c.sections.iter().find(|(t, _)| t == "Training").unwrap().1;
+        let notes: Vec<&(String, String)> = training.iter().filter(|(k, _)| k == "train" || k == "valid").collect();
+        assert_eq!(notes.len(), 2, "{training:?}");
+        for (k, v) in notes {
+            assert!(!v.contains('/') && !v.contains('\\'), "the card's `{k}` is a path: {v}");
         }
     }
 

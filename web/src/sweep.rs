@@ -264,7 +264,7 @@ mod tests {
         let p = plan(&s, &inst, FeatureRef::Cat(2)).unwrap();
         assert_eq!(p.instances.len(), s.categorical[2].cardinality());
         assert_eq!(p.labels[0], "unknown (OOV)");
-        assert_eq!(p.labels[1], s.categorical[2].vocab[0]);
+        assert_eq!(p.labels[1], s.categorical[2].vocab()[0]);
         assert!(p.instances.iter().enumerate().all(|(k, v)| v.cat[2] == k as u32 && v.num == inst.num));
         assert_eq!(p.omitted, 0);
         assert!(plan(&s, &inst, FeatureRef::Cat(99)).is_none());

@@ -116,7 +116,7 @@ fn native(instance: &Instance) -> Prediction {
 /// A categorical field with at least two known values (the tests do not assume a schema,
 /// so they keep working when the shipped default model is regenerated).
 fn some_categorical(b: &adaftr_core::bundle::Bundle) -> usize {
-    b.schema.categorical.iter().position(|f| f.vocab.len() >= 2).expect("a categorical field with 2+ values")
+    b.schema.categorical.iter().position(|f| f.vocab().len() >= 2).expect("a categorical field with 2+ values")
 }
 
 #[wasm_bindgen_test]

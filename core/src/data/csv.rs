@@ -106,11 +106,6 @@ impl<R: Read> LineReader<R> {
         }
     }
 
-    /// 1-based number of the line last returned (0 before the first).
-    pub fn line_no(&self) -> u64 {
-        self.line_no
-    }
-
     /// The next line without its `\n` / `\r\n` and its 1-based number, or `None` at the
     /// end of input.
     pub fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, ReadError> {
@@ -212,24 +207,11 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     }
 }
 
-/// Position of the first `\n`, eight bytes at a time (the classic has-zero-byte trick);
-/// line finding is one of the three passes over every input byte.
+/// Position of the first `\n` (line finding is one of the passes over every input byte,
+/// so it is memchr's vectorised search).
+#[inline]
 fn find_newline(bytes: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const NL: u64 = LO * b'\n' as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ NL;
-        if (x.wrapping_sub(LO) & !x & HI) != 0 {
-            break;
-        }
-        offset += 8;
-    }
-    bytes[offset..].iter().position(|&b| b == b'\n').map(|p| p + offset)
+    memchr::memchr(b'\n', bytes)
 }
 
 /// Where a field's text lies: in the line itself, or in the scratch buffer when the line
@@ -252,13 +234,12 @@ pub struct QuoteError {
 pub fn split_fields(line: &[u8], spans: &mut Vec<Span>, scratch: &mut Vec<u8>) -> Result<bool, QuoteError> {
     spans.clear();
     let mut start = 0usize;
-    for (i, &b) in line.iter().enumerate() {
-        if b == b',' {
-            spans.push(Span { start: start as u32, end: i as u32 });
-            start = i + 1;
-        } else if b == b'"' {
+    for i in memchr::memchr2_iter(b',', b'"', line) {
+        if line[i] == b'"' {
             return split_quoted(line, spans, scratch).map(|()| true);
         }
+        spans.push(Span { start: start as u32, end: i as u32 });
+        start = i + 1;
     }
     spans.push(Span { start: start as u32, end: line.len() as u32 });
     Ok(false)

@@ -316,33 +316,32 @@ impl Layout {
                 ),
             });
         }
-        Self::build(
-            header,
-            &spec.categorical,
-            &spec.numeric,
-            &spec.click,
-            &spec.conversion,
-            spec.group.as_deref(),
-            file,
-            "schema spec",
-        )
+        let labels = Some((spec.click.as_str(), spec.conversion.as_str()));
+        let cats: Vec<&str> = spec.categorical.iter().map(String::as_str).collect();
+        let nums: Vec<&str> = spec.numeric.iter().map(String::as_str).collect();
+        Self::build(header, &cats, &nums, labels, spec.group.as_deref(), file, "schema spec")
     }
 
-    /// The layout of `header` under a fitted schema (encoding). Columns the schema does not
-    /// use are ignored, so a test file may carry extra columns.
+    /// The layout of `header` under a fitted schema (encoding labelled data). Columns the
+    /// schema does not use are ignored, so a test file may carry extra columns.
     pub fn from_schema(header: &[String], schema: &Schema, file: &str) -> Result<Self> {
-        let cats: Vec<String> = schema.categorical.iter().map(|f| f.name.clone()).collect();
-        let nums: Vec<String> = schema.numeric.iter().map(|f| f.name.clone()).collect();
-        Self::build(header, &cats, &nums, &schema.click, &schema.conversion, schema.group.as_deref(), file, "schema")
+        let (cats, nums) = feature_names(schema);
+        let labels = Some((schema.click.as_str(), schema.conversion.as_str()));
+        Self::build(header, &cats, &nums, labels, schema.group.as_deref(), file, "schema")
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The layout of `header` for scoring with a fitted schema: only the feature columns
+    /// are required. Labels and the group key, present or not, are not read.
+    pub fn for_scoring(header: &[String], schema: &Schema, file: &str) -> Result<Self> {
+        let (cats, nums) = feature_names(schema);
+        Self::build(header, &cats, &nums, None, None, file, "model")
+    }
+
     fn build(
         header: &[String],
-        cats: &[String],
-        nums: &[String],
-        click: &str,
-        conversion: &str,
+        cats: &[&str],
+        nums: &[&str],
+        labels: Option<(&str, &str)>,
         group: Option<&str>,
         file: &str,
         what: &str,
@@ -353,9 +352,9 @@ impl Layout {
         let wanted = cats
             .iter()
             .enumerate()
-            .map(|(k, n)| (n.as_str(), Role::Cat(k)))
-            .chain(nums.iter().enumerate().map(|(k, n)| (n.as_str(), Role::Num(k))))
-            .chain([(click, Role::Click), (conversion, Role::Conversion)]);
+            .map(|(k, &n)| (n, Role::Cat(k)))
+            .chain(nums.iter().enumerate().map(|(k, &n)| (n, Role::Num(k))))
+            .chain(labels.into_iter().flat_map(|(click, conv)| [(click, Role::Click), (conv, Role::Conversion)]));
         for (name, role) in wanted {
             match position.get(name) {
                 Some(&i) => roles[i] = role,
@@ -372,7 +371,8 @@ impl Layout {
             },
             None => None,
         };
-        let labels_missing: Vec<&str> = missing.iter().copied().filter(|m| *m == click || *m == conversion).collect();
+        let is_label = |m: &str| labels.is_some_and(|(click, conv)| m == click || m == conv);
+        let labels_missing: Vec<&str> = missing.iter().copied().filter(|m| is_label(m)).collect();
         if !labels_missing.is_empty() {
             return Err(Error::Input {
                 file: file.to_string(),
@@ -387,6 +387,14 @@ impl Layout {
         }
         Ok(Self { roles, n_cat: cats.len(), n_num: nums.len(), group: group_col })
     }
+}
+
+/// The schema's categorical and numeric column names, in field order.
+fn feature_names(schema: &Schema) -> (Vec<&str>, Vec<&str>) {
+    (
+        schema.categorical.iter().map(|f| f.name.as_str()).collect(),
+        schema.numeric.iter().map(|f| f.name.as_str()).collect(),
+    )
 }
 
 #[cfg(test)]

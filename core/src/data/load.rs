@@ -9,8 +9,8 @@ use std::io::Read;
 
 use super::dataset::Dataset;
 use super::format::{Format, Layout, SchemaSpec};
-use super::rows::{read_header, spec_layout, LoadOptions, LoadReport, RowReader};
-use super::vocab::{GroupIds, ValueCounter, ValueIndex};
+use super::rows::{read_header, spec_layout, LoadOptions, LoadReport, Row, RowReader};
+use super::vocab::{GroupIds, ValueCounter};
 use crate::error::{Error, Result};
 use crate::schema::{CategoricalField, NormKind, NumericField, Schema};
 
@@ -153,6 +153,8 @@ pub fn load_train<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result
         return Err(no_rows(label, &report));
     }
     let (schema, remaps) = fitter.finish(format, &spec, opts);
+    // Fail now, not when the trained model is saved: a column name no header can match.
+    schema.validate()?;
     if n_cat > 0 {
         for row in data.cat.chunks_exact_mut(n_cat) {
             for (id, remap) in row.iter_mut().zip(&remaps) {
@@ -163,16 +165,16 @@ pub fn load_train<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result
     if n_num > 0 {
         for row in data.num.chunks_exact_mut(n_num) {
             for (x, field) in row.iter_mut().zip(&schema.numeric) {
-                *x = field.normalize(*x);
+                // Fitted on these very values, so only pathological ranges (near f32::MAX)
+                // overflow.
+                *x = field.encode(*x).ok_or_else(|| Error::Input {
+                    file: label.to_string(),
+                    reason: format!(
+                        "numeric column `{}` overflows f32 after {:?} normalisation",
+                        field.name, opts.norm
+                    ),
+                })?;
             }
-        }
-        // Fitted on these very values, so only pathological ranges (near f32::MAX) overflow.
-        if let Some(pos) = data.num.iter().position(|x| !x.is_finite()) {
-            let name = &schema.numeric[pos % n_num].name;
-            return Err(Error::Input {
-                file: label.to_string(),
-                reason: format!("numeric column `{name}` overflows f32 after {:?} normalisation", opts.norm),
-            });
         }
     }
     data.group = groups.map(|(_, g)| g);
@@ -180,51 +182,16 @@ pub fn load_train<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result
     Ok((schema, data, report))
 }
 
-/// Fits a schema in one pass without keeping rows (for streaming training on files larger
-/// than memory). Memory is the vocabularies only.
-pub fn fit_schema<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result<(Schema, LoadReport)> {
-    let (lines, header) = read_header(reader, label)?;
-    let (format, spec, layout) = spec_layout(&header, label, opts)?;
-    let mut fitter = Fitter::new(layout.n_cat, layout.n_num);
-    let mut rows = RowReader::new(lines, label, header, layout, opts, None);
-    while rows.advance()? {
-        let row = rows.row();
-        for (k, counter) in fitter.counters.iter_mut().enumerate() {
-            counter.observe(row.cat(k));
-        }
-        for (s, &x) in fitter.stats.iter_mut().zip(row.nums) {
-            s.observe(x);
-        }
-    }
-    let report = rows.into_report();
-    if report.rows == 0 {
-        return Err(no_rows(label, &report));
-    }
-    Ok((fitter.finish(format, &spec, opts).0, report))
-}
-
-/// Encodes rows with a fitted schema: ids from its vocabularies (unseen values -> 0),
-/// numerics normalised with its statistics.
-pub(crate) struct Encoder {
-    indices: Vec<ValueIndex>,
-}
-
-impl Encoder {
-    pub fn new(schema: &Schema) -> Self {
-        Self { indices: schema.categorical.iter().map(|f| ValueIndex::from_vocab(&f.vocab)).collect() }
-    }
-
-    /// Writes the ids of the staged row into `out`.
-    #[inline]
-    pub fn encode_cats(&self, row: &super::rows::Row<'_>, out: &mut [u32]) {
-        for (k, (id, index)) in out.iter_mut().zip(&self.indices).enumerate() {
-            *id = index.get(row.cat(k));
-        }
+/// Writes the ids of a row's categorical values into `out` (the schema's field order).
+#[inline]
+pub(crate) fn encode_cats(fields: &[CategoricalField], row: &Row<'_>, out: &mut [u32]) {
+    for (k, (id, field)) in out.iter_mut().zip(fields).enumerate() {
+        *id = field.encode(row.cat(k));
     }
 }
 
 /// Opens a reader for encoding with `schema`: header checked against the schema, numerics
-/// normalised while parsing.
+/// encoded while parsing.
 pub(crate) fn schema_rows<R: Read>(
     reader: R,
     label: &str,
@@ -245,14 +212,13 @@ pub fn load_with_schema<R: Read>(
     opts: &LoadOptions,
 ) -> Result<(Dataset, LoadReport)> {
     let mut rows = schema_rows(reader, label, schema, opts)?;
-    let encoder = Encoder::new(schema);
     let (n_cat, n_num) = (rows.n_cat(), rows.n_num());
     let mut data = Dataset::new(n_cat, n_num);
     let mut groups = rows.has_group().then(|| (GroupIds::default(), Vec::new()));
     let mut ids = vec![0u32; n_cat];
     while rows.advance()? {
         let row = rows.row();
-        encoder.encode_cats(&row, &mut ids);
+        encode_cats(&schema.categorical, &row, &mut ids);
         data.push(&ids, row.nums, row.click, row.conversion);
         if let Some((g, out)) = &mut groups {
             out.push(g.id(row.group().unwrap_or("")));

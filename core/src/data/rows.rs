@@ -99,6 +99,8 @@ pub(crate) fn read_header<R: Read>(reader: R, file: &str) -> Result<(LineReader<
 /// A validated row, borrowed from the reader until the next `advance`.
 pub(crate) struct Row<'a> {
     text: &'a str,
+    /// Every field of the line, in header order.
+    fields: &'a [Span],
     cats: &'a [Span],
     group: Option<Span>,
     /// Raw values, or normalised when the reader was given numeric fields.
@@ -116,6 +118,11 @@ impl<'a> Row<'a> {
 
     pub fn group(&self) -> Option<&'a str> {
         self.group.map(|s| span_str(self.text, s))
+    }
+
+    /// The raw text of header column `i`.
+    pub fn field(&self, i: usize) -> &'a str {
+        self.fields.get(i).map_or("", |s| span_str(self.text, *s))
     }
 }
 
@@ -259,6 +266,7 @@ impl<R: Read> RowReader<R> {
         };
         Row {
             text,
+            fields: &self.spans,
             cats: &self.cats,
             group: self.group,
             nums: &self.nums,
@@ -347,17 +355,9 @@ fn parse_line(
                 let v = span_str(source, span);
                 let x = parse_number(v).map_err(|reason| err(Some(&header[i]), Some(v), reason.into()))?;
                 st.nums[k] = match norm.and_then(|n| n.get(k)) {
-                    Some(field) => {
-                        let y = field.normalize(x);
-                        if !y.is_finite() {
-                            return Err(err(
-                                Some(&header[i]),
-                                Some(v),
-                                "value is not finite after normalisation".into(),
-                            ));
-                        }
-                        y
-                    }
+                    Some(field) => field.encode(x).ok_or_else(|| {
+                        err(Some(&header[i]), Some(v), "value is not finite after normalisation".into())
+                    })?,
                     None => x,
                 };
             }

@@ -9,11 +9,11 @@
 use std::io::Read;
 
 use super::dataset::{BitVec, Dataset};
-use super::load::{schema_rows, Encoder};
+use super::load::{encode_cats, schema_rows};
 use super::rows::{LoadOptions, LoadReport, RowReader};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use crate::schema::Schema;
+use crate::schema::{CategoricalField, Schema};
 
 /// Rows of encoded data held for shuffling, row-major like [`Dataset`].
 struct Buffer {
@@ -56,7 +56,7 @@ impl Buffer {
 /// kept (they are for evaluation, and their map would grow with the file).
 pub struct ShuffleStream<R: Read> {
     rows: RowReader<R>,
-    encoder: Encoder,
+    categorical: Vec<CategoricalField>,
     buffer: Buffer,
     capacity: usize,
     chunk_rows: usize,
@@ -87,7 +87,7 @@ impl<R: Read> ShuffleStream<R> {
         let buffer = Buffer { n_cat, n_num, cat: Vec::new(), num: Vec::new(), labels: Vec::new() };
         Ok(Self {
             rows,
-            encoder: Encoder::new(schema),
+            categorical: schema.categorical.clone(),
             buffer,
             capacity,
             chunk_rows,
@@ -139,7 +139,7 @@ impl<R: Read> ShuffleStream<R> {
         }
         self.reserve_one();
         let row = self.rows.row();
-        self.encoder.encode_cats(&row, &mut self.ids);
+        encode_cats(&self.categorical, &row, &mut self.ids);
         self.buffer.cat.extend_from_slice(&self.ids);
         self.buffer.num.extend_from_slice(row.nums);
         self.buffer.labels.push(row.click as u8 | (row.conversion as u8) << 1);

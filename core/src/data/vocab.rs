@@ -1,66 +1,17 @@
 //! Value -> id lookup tables for the hot loop, and vocabulary counting.
 //!
 //! Categorical values in the public formats are mostly small decimal integers, so those go
-//! through a dense array; everything else through a hash map with a fast (non-keyed) hash.
+//! through a dense array; everything else through a hash map with FxHash (rustc's: fast
+//! for short keys, not DoS-resistant, which is fine for a training-data loader).
 //! Lookups take `&str` slices of the input line and allocate nothing; only a value seen for
 //! the first time while fitting is copied.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+
+use rustc_hash::FxBuildHasher;
 
 /// Canonical decimal integers below this use the dense table.
 const SMALL_LIMIT: usize = 1 << 16;
-
-/// The FxHash function (rustc's): fast for short keys. Not DoS-resistant, which is fine for
-/// a training-data loader.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher {
-    hash: u64,
-}
-
-const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-pub(crate) type FxBuildHasher = BuildHasherDefault<FxHasher>;
 
 /// `Some(n)` when `v` is the canonical decimal spelling of a small integer (no sign, no
 /// leading zeros), so that the dense table never conflates two distinct strings.
@@ -80,7 +31,8 @@ fn small_int(v: &str) -> Option<usize> {
     (n < SMALL_LIMIT).then_some(n)
 }
 
-/// Maps raw values to non-zero ids; 0 means absent.
+/// Maps raw values to non-zero ids; 0 means absent. The one value -> id structure: fitting
+/// counts with it, and a fitted [`crate::schema::CategoricalField`] encodes with it.
 #[derive(Default, Clone, Debug)]
 pub(crate) struct ValueIndex {
     small: Vec<u32>,
@@ -96,18 +48,16 @@ impl ValueIndex {
         }
     }
 
-    /// Sets the id of `v` (`id` > 0).
-    pub fn insert(&mut self, v: &str, id: u32) {
+    /// Sets the id of `v` (`id` > 0); returns the id it had (0 if none).
+    pub fn insert(&mut self, v: &str, id: u32) -> u32 {
         match small_int(v) {
             Some(n) => {
                 if self.small.len() <= n {
                     self.small.resize(n + 1, 0);
                 }
-                self.small[n] = id;
+                std::mem::replace(&mut self.small[n], id)
             }
-            None => {
-                self.map.insert(v.into(), id);
-            }
+            None => self.map.insert(v.into(), id).unwrap_or(0),
         }
     }
 

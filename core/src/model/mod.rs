@@ -117,6 +117,7 @@ impl AdaFtr {
     /// be present with its shape, and a parameter the model does not use is an error too
     /// (the config and the weights disagree).
     pub fn from_params(config: &Config, schema: &Schema, params: &Params, device: &Device) -> crate::Result<Self> {
+        schema_matches_weights(schema, params)?;
         let (vb, state) = strict_var_builder(params, device);
         let built = Self::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb);
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -188,6 +189,30 @@ impl AdaFtr {
     pub fn tau_logit_of(&self, tau: f64) -> Option<f64> {
         self.relatedness.logit_of(tau)
     }
+}
+
+/// Checks the schema against the weights that encode its fields, so a disagreement names
+/// the schema rather than a tensor shape: the packed embedding table has one row per
+/// vocabulary value plus one OOV row per field, and the numeric projection takes one input
+/// per numeric field (single-task models have a second set under `embedding_cvr`).
+pub(crate) fn schema_matches_weights(schema: &Schema, params: &Params) -> crate::Result<()> {
+    use crate::error::{Error, SchemaProblem};
+    let rows: usize = schema.cardinalities().iter().sum();
+    for prefix in ["embedding", "embedding_cvr"] {
+        let dim = |name: &str, axis: usize| params.get(name).and_then(|v| v.dims().get(axis).copied());
+        let table = format!("{prefix}.table");
+        if let Some(found) = dim(&table, 0).filter(|&r| !schema.categorical.is_empty() && r != rows) {
+            let problem = SchemaProblem::EmbeddingRows { tensor: table, expected: rows, found };
+            return Err(Error::Schema { field: "categorical".into(), problem });
+        }
+        let numeric = format!("{prefix}.numeric.weight");
+        let width = schema.num_numeric();
+        if let Some(found) = dim(&numeric, 1).filter(|&w| width > 0 && w != width) {
+            let problem = SchemaProblem::NumericWidth { tensor: numeric, expected: width, found };
+            return Err(Error::Schema { field: "numeric".into(), problem });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

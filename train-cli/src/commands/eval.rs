@@ -6,12 +6,16 @@ use adaftr_core::evaluate::{fraction_near_bounds, tau_rank_correlation, Evaluati
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use super::ModelOnData;
+use super::ModelArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub input: ModelOnData,
+    pub model: ModelArgs,
+    /// Labelled CSV in the model's format: its feature columns and both label columns
+    /// (other columns are ignored).
+    #[arg(long)]
+    pub data: PathBuf,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -22,19 +26,15 @@ pub struct Args {
 }
 
 pub fn run(a: &Args) -> Result<()> {
-    let (b, ds, p) = a.input.run()?;
+    let b = a.model.load()?;
+    let ds = super::load_encoded(&a.data, &b.schema, a.model.bad_rows)?;
+    let p = adaftr_core::evaluate::predict(&b.model, &ds, a.model.batch_size, &b.device)?;
     let e = Evaluation::compute(&p, &ds);
     let spearman = match &a.truth {
         Some(t) => {
             let truth = super::read_truth(t)?;
             if truth.relatedness.len() != ds.len() {
-                bail!(
-                    "{} has {} rows but {} has {}",
-                    t.display(),
-                    truth.relatedness.len(),
-                    a.input.data.display(),
-                    ds.len()
-                );
+                bail!("{} has {} rows but {} has {}", t.display(), truth.relatedness.len(), a.data.display(), ds.len());
             }
             tau_rank_correlation(&p.tau, &truth.relatedness)
         }
@@ -61,7 +61,7 @@ pub fn run(a: &Args) -> Result<()> {
         return Ok(());
     }
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
-    println!("{}: {} rows, {} clicks, {} conversions", a.input.data.display(), e.rows, e.clicks, e.conversions);
+    println!("{}: {} rows, {} clicks, {} conversions", a.data.display(), e.rows, e.clicks, e.conversions);
     println!("           AUC      logloss");
     println!("CTR        {:<8} {}", f(e.auc_ctr), f(e.logloss_ctr));
     println!("CVR|click  {:<8} {}", f(e.auc_cvr), f(e.logloss_cvr));

@@ -27,7 +27,7 @@ pub fn run(path: &Path) -> Result<()> {
     }
     println!("  {} categorical fields (vocabulary sizes, OOV excluded):", s.num_categorical());
     for f in &s.categorical {
-        println!("    {:<16} {:<8} {}", f.name, format!("{:?}", f.side).to_lowercase(), f.vocab.len());
+        println!("    {:<16} {:<8} {}", f.name, format!("{:?}", f.side).to_lowercase(), f.vocab().len());
     }
     println!("  {} numeric fields:", s.num_numeric());
     for f in &s.numeric {

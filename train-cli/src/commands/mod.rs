@@ -17,13 +17,11 @@ use crate::files;
 
 /// The flags shared by the commands that run a bundle over a CSV (`eval`, `predict`).
 #[derive(clap::Args, Debug)]
-pub struct ModelOnData {
+pub struct ModelArgs {
     /// The model bundle.
     #[arg(long)]
     pub model: std::path::PathBuf,
-    /// CSV in the model's format (label columns must be present).
-    #[arg(long)]
-    pub data: std::path::PathBuf,
+    /// Rows per forward pass.
     #[arg(long, default_value_t = 4096)]
     pub batch_size: usize,
     #[arg(long, value_enum, default_value_t = crate::device::DeviceArg::Cpu)]
@@ -32,16 +30,12 @@ pub struct ModelOnData {
     pub bad_rows: BadRows,
 }
 
-impl ModelOnData {
-    /// Loads the bundle and the data, and predicts every row.
-    pub fn run(&self) -> Result<(adaftr_core::bundle::Bundle, Dataset, adaftr_core::evaluate::Predictions)> {
+impl ModelArgs {
+    /// Loads and validates the bundle on the chosen device.
+    pub fn load(&self) -> Result<adaftr_core::bundle::Bundle> {
         let device = crate::device::select(self.device)?;
         let bytes = files::read_model(&self.model)?;
-        let b = adaftr_core::bundle::load(&bytes, &device)
-            .with_context(|| format!("cannot load {}", self.model.display()))?;
-        let ds = load_encoded(&self.data, &b.schema, self.bad_rows)?;
-        let p = adaftr_core::evaluate::predict(&b.model, &ds, self.batch_size, &device)?;
-        Ok((b, ds, p))
+        adaftr_core::bundle::load(&bytes, &device).with_context(|| format!("cannot load {}", self.model.display()))
     }
 }
 

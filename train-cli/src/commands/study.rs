@@ -39,7 +39,7 @@ pub struct Args {
     /// TOML file with `[[variant]]` entries: `name` and a partial `config` table.
     #[arg(long)]
     pub grid: PathBuf,
-    /// Base config the variants override (default: the MODEL.md defaults).
+    /// Base config the variants override (default: the built-in defaults, docs/MODEL.md).
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[arg(long, default_value_t = 3)]

@@ -251,8 +251,8 @@ pub fn run(a: &Args) -> Result<()> {
     }
 
     let mut summary = trainer.summary();
-    summary.notes.insert("train".into(), a.train.display().to_string());
-    summary.notes.insert("valid".into(), a.valid.display().to_string());
+    summary.notes.insert("train".into(), files::file_name(&a.train));
+    summary.notes.insert("valid".into(), files::file_name(&a.valid));
     let bytes = trainer.bundle_bytes(&summary)?;
     files::write_atomic(&a.out, &bytes)?;
     let best = summary.best_valid.as_ref();

@@ -76,7 +76,7 @@ fn cat_input(p: &CatProps) -> Html {
 pub fn feature_editor(p: &EditorProps) -> Html {
     let schema = &p.model.bundle.schema;
     let vocabs = use_memo(p.model.id, |_| {
-        p.model.bundle.schema.categorical.iter().map(|f| Rc::new(f.vocab.clone())).collect::<Vec<_>>()
+        p.model.bundle.schema.categorical.iter().map(|f| Rc::new(f.vocab().to_vec())).collect::<Vec<_>>()
     });
     let random = p.on_action.reform(|_: MouseEvent| Action::Random((js_sys::Math::random() * 1e15) as u64));
     let reset = p.on_action.reform(|_: MouseEvent| Action::Reset);
