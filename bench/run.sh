@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # The benchmark command: builds the release binary (and the browser demo), sets up the PyTorch
 # reference (bench/setup.sh -> bench/.venv), then runs, in one go on this machine:
-#   - adaftr vs PyTorch, alternating round by round, 2 threads each, batch 2048: training
-#     (full AdaFTR loss and plain backbone), batch inference, single-instance latency, parity;
+#   - adaftr vs PyTorch (eager, and torch.compile where it works), alternating round by round,
+#     2 threads each, batch 2048: training of MODEL.md's literal spec, the default configuration,
+#     plain shared-bottom and plain PLE; batch inference; single-instance latency; parity of
+#     every model;
 #   - the browser demo in headless Chromium (single instance, 64-point what-if sweep, wasm gzip);
 #   - CSV ingest of a generated file of INGEST_ROWS rows (rows/s, MB/s, peak memory);
-# and writes BENCHMARKS.md. Environment knobs: ROUNDS (default 5), INGEST_ROWS (1000000),
-# SKIP_BROWSER=1, SKIP_WEB_BUILD=1 (use the existing dist/), BENCH_DIR (bench/out).
+# and writes BENCHMARKS.md. Before any timing, bench/test_parity.py checks that the PyTorch
+# reference computes what adaftr computes (and that the check catches a wrong reference).
+# Environment knobs: ROUNDS (default 5), INGEST_ROWS (1000000), STEPS (training steps per
+# measurement, 8), REPS (inference batches, 20), CALLS (single-instance calls, 2000),
+# SKIP_BROWSER=1, SKIP_WEB_BUILD=1 (use the existing dist/), COMPILE=0 (no torch.compile
+# column), COMPILE_MODELS (those compiled, comma-separated; default all), BENCH_DIR
+# (bench/out), BENCH_OUT (BENCHMARKS.md).
+# QUICK=1 is a short run that checks the whole pipeline, not a measurement: 1 round, a
+# 100,000-row ingest file, 3 steps, 5 batches, 200 calls, only the literal spec compiled,
+# and BENCH_OUT defaults to
+# $BENCH_DIR/BENCHMARKS-quick.md so that BENCHMARKS.md keeps its numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WORK=$(realpath -m "${BENCH_DIR:-bench/out}")
+if [ "${QUICK:-0}" = 1 ]; then
+  ROUNDS=${ROUNDS:-1} INGEST_ROWS=${INGEST_ROWS:-100000} STEPS=${STEPS:-3} REPS=${REPS:-5} CALLS=${CALLS:-200}
+  COMPILE_MODELS=${COMPILE_MODELS:-literal}
+  OUT_MD=$(realpath -m "${BENCH_OUT:-$WORK/BENCHMARKS-quick.md}")
+fi
 ROUNDS=${ROUNDS:-5}
 INGEST_ROWS=${INGEST_ROWS:-1000000}
-WORK=$(realpath -m "${BENCH_DIR:-bench/out}")
+STEPS=${STEPS:-8} REPS=${REPS:-20} CALLS=${CALLS:-2000}
+OUT_MD=${OUT_MD:-$(realpath -m "${BENCH_OUT:-BENCHMARKS.md}")}
 export RAYON_NUM_THREADS=2
 
 echo "==> cargo build --release -p adaftr-cli"
@@ -20,6 +38,9 @@ BIN=$PWD/target/release/adaftr
 
 echo "==> PyTorch reference environment (bench/.venv)"
 bench/setup.sh
+
+echo "==> parity of the PyTorch reference (bench/test_parity.py)"
+ADAFTR="$BIN" bench/.venv/bin/python bench/test_parity.py
 
 mkdir -p "$WORK"
 echo "==> data, initial weights and parity references in $WORK"
@@ -39,8 +60,12 @@ if [ "${SKIP_BROWSER:-0}" != 1 ]; then
   BROWSER_ARGS=(--browser "$WORK/browser.json")
 fi
 
+COMPILE_ARGS=()
+[ "${COMPILE:-1}" != 0 ] || COMPILE_ARGS=(--no-compile)
+[ -z "${COMPILE_MODELS:-}" ] || COMPILE_ARGS+=(--compile-models "$COMPILE_MODELS")
+
 echo "==> adaftr vs PyTorch ($ROUNDS rounds), CSV ingest"
 cd bench
 .venv/bin/python compare.py --adaftr "$BIN" --dir "$WORK" --rounds "$ROUNDS" \
-  --ingest-file "$INGEST" "${BROWSER_ARGS[@]}" --command "bench/run.sh" \
-  --out ../BENCHMARKS.md --json-out "$WORK/results.json"
+  --steps "$STEPS" --reps "$REPS" --calls "$CALLS" --ingest-file "$INGEST" "${BROWSER_ARGS[@]}" "${COMPILE_ARGS[@]}" --command "bench/run.sh" \
+  --out "$OUT_MD" --json-out "$WORK/results.json"

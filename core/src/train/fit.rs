@@ -56,9 +56,11 @@ impl Trainer {
         rows / b + usize::from(rows % b >= 2)
     }
 
-    fn epoch_order(&self, rows: usize) -> Vec<usize> {
+    /// The order in which [`Trainer::fit`] visits the `rows` training rows in `epoch`
+    /// (0-based): a seeded shuffle, the same on resume and on every machine.
+    pub fn epoch_order(&self, epoch: usize, rows: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..rows).collect();
-        Rng::derive(self.config().train.seed ^ ORDER_STREAM, self.state.epoch as u64).shuffle(&mut order);
+        Rng::derive(self.config().train.seed ^ ORDER_STREAM, epoch as u64).shuffle(&mut order);
         order
     }
 
@@ -72,7 +74,7 @@ impl Trainer {
         let bs = self.config().train.batch_size;
         let steps = self.steps_per_epoch(train.len());
         while !self.state.finished && self.state.epoch < self.config().train.epochs {
-            let order = self.epoch_order(train.len());
+            let order = self.epoch_order(self.state.epoch, train.len());
             while self.state.step < steps {
                 let start = self.state.step * bs;
                 let rows = &order[start..(start + bs).min(order.len())];
