@@ -18,6 +18,14 @@ if echo "$core_deps" | grep -iE "wasm|js-sys|web-sys|getrandom|gloo"; then
     exit 1
 fi
 
+step "formatting (rustfmt.toml) and lints (clippy, warnings are errors)"
+# rustup's default profile has both; a minimal one may not.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
 step "cargo test (workspace, dev profile; the browser end-to-end test runs below, on a fresh build)"
 cargo test --workspace --exclude adaftr-e2e
 
