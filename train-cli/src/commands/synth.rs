@@ -72,13 +72,17 @@ pub fn run(a: &Args) -> Result<()> {
         100.0 * s.cvr_given_click,
         truth.display()
     );
-    eprintln!(
-        "Bayes-optimal AUC (the true probabilities as scores): CTR {}, CVR|click {} ({} with rho at its mean), CTCVR {}; mean true relatedness {:.3}",
-        f(s.auc_ctr),
-        f(s.auc_cvr),
-        f(s.auc_cvr_rho_bar),
-        f(s.auc_ctcvr),
-        s.relatedness_mean
-    );
+    if a.no_auc {
+        eprintln!("mean true relatedness {:.3}", s.relatedness_mean);
+    } else {
+        eprintln!(
+            "Bayes-optimal AUC (the true probabilities as scores): CTR {}, CVR|click {} ({} with rho at its mean), CTCVR {}; mean true relatedness {:.3}",
+            f(s.auc_ctr),
+            f(s.auc_cvr),
+            f(s.auc_cvr_rho_bar),
+            f(s.auc_ctcvr),
+            s.relatedness_mean
+        );
+    }
     Ok(())
 }
