@@ -21,7 +21,7 @@ use crate::nn::init::{seeded_var_builder, strict_var_builder};
 use crate::nn::linear::{linear, Linear};
 use crate::nn::mlp::Mlp;
 use crate::nn::Params;
-use crate::relatedness::{self, Dims, Logits, Mode, ModelPart, Pass};
+use crate::relatedness::{self, Dims, Logits, ModelHooks, ModelPart, Pass};
 use crate::schema::Schema;
 use aitm::Aitm;
 use backbone::BackboneNet;
@@ -55,12 +55,12 @@ impl AdaFtr {
         n_numeric: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        Self::with_mode(relatedness::mode(loss.cl), cfg, loss, cardinalities, n_numeric, vb)
+        Self::with_mode(relatedness::model_hooks(loss.cl), cfg, loss, cardinalities, n_numeric, vb)
     }
 
     /// [`AdaFtr::new`] with an explicit relatedness mode.
     pub(crate) fn with_mode(
-        mode: &dyn Mode,
+        mode: &dyn ModelHooks,
         cfg: &ModelConfig,
         loss: &LossConfig,
         cardinalities: &[usize],
@@ -237,7 +237,7 @@ mod tests {
         }
     }
 
-    impl Mode for Gated {
+    impl ModelHooks for Gated {
         fn tau_kind(&self) -> TauKind {
             TauKind::Learned
         }
@@ -261,11 +261,11 @@ mod tests {
         (cfg.model.embedding_dim, cfg.model.bottom, cfg.model.tower) = (3, vec![6], vec![5, 4]);
         (cfg.model.projection, cfg.model.relatedness_hidden) = (vec![4], 4);
         cfg.loss.cl = ClMode::Joint;
-        let build = |mode: &dyn Mode| {
+        let build = |mode: &dyn ModelHooks| {
             let (vb, params) = seeded_var_builder(9, &dev);
             (AdaFtr::with_mode(mode, &cfg.model, &cfg.loss, &[3, 5], 1, vb).unwrap(), params)
         };
-        let (plain, plain_params) = build(relatedness::mode(ClMode::Joint));
+        let (plain, plain_params) = build(relatedness::model_hooks(ClMode::Joint));
         let (gated, gated_params) = build(&Gated);
         assert!(plain_params.get("gate.weight").is_none());
         assert_eq!(gated_params.get("gate.weight").unwrap().to_vec1::<f32>().unwrap(), [0.5]);

@@ -4,15 +4,17 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{Mode, TauKind};
+use super::{Mode, ModelHooks, TauKind};
 
 pub struct Joint;
 
-impl Mode for Joint {
+impl ModelHooks for Joint {
     fn tau_kind(&self) -> TauKind {
         TauKind::Learned
     }
+}
 
+impl Mode for Joint {
     fn contrastive_tau(&self, tau: &Tensor) -> Result<Tensor> {
         Ok(tau.clone())
     }

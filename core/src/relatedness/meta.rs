@@ -6,17 +6,19 @@
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 
-use super::{in_group, Mode, StepView, TauKind};
+use super::{in_group, Mode, ModelHooks, StepView, TauKind};
 use crate::error::{Error, Result};
 use crate::loss::scalar;
 
 pub struct Meta;
 
-impl Mode for Meta {
+impl ModelHooks for Meta {
     fn tau_kind(&self) -> TauKind {
         TauKind::Learned
     }
+}
 
+impl Mode for Meta {
     fn after_backward(&self, step: &StepView<'_>, grads: &mut GradStore) -> Result<()> {
         if step.cl.is_none() {
             return Ok(());

@@ -1,6 +1,6 @@
 //! The relatedness modes (`loss.cl`): where each instance's InfoNCE temperature tau comes
 //! from and how it is learned. Each mode is one file holding everything that is particular
-//! to it, behind the [`Mode`] trait:
+//! to it, behind the [`ModelHooks`] (the model) and [`Mode`] (training) traits:
 //!
 //! | mode | tau | what is particular to it |
 //! |---|---|---|
@@ -14,12 +14,12 @@
 //! (`relatedness.*`, trained at `train.tau_lr_scale`), the model's tau source
 //! ([`ModelPart`]), and the prior on the relatedness logit.
 //!
-//! A new mode is a new file with a type implementing [`Mode`], one variant of
-//! `config::ClMode` and one arm in [`mode`]. Its hooks cover the model (where tau comes
-//! from, a stop-gradient at the network's input, and a [`Head`] with its own parameters that
-//! may change the logits, and so the predictions), the loss (how the contrastive term sees
-//! tau, an auxiliary term) and the training step (a change to the gradients before the
-//! optimiser step).
+//! A new mode is a new file with a type implementing [`ModelHooks`] and [`Mode`], one
+//! variant of `config::ClMode` and one arm in [`model_hooks`] and in [`mode`]. The model
+//! hooks say where tau comes from, whether the network's input is detached, and a [`Head`]
+//! with its own parameters that may change the logits (and so the predictions); the
+//! training hooks say how the contrastive term sees tau, an auxiliary term, and a change to
+//! the gradients before the optimiser step.
 
 pub mod fixed;
 pub mod joint;
@@ -146,9 +146,11 @@ pub struct Weighted {
     pub weight: f64,
 }
 
-/// One relatedness mode. Every hook has the behaviour of the plain case by default, so a
-/// mode states only what is particular to it.
-pub trait Mode: Sync {
+/// What a mode builds into the model. Kept apart from the training hooks of [`Mode`] so
+/// that inference (the browser above all) links only these: a model reaches its mode
+/// through this trait's vtable, and the hypergradient, the auxiliary losses and the
+/// backward pass they need stay out of a build that never trains.
+pub trait ModelHooks: Sync {
     /// Where tau comes from (and so whether the model has a relatedness network and
     /// projection heads).
     fn tau_kind(&self) -> TauKind;
@@ -169,7 +171,11 @@ pub trait Mode: Sync {
     ) -> Result<Option<Arc<dyn Head>>> {
         Ok(None)
     }
+}
 
+/// One relatedness mode in training. Every hook has the behaviour of the plain case by
+/// default, so a mode states only what is particular to it.
+pub trait Mode: ModelHooks {
     /// tau as the contrastive term sees it: a constant by default, so that the term shapes
     /// the representations and not the relatedness network.
     fn contrastive_tau(&self, tau: &Tensor) -> Result<Tensor> {
@@ -187,8 +193,19 @@ pub trait Mode: Sync {
     }
 }
 
-/// The implementation of a configured mode.
+/// The training side of a configured mode.
 pub fn mode(cl: ClMode) -> &'static dyn Mode {
+    match cl {
+        ClMode::None => &none::NoTerm,
+        ClMode::Fixed => &fixed::Fixed,
+        ClMode::Joint => &joint::Joint,
+        ClMode::Meta => &meta::Meta,
+        ClMode::Transfer => &transfer::Transfer,
+    }
+}
+
+/// The model side of a configured mode (the same types as [`mode`]).
+pub fn model_hooks(cl: ClMode) -> &'static dyn ModelHooks {
     match cl {
         ClMode::None => &none::NoTerm,
         ClMode::Fixed => &fixed::Fixed,
@@ -220,7 +237,13 @@ pub struct ModelPart {
 
 impl ModelPart {
     /// The relatedness network (a learned tau) is built under `vb.pp("relatedness")`.
-    pub fn new(mode: &dyn Mode, cfg: &ModelConfig, loss: &LossConfig, dims: Dims, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        mode: &dyn ModelHooks,
+        cfg: &ModelConfig,
+        loss: &LossConfig,
+        dims: Dims,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let tau = match mode.tau_kind() {
             TauKind::None => TauSource::None,
             TauKind::Fixed => TauSource::Fixed(loss.fixed_tau as f64),
@@ -309,9 +332,9 @@ mod tests {
     #[test]
     fn every_mode_states_its_tau() {
         let modes = [ClMode::None, ClMode::Fixed, ClMode::Joint, ClMode::Meta, ClMode::Transfer];
-        let kinds: Vec<TauKind> = modes.iter().map(|&c| mode(c).tau_kind()).collect();
+        let kinds: Vec<TauKind> = modes.iter().map(|&c| model_hooks(c).tau_kind()).collect();
         assert_eq!(kinds, [TauKind::None, TauKind::Fixed, TauKind::Learned, TauKind::Learned, TauKind::Learned]);
-        let detached: Vec<bool> = modes.iter().map(|&c| mode(c).detach_input()).collect();
+        let detached: Vec<bool> = modes.iter().map(|&c| model_hooks(c).detach_input()).collect();
         assert_eq!(detached, [false, false, false, false, true]);
     }
 }

@@ -1,12 +1,14 @@
 //! `none`: no contrastive term, no temperature and no projection heads; the plain
 //! backbone, trained on the click and CTCVR losses alone.
 
-use super::{Mode, TauKind};
+use super::{Mode, ModelHooks, TauKind};
 
 pub struct NoTerm;
 
-impl Mode for NoTerm {
+impl ModelHooks for NoTerm {
     fn tau_kind(&self) -> TauKind {
         TauKind::None
     }
 }
+
+impl Mode for NoTerm {}

@@ -5,7 +5,7 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{Mode, TauKind, Weighted};
+use super::{Mode, ModelHooks, TauKind, Weighted};
 use crate::config::LossConfig;
 use crate::data::Batch;
 use crate::loss::bce_with_logits_elems;
@@ -13,7 +13,7 @@ use crate::model::Outputs;
 
 pub struct Transfer;
 
-impl Mode for Transfer {
+impl ModelHooks for Transfer {
     fn tau_kind(&self) -> TauKind {
         TauKind::Learned
     }
@@ -21,7 +21,9 @@ impl Mode for Transfer {
     fn detach_input(&self) -> bool {
         true
     }
+}
 
+impl Mode for Transfer {
     fn aux_loss(&self, out: &Outputs, batch: &Batch, loss: &LossConfig) -> Result<Option<Weighted>> {
         let Some(r) = &out.tau_logit else { return Ok(None) };
         let l = transfer_loss(&out.logit_ctr, &out.logit_cvr, r, batch, loss.transfer_scale as f64)?;
