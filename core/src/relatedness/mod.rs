@@ -204,7 +204,9 @@ pub fn mode(cl: ClMode) -> &'static dyn Mode {
     }
 }
 
-/// The model side of a configured mode (the same types as [`mode`]).
+/// The model side of a configured mode: the same type per mode as [`mode`]. Not written
+/// as `mode(cl)` upcast, because the upcast builds `Mode`'s vtable, and that would link the
+/// training hooks into every build that only predicts.
 pub fn model_hooks(cl: ClMode) -> &'static dyn ModelHooks {
     match cl {
         ClMode::None => &none::NoTerm,
