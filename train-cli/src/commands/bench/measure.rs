@@ -16,7 +16,7 @@ use super::{threads, BenchModel};
 use crate::files;
 
 /// Seconds of each of `reps` calls of `f`.
-pub(super) fn time_each(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+fn time_each(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
     (0..reps)
         .map(|_| {
             let t = Instant::now();
@@ -26,18 +26,10 @@ pub(super) fn time_each(reps: usize, mut f: impl FnMut() -> Result<()>) -> Resul
         .collect()
 }
 
-pub(super) fn median(v: &[f64]) -> f64 {
+fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 {
-        s[m]
-    } else {
-        (s[m - 1] + s[m]) / 2.0
-    }
+    adaftr_core::metrics::quantile(&s, 0.5)
 }
 
 /// Steps through consecutive batches of the prepared data, as `Trainer::fit` does (the batch
@@ -151,7 +143,7 @@ pub(super) fn gemm(shapes: &[String], reps: usize) -> Result<Value> {
 }
 
 /// Peak resident memory (VmHWM) and current (VmRSS) in bytes, on Linux.
-pub(super) fn memory() -> Option<(u64, u64)> {
+fn memory() -> Option<(u64, u64)> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |k: &str| -> Option<u64> {
         let line = s.lines().find(|l| l.starts_with(k))?;
@@ -161,7 +153,7 @@ pub(super) fn memory() -> Option<(u64, u64)> {
 }
 
 /// CPU seconds (user + system) this process has used so far, on Linux (100 ticks/s).
-pub(super) fn cpu_seconds() -> Option<f64> {
+fn cpu_seconds() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = s.rsplit_once(')')?.1;

@@ -45,6 +45,7 @@ pub(super) fn trace(
 
     let steps = trainer.steps_per_epoch(n);
     let mut recorder = TraceRecorder {
+        dir,
         steps_out: files::create(&dir.join("steps.jsonl"))?,
         epochs_out: files::create(&dir.join("epochs.jsonl"))?,
         valid: &valid,
@@ -64,7 +65,8 @@ pub(super) fn trace(
 
 /// Writes each step's loss terms and each epoch's validation metrics and predictions as
 /// `Trainer::fit` runs the trace.
-pub(super) struct TraceRecorder<'a> {
+struct TraceRecorder<'a> {
+    dir: &'a Path,
     steps_out: std::io::BufWriter<std::fs::File>,
     epochs_out: std::io::BufWriter<std::fs::File>,
     valid: &'a Dataset,
@@ -72,17 +74,20 @@ pub(super) struct TraceRecorder<'a> {
     preds: Vec<(String, Tensor)>,
 }
 
-pub(super) fn io_error(file: &str, source: std::io::Error) -> adaftr_core::Error {
-    adaftr_core::Error::Io { file: file.to_string(), source }
+impl TraceRecorder<'_> {
+    fn io_error(&self, file: &str, source: std::io::Error) -> adaftr_core::Error {
+        adaftr_core::Error::Io { file: self.dir.join(file).display().to_string(), source }
+    }
 }
 
 impl adaftr_core::train::Observer for TraceRecorder<'_> {
     fn on_step(&mut self, trainer: &Trainer, losses: &adaftr_core::train::StepLosses) -> adaftr_core::Result<()> {
         let st = trainer.state();
-        let mut line = serde_json::to_value(losses).map_err(|e| adaftr_core::Error::Config(e.to_string()))?;
+        // Plain numbers: serialising them cannot fail.
+        let mut line = json!(losses);
         line["epoch"] = json!(st.epoch + 1);
         line["step"] = json!(st.epoch * self.steps + st.step);
-        writeln!(self.steps_out, "{line}").map_err(|e| io_error("steps.jsonl", e))
+        writeln!(self.steps_out, "{line}").map_err(|e| self.io_error("steps.jsonl", e))
     }
 
     fn on_epoch(
@@ -92,7 +97,7 @@ impl adaftr_core::train::Observer for TraceRecorder<'_> {
         _improved: bool,
     ) -> adaftr_core::Result<()> {
         writeln!(self.epochs_out, "{}", json!({ "epoch": record.epoch, "valid": record.valid }))
-            .map_err(|e| io_error("epochs.jsonl", e))?;
+            .map_err(|e| self.io_error("epochs.jsonl", e))?;
         let bs = trainer.config().train.batch_size.max(256);
         let p = predict(trainer.model(), self.valid, bs, trainer.device())?;
         for (k, v) in [("pctr", &p.pctr), ("pcvr", &p.pcvr), ("pctcvr", &p.pctcvr), ("tau", &p.tau)] {
