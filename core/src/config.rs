@@ -191,10 +191,13 @@ pub enum ClMode {
     /// term sees tau as a constant.
     #[default]
     Transfer,
+    /// tau learned as in `transfer`, with no contrastive term: the plain backbone's
+    /// predictions exactly, plus a per-instance relatedness reading.
+    Readout,
 }
 
 impl ClMode {
-    pub const ALL: [ClMode; 5] = [Self::Joint, Self::Meta, Self::Fixed, Self::None, Self::Transfer];
+    pub const ALL: [ClMode; 6] = [Self::Joint, Self::Meta, Self::Fixed, Self::None, Self::Transfer, Self::Readout];
 
     /// The name in config files and on the command line.
     pub fn name(self) -> &'static str {
@@ -204,6 +207,7 @@ impl ClMode {
             Self::Fixed => "fixed",
             Self::None => "none",
             Self::Transfer => "transfer",
+            Self::Readout => "readout",
         }
     }
 }

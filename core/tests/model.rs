@@ -149,3 +149,42 @@ fn tau_prior_pulls_the_relatedness_logit_to_its_centre() {
     let mean = tau.iter().sum::<f32>() / tau.len() as f32;
     assert!((mean - 0.5).abs() < 0.05, "mean tau {mean}");
 }
+
+/// `readout` learns tau beside the plain backbone without touching it: after the same
+/// steps from the same seed, its predictions are `none`'s bit for bit, its tau has moved,
+/// and it carries no projection heads.
+#[test]
+fn readout_predicts_exactly_as_the_plain_backbone_and_learns_tau() {
+    let schema = tiny_schema();
+    let dev = Device::Cpu;
+    let ds = learnable_dataset(&schema, 256, 9);
+    let batch = ds.range_batch(0, 256, &dev).unwrap();
+    for backbone in [Backbone::SharedBottom, Backbone::Ple] {
+        let trained = |cl: ClMode| {
+            let mut cfg = small_config(backbone);
+            cfg.loss.cl = cl;
+            cfg.model.projection = vec![4];
+            cfg.train.lr = 1e-2;
+            let mut t = Trainer::new(cfg, schema.clone(), &dev).unwrap();
+            let tau0 = t.model().forward(&batch.cat, &batch.num).unwrap().tau;
+            let mut last = None;
+            for _ in 0..20 {
+                last = Some(t.train_step(&batch).unwrap());
+            }
+            (t, tau0, last.unwrap())
+        };
+        let (plain, _, _) = trained(ClMode::None);
+        let (read, tau0, losses) = trained(ClMode::Readout);
+        assert!(losses.cl.is_none() && losses.aux.is_some(), "{backbone:?}: no contrastive term, an auxiliary one");
+        assert!(read.params().get("projection_ctr.0.weight").is_none());
+        let (a, b) = (
+            plain.model().forward(&batch.cat, &batch.num).unwrap(),
+            read.model().forward(&batch.cat, &batch.num).unwrap(),
+        );
+        for (x, y) in [(&a.pctr, &b.pctr), (&a.pcvr, &b.pcvr), (&a.pctcvr, &b.pctcvr)] {
+            assert_eq!(x.to_vec1::<f32>().unwrap(), y.to_vec1::<f32>().unwrap(), "{backbone:?}");
+        }
+        let (t0, t1): (Vec<f32>, Vec<f32>) = (tau0.unwrap().to_vec1().unwrap(), b.tau.unwrap().to_vec1().unwrap());
+        assert!(t0.iter().zip(&t1).any(|(p, q)| p != q), "{backbone:?}: tau learned nothing");
+    }
+}

@@ -84,7 +84,7 @@ impl AdaFtr {
             _ => None,
         };
         let relatedness = ModelPart::new(mode, cfg, loss, Dims { embedding: x_dim, repr: k }, vb.clone())?;
-        let projection = match relatedness.has_tau() && !cfg.projection.is_empty() {
+        let projection = match relatedness.aligns() && !cfg.projection.is_empty() {
             false => None,
             true => Some((
                 Projection::new(k, &cfg.projection, vb.pp("projection_ctr"))?,

@@ -9,6 +9,7 @@
 //! | [`joint`] | the relatedness network | the contrastive term trains the network through tau |
 //! | [`meta`] | the relatedness network | the network learns from a lookahead hypergradient |
 //! | [`transfer`] | the relatedness network | the network learns from its own auxiliary loss, on a detached input |
+//! | [`readout`] | the relatedness network | as `transfer`, without the contrastive term: the plain backbone's predictions plus tau |
 //!
 //! What all modes share lives here: the relatedness network and its parameter group
 //! (`relatedness.*`, trained at `train.tau_lr_scale`), the model's tau source
@@ -26,6 +27,7 @@ pub mod joint;
 pub mod meta;
 mod net;
 pub mod none;
+pub mod readout;
 pub mod transfer;
 
 use std::fmt;
@@ -161,6 +163,12 @@ pub trait ModelHooks: Sync {
         false
     }
 
+    /// Whether a contrastive term aligns the two task representations (and so whether the
+    /// model has projection heads): wherever there is a temperature, by default.
+    fn aligns(&self) -> bool {
+        self.tau_kind() != TauKind::None
+    }
+
     /// The mode's own layers, under `vb` (the model's root): none by default.
     fn head(
         &self,
@@ -201,6 +209,7 @@ pub fn mode(cl: ClMode) -> &'static dyn Mode {
         ClMode::Joint => &joint::Joint,
         ClMode::Meta => &meta::Meta,
         ClMode::Transfer => &transfer::Transfer,
+        ClMode::Readout => &readout::ReadOut,
     }
 }
 
@@ -214,6 +223,7 @@ pub fn model_hooks(cl: ClMode) -> &'static dyn ModelHooks {
         ClMode::Joint => &joint::Joint,
         ClMode::Meta => &meta::Meta,
         ClMode::Transfer => &transfer::Transfer,
+        ClMode::Readout => &readout::ReadOut,
     }
 }
 
@@ -234,6 +244,7 @@ enum TauSource {
 #[derive(Clone, Debug)]
 pub struct ModelPart {
     tau: TauSource,
+    aligns: bool,
     head: Option<Arc<dyn Head>>,
 }
 
@@ -262,12 +273,18 @@ impl ModelPart {
             }
         };
         let head = mode.head(dims, cfg, loss, vb)?;
-        Ok(Self { tau, head })
+        Ok(Self { tau, aligns: mode.aligns(), head })
     }
 
-    /// Whether the model predicts a temperature (and so has a contrastive term).
+    /// Whether the model predicts a temperature.
     pub fn has_tau(&self) -> bool {
         !matches!(self.tau, TauSource::None)
+    }
+
+    /// Whether a contrastive term compares the two representations (see
+    /// [`ModelHooks::aligns`]).
+    pub fn aligns(&self) -> bool {
+        self.aligns
     }
 
     /// The batch's temperatures.
@@ -333,10 +350,13 @@ mod tests {
 
     #[test]
     fn every_mode_states_its_tau() {
-        let modes = [ClMode::None, ClMode::Fixed, ClMode::Joint, ClMode::Meta, ClMode::Transfer];
+        let modes = ClMode::ALL;
         let kinds: Vec<TauKind> = modes.iter().map(|&c| model_hooks(c).tau_kind()).collect();
-        assert_eq!(kinds, [TauKind::None, TauKind::Fixed, TauKind::Learned, TauKind::Learned, TauKind::Learned]);
+        use TauKind::*;
+        assert_eq!(kinds, [Learned, Learned, Fixed, None, Learned, Learned]);
         let detached: Vec<bool> = modes.iter().map(|&c| model_hooks(c).detach_input()).collect();
-        assert_eq!(detached, [false, false, false, false, true]);
+        assert_eq!(detached, [false, false, false, false, true, true]);
+        let aligned: Vec<bool> = modes.iter().map(|&c| model_hooks(c).aligns()).collect();
+        assert_eq!(aligned, [true, true, true, false, true, false]);
     }
 }

@@ -54,7 +54,7 @@ pub fn compute(
         None
     };
     let lambda = cfg.lambda as f64 * ctx.cl_scale;
-    let cl = match &out.tau {
+    let cl = match out.tau.as_ref().filter(|_| mode.aligns()) {
         None => None,
         Some(tau) => {
             let l = contrastive(&out.z_ctr, &out.z_cvr, &mode.contrastive_tau(tau)?, cfg, rng)?;
