@@ -66,12 +66,13 @@ def git_rev():
 # The benchmarked models (`adaftr bench ... --model NAME`) and what each row measures.
 MODELS = {
     "literal": "MODEL.md's literal spec (`joint`)",
-    "default": "default configuration (`transfer`)",
+    "default": "default configuration (PLE, `readout`)",
+    "transfer": "full AdaFTR loss (`transfer`)",
     "plain": "plain shared-bottom (`cl = none`)",
     "ple": "plain PLE (`cl = none`)",
 }
-TRAIN = ["literal", "default", "plain", "ple"]
-INFER = ["literal", "default", "ple"]
+TRAIN = ["literal", "default", "transfer", "plain", "ple"]
+INFER = ["literal", "default", "transfer", "ple"]
 LATENCY = ["literal", "default"]
 
 
@@ -221,8 +222,11 @@ def main():
     L.append("Models (sizes of MODEL.md: d = 16, towers [64, 32], relatedness hidden 32):\n")
     L.append("- literal spec: `Config::literal_spec()` (`study/literal-spec.toml`): shared-bottom [256, 128], "
              "`joint` tau from a relatedness network on the towers, no projection heads;")
-    L.append("- default configuration: `Config::default()`, what `adaftr train` trains: shared-bottom [256, 128], "
-             "`transfer` tau from a relatedness network on the embeddings, projection heads [32, 32];")
+    L.append("- default configuration: `Config::default()`, what `adaftr train` trains: PLE (1 level, 2 shared + 1 "
+             "task expert per task, experts [256, 128]), `readout` tau from a relatedness network on the embeddings "
+             "(its transfer loss, no contrastive term, no projection heads);")
+    L.append("- full AdaFTR loss: shared-bottom [256, 128], `transfer` tau from a relatedness network on the "
+             "embeddings, projection heads [32, 32], the InfoNCE term;")
     L.append("- plain shared-bottom and plain PLE (1 level, 2 shared + 1 task expert per task, experts [256, 128]): "
              "`cl = none`.\n")
     L.append("## adaftr vs PyTorch (CPU)\n")

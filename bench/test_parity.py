@@ -77,7 +77,7 @@ class Parity(unittest.TestCase):
         return torch_ref.parity_failures(res)
 
     def test_every_benchmarked_model_agrees(self):
-        for m in ("literal", "default", "plain", "ple"):
+        for m in ("literal", "default", "transfer", "plain", "ple"):
             with self.subTest(model=m):
                 self.assertEqual(self.failures(m), [])
 
@@ -88,7 +88,7 @@ class Parity(unittest.TestCase):
         return bad
 
     def test_tau_on_the_wrong_side_is_caught(self):
-        for m in ("literal", "default"):
+        for m in ("literal", "transfer"):
             with self.subTest(model=m):
                 # At initialisation tau hardly varies across instances, so the loss value may
                 # not tell; the gradients into the relatedness network do.
@@ -101,14 +101,18 @@ class Parity(unittest.TestCase):
         self.assert_caught("literal", patch=info_nce_tau_squared)
 
     def test_gradient_through_the_relatedness_input_is_caught(self):
-        # `transfer` trains the relatedness network on its own loss only; without the detach
-        # its loss also moves the embeddings. Forward values are unchanged: only the weights
-        # after one step can tell.
-        bad = self.assert_caught("default", tweak=lambda r: setattr(r.model, "detach_tau_input", False))
-        self.assertTrue(all(b.startswith(("weights_after_step", "pctr_after", "pcvr_after")) for b in bad), bad)
+        # `transfer` and `readout` (the default) train the relatedness network on its own loss
+        # only; without the detach its loss also moves the embeddings. Forward values are
+        # unchanged: only the weights after one step can tell.
+        for m in ("transfer", "default"):
+            with self.subTest(model=m):
+                bad = self.assert_caught(m, tweak=lambda r: setattr(r.model, "detach_tau_input", False))
+                self.assertTrue(
+                    all(b.startswith(("weights_after_step", "pctr_after", "pcvr_after")) for b in bad), bad
+                )
 
     def test_missing_projection_heads_are_caught(self):
-        self.assert_caught("default", tweak=lambda r: setattr(r.model, "projection_ctr", None))
+        self.assert_caught("transfer", tweak=lambda r: setattr(r.model, "projection_ctr", None))
 
     def test_uniform_gates_are_caught(self):
         def uniform(gate, x, experts):
@@ -118,8 +122,8 @@ class Parity(unittest.TestCase):
             self.assertNotEqual(self.failures("ple"), [])
 
 class TrainingParity(unittest.TestCase):
-    """`adaftr bench trace` replayed by bench/train_parity.py: the default configuration
-    passes its verdict, and the same replay with a wrong InfoNCE fails it."""
+    """`adaftr bench trace` replayed by bench/train_parity.py: the full AdaFTR loss
+    (`transfer`) passes its verdict, and the same replay with a wrong InfoNCE fails it."""
 
     @classmethod
     def setUpClass(cls):
@@ -129,7 +133,7 @@ class TrainingParity(unittest.TestCase):
         run = lambda *a: subprocess.run([ADAFTR, *a], check=True, capture_output=True)  # noqa: E731
         run("synth", "--rows", "5000", "--seed", "21", "--no-auc", "--out", str(d / "train.csv"))
         run("synth", "--rows", "1500", "--seed", "22", "--no-auc", "--out", str(d / "valid.csv"))
-        run("bench", "trace", "--train", str(d / "train.csv"), "--valid", str(d / "valid.csv"), "--model", "default",
+        run("bench", "trace", "--train", str(d / "train.csv"), "--valid", str(d / "valid.csv"), "--model", "transfer",
             "--seed", "3", "--epochs", "2", "--out-dir", str(d / "trace"))
         cls.replay = train_parity.Replay(d / "trace")
 
@@ -141,7 +145,7 @@ class TrainingParity(unittest.TestCase):
         runs = {"adaftr": self.replay.ours(), "f32": self.replay.run(), "perturb": self.replay.run(perturb=1e-6, seed=1)}
         return train_parity.verdict(runs)
 
-    def test_default_configuration_replays_exactly(self):
+    def test_full_loss_configuration_replays_exactly(self):
         self.assertEqual(self.verdict(), [])
 
     def test_a_wrong_loss_fails_the_verdict(self):

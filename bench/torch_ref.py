@@ -6,8 +6,9 @@ same model: it loads the weights, config and schema from an adaftr model bundle 
 benchmark uses:
 
 - backbones `shared-bottom` and `ple`, towers, heads;
-- contrastive modes `joint` (MODEL.md's literal spec), `transfer` (the default), `fixed` and
-  `none` (the plain backbone); the relatedness network on the towers or on the embeddings;
+- relatedness modes `joint` (MODEL.md's literal spec), `transfer`, `readout` (the default:
+  tau learned as in `transfer`, no contrastive term), `fixed` and `none` (the plain
+  backbone); the relatedness network on the towers or on the embeddings;
   optional projection heads;
 - L = L_ctr + L_ctcvr [+ L_cvr_click] + lambda * ramp * L_cl [+ beta * mean((r - r0)^2)]
   [+ w * L_transfer], with in-batch cosine or dot InfoNCE.
@@ -175,13 +176,18 @@ class AdaFtr(nn.Module):
     def __init__(self, config, schema):
         super().__init__()
         m, loss = config["model"], config["loss"]
-        if loss["cl"] not in ("joint", "transfer", "fixed", "none"):
+        if loss["cl"] not in ("joint", "transfer", "readout", "fixed", "none"):
             raise NotImplementedError(f"cl {loss['cl']}")
-        if loss["cl"] != "none" and loss["negatives"] != "in-batch":
+        if loss["cl"] not in ("none", "readout") and loss["negatives"] != "in-batch":
             raise NotImplementedError("sampled negatives")
         if m.get("dropout", 0.0) != 0.0:
             raise NotImplementedError("dropout")
         self.m, self.loss_cfg, self.cl = m, loss, loss["cl"]
+        # Whether a contrastive term compares the two representations (`ModelHooks::aligns`):
+        # `readout` learns tau as `transfer` does, with no term and no projection heads.
+        self.aligns = self.cl not in ("none", "readout")
+        # Modes whose tau learns from the transfer loss alone (core/src/relatedness/transfer.rs).
+        self.tau_from_transfer = self.cl in ("transfer", "readout")
         cards = [len(f["vocab"]) + 1 for f in schema["categorical"]]
         self.embedding = Embeddings(cards, len(schema["numeric"]), m["embedding_dim"])
         x_dim = self.embedding.out_dim
@@ -195,13 +201,12 @@ class AdaFtr(nn.Module):
         self.head_ctr = nn.Linear(k, 1)
         self.head_cvr = nn.Linear(k, 1)
         self.relatedness = None
-        if self.cl in ("joint", "transfer"):
+        if self.cl in ("joint", "transfer", "readout"):
             towers = m["relatedness_input"] == "towers"
             self.relatedness = Relatedness(3 * k if towers else x_dim, m["relatedness_hidden"])
-        # `transfer` trains the relatedness network on its own loss only (core/src/relatedness/transfer.rs).
-        self.detach_tau_input = m.get("relatedness_detach_input", False) or self.cl == "transfer"
+        self.detach_tau_input = m.get("relatedness_detach_input", False) or self.tau_from_transfer
         self.projection_ctr = self.projection_cvr = None
-        if self.cl != "none" and m.get("projection"):
+        if self.aligns and m.get("projection"):
             self.projection_ctr = Projection(k, m["projection"])
             self.projection_cvr = Projection(k, m["projection"])
 
@@ -288,22 +293,21 @@ def compute_loss(model, out, click, conv, scale=1.0):
         per = F.binary_cross_entropy_with_logits(out["logit_cvr"], conv, reduction="none")
         terms["cvr_click"] = (per * click).sum() / click.sum().clamp(min=1.0)
         total = total + terms["cvr_click"]
-    tau = out["tau"]
-    if model.cl != "none" and tau is not None:
+    tau, r = out["tau"], out["tau_logit"]
+    if model.aligns and tau is not None:
         lam = loss["lambda"] * scale
-        if model.cl == "transfer":
+        if model.tau_from_transfer:
             tau = tau.detach()  # learned from the transfer loss below, not from this one
         terms["cl"] = info_nce(out["z_ctr"], out["z_cvr"], tau, loss["similarity"], loss["symmetric"])
         if lam > 0:
             total = total + lam * terms["cl"]
-        r = out["tau_logit"]
         if r is not None and loss.get("tau_prior_weight", 0.0) > 0:
             terms["tau_prior"] = (r - tau_logit_of(model.m, loss["tau_prior_mean"])).square().mean()
             total = total + loss["tau_prior_weight"] * terms["tau_prior"]
-        if model.cl == "transfer":
-            terms["aux"] = transfer_loss(out["logit_ctr"], out["logit_cvr"], r, click, conv, loss["transfer_scale"])
-            if loss["transfer_weight"] > 0:
-                total = total + loss["transfer_weight"] * terms["aux"]
+    if model.tau_from_transfer and r is not None:
+        terms["aux"] = transfer_loss(out["logit_ctr"], out["logit_cvr"], r, click, conv, loss["transfer_scale"])
+        if loss["transfer_weight"] > 0:
+            total = total + loss["transfer_weight"] * terms["aux"]
     terms["total"] = total
     return terms
 

@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 adaftr() { cargo run --release --quiet -p adaftr-cli -- "$@"; }
-adaftr synth --rows 200000 --seed 1 --out "$work/train.csv"
-adaftr synth --rows 50000 --seed 2 --out "$work/valid.csv"
-adaftr synth --rows 50000 --seed 3 --out "$work/test.csv"
+adaftr synth --rows 1000000 --seed 1 --out "$work/train.csv"
+adaftr synth --rows 100000 --seed 2 --out "$work/valid.csv"
+adaftr synth --rows 200000 --seed 3 --out "$work/test.csv"
 adaftr train --train "$work/train.csv" --valid "$work/valid.csv" --out web/assets/default-model.safetensors \
     --config scripts/default-model.toml --seed 1
 # On rows it never saw: AUCs, the tau distribution and tau's rank correlation with the

@@ -89,7 +89,8 @@ fn synth_train_eval_predict_inspect() {
     }
 
     let info = stdout(ok(&["inspect", "--model", &model]));
-    assert!(info.contains("backbone = \"shared-bottom\"") && info.contains("best epoch"), "{info}");
+    let backbone = format!("backbone = \"{}\"", adaftr_core::config::Config::default().model.backbone.name());
+    assert!(info.contains(&backbone) && info.contains("best epoch"), "{info}");
     assert!(info.contains("16 categorical fields") && info.contains("63 numeric fields"), "{info}");
     // The bundle names its training files, never the directories of the machine that
     // trained it.

@@ -78,24 +78,36 @@ pub fn relatedness(tau: f32, tau_min: f32, tau_max: f32) -> Relatedness {
 }
 
 /// One sentence explaining tau for this instance; `None` tau means no relatedness network.
-pub fn tau_reading(tau: Option<f32>, tau_min: f32, tau_max: f32) -> String {
+/// `aligns`: whether the model's contrastive term uses tau (otherwise tau is a reading
+/// beside the predictions, as in the default `readout` mode, and moves none of them).
+pub fn tau_reading(tau: Option<f32>, tau_min: f32, tau_max: f32, aligns: bool) -> String {
     let Some(t) = tau else {
         return "This model has no relatedness network (no contrastive term), so it predicts no tau.".into();
     };
     let r = relatedness(t, tau_min, tau_max);
     let pos = tau_position(t, tau_min, tau_max) * 100.0;
-    let what = match r {
-        Relatedness::Close => {
+    let what = match (r, aligns) {
+        (Relatedness::Close, true) => {
             "the model treats clicking and purchasing as closely related here: \
-                               it pulls the two task representations strongly together"
+             it pulls the two task representations strongly together"
         }
-        Relatedness::Moderate => "the model treats clicking and purchasing as moderately related here",
-        Relatedness::Loose => {
+        (Relatedness::Close, false) => {
+            "the model reads clicking and purchasing as closely related here: \
+             purchases follow the click signal for instances like this one"
+        }
+        (Relatedness::Moderate, true) => "the model treats clicking and purchasing as moderately related here",
+        (Relatedness::Moderate, false) => "the model reads clicking and purchasing as moderately related here",
+        (Relatedness::Loose, true) => {
             "the model treats clicking and purchasing as only loosely related here: \
-                               it lets the two tasks keep separate views of this instance"
+             it lets the two tasks keep separate views of this instance"
+        }
+        (Relatedness::Loose, false) => {
+            "the model reads clicking and purchasing as only loosely related here: \
+             purchases depend on other grounds than the click signal"
         }
     };
-    format!("tau = {t:.3} ({pos:.0}% of the way from {tau_min} to {tau_max}; low tau = closely related): {what}.")
+    let note = if aligns { "" } else { " This model's tau is a reading only: it does not change pCTR or pCVR." };
+    format!("tau = {t:.3} ({pos:.0}% of the way from {tau_min} to {tau_max}; low tau = closely related): {what}.{note}")
 }
 
 #[cfg(test)]
@@ -136,8 +148,11 @@ mod tests {
         // Outside the bounds clamps; degenerate bounds read as the middle.
         assert_eq!(relatedness(5.0, 0.05, 1.0), Relatedness::Loose);
         assert_eq!(relatedness(0.3, 0.3, 0.3), Relatedness::Moderate);
-        let s = tau_reading(Some(0.1), 0.05, 1.0);
-        assert!(s.contains("closely related") && s.contains("0.100"), "{s}");
-        assert!(tau_reading(None, 0.05, 1.0).contains("no relatedness network"));
+        let s = tau_reading(Some(0.1), 0.05, 1.0, true);
+        assert!(s.contains("closely related") && s.contains("0.100") && s.contains("pulls"), "{s}");
+        // A tau the contrastive term does not use must not claim to pull anything together.
+        let s = tau_reading(Some(0.1), 0.05, 1.0, false);
+        assert!(s.contains("closely related") && !s.contains("pulls") && s.contains("reading only"), "{s}");
+        assert!(tau_reading(None, 0.05, 1.0, false).contains("no relatedness network"));
     }
 }

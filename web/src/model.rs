@@ -1,6 +1,7 @@
 //! A loaded model (bundle plus where it came from), upload checks, and the model card.
 
 use adaftr_core::bundle::{self, Bundle};
+use adaftr_core::relatedness;
 use adaftr_core::schema::{Schema, Side};
 use candle_core::Device;
 
@@ -57,6 +58,11 @@ impl LoadedModel {
 
     pub fn tau_bounds(&self) -> (f32, f32) {
         (self.bundle.config.model.tau_min, self.bundle.config.model.tau_max)
+    }
+
+    /// Whether tau sets a contrastive term (else it is a reading beside the predictions).
+    pub fn aligns(&self) -> bool {
+        relatedness::model_hooks(self.bundle.config.loss.cl).aligns()
     }
 }
 
@@ -216,7 +222,7 @@ pub(crate) mod tests {
         let find = |k: &str| {
             card.sections.iter().flat_map(|(_, rows)| rows).find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap()
         };
-        assert_eq!(find("backbone"), "shared-bottom");
+        assert_eq!(find("backbone"), adaftr_core::config::Config::default().model.backbone.name());
         assert_eq!(find("towers"), "[32, 16]");
         assert_eq!(find("User / query"), "2 categorical, 1 numeric");
         assert_eq!(find("vocabulary"), "20 values in 5 fields");

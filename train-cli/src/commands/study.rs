@@ -1,7 +1,9 @@
 //! `adaftr study`: a grid of model variants x seeds, trained in-process on the same data,
 //! scored on a held-out test set against the generator's truth.
 //!
-//! Each variant is a partial config (TOML) merged over the base config. Every run is
+//! Each variant is a partial config (TOML) merged over the base config: the built-in
+//! defaults, then the grid's own `[base]` table (the settings the grid was written against,
+//! so that it still means the same runs after a default changes), then `--config`. Every run is
 //! appended to `--out` as a JSON line as soon as it ends, so a long study can be inspected
 //! while it runs, and the summary (mean and standard deviation per variant) is printed and
 //! written as a Markdown table.
@@ -36,10 +38,12 @@ pub struct Args {
     /// The test set's truth file (for tau vs true relatedness and the Bayes-optimal AUCs).
     #[arg(long)]
     pub truth: Option<PathBuf>,
-    /// TOML file with `[[variant]]` entries: `name` and a partial `config` table.
+    /// TOML file with `[[variant]]` entries (`name` and a partial `config` table) and an
+    /// optional `[base]` table that every variant starts from.
     #[arg(long)]
     pub grid: PathBuf,
-    /// Base config the variants override (default: the built-in defaults, docs/MODEL.md).
+    /// Base config the variants override, over the grid's `[base]` (default: the built-in
+    /// defaults, docs/MODEL.md).
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[arg(long, default_value_t = 3)]
@@ -66,6 +70,9 @@ pub struct Args {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Grid {
+    /// Partial config under every variant, e.g. the defaults of the day the grid was written.
+    #[serde(default)]
+    base: toml::Table,
     variant: Vec<Variant>,
 }
 
@@ -181,12 +188,13 @@ pub fn run(a: &Args) -> Result<()> {
     let grid: Grid =
         toml::from_str(&std::fs::read_to_string(&a.grid).with_context(|| format!("cannot read {}", a.grid.display()))?)
             .with_context(|| format!("invalid grid {}", a.grid.display()))?;
-    let base: toml::Table = match &a.config {
-        Some(p) => {
-            toml::from_str(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)?
-        }
-        None => toml::Table::new(),
-    };
+    let mut base = grid.base;
+    if let Some(p) = &a.config {
+        let over: toml::Table =
+            toml::from_str(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)
+                .with_context(|| format!("invalid config {}", p.display()))?;
+        merge(&mut base, &over);
+    }
     let variants: Vec<Variant> =
         grid.variant.into_iter().filter(|v| a.only.as_ref().is_none_or(|o| v.name.contains(o.as_str()))).collect();
     if variants.is_empty() {
@@ -303,4 +311,32 @@ pub fn run(a: &Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adaftr_core::config::{Backbone, ClMode};
+
+    /// A grid's `[base]` pins the settings it was written against; a variant and `--config`
+    /// still override it.
+    #[test]
+    fn the_grid_base_sits_under_the_config_file_and_each_variant() {
+        let grid: Grid = toml::from_str(
+            "[base]\nmodel.backbone = \"shared-bottom\"\nloss.cl = \"transfer\"\ntrain.epochs = 4\n\n\
+             [[variant]]\nname = \"a\"\n\n[[variant]]\nname = \"b\"\nconfig.loss.cl = \"none\"\n",
+        )
+        .unwrap();
+        let mut base = grid.base.clone();
+        merge(&mut base, &toml::from_str("[train]\nepochs = 2\n").unwrap());
+        let a = variant_config(&base, &grid.variant[0], 7).unwrap();
+        assert_eq!(
+            (a.model.backbone, a.loss.cl, a.train.epochs, a.train.seed),
+            (Backbone::SharedBottom, ClMode::Transfer, 2, 7)
+        );
+        let b = variant_config(&base, &grid.variant[1], 7).unwrap();
+        assert_eq!((b.model.backbone, b.loss.cl), (Backbone::SharedBottom, ClMode::None));
+        let plain: Grid = toml::from_str("[[variant]]\nname = \"c\"\n").unwrap();
+        assert_eq!(variant_config(&plain.base, &plain.variant[0], 1).unwrap().model, Config::default().model);
+    }
 }

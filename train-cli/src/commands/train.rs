@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use adaftr_core::config::{Backbone, ClMode, Config, TrainConfig};
 use adaftr_core::data::{load_train, load_with_schema, BadRows, LoadOptions, SchemaSpec};
+use adaftr_core::relatedness;
 use adaftr_core::schema::NormKind;
 use adaftr_core::train::Trainer;
 use anyhow::{bail, Context, Result};
@@ -49,8 +50,14 @@ fn default_model() -> String {
         w => format!("{w:?}"),
     };
     let input = serde_json::to_value(d.model.relatedness_input).ok().and_then(|v| v.as_str().map(str::to_string));
+    let heads = if relatedness::model_hooks(d.loss.cl).aligns() {
+        "The projection heads sit between each tower and the contrastive term."
+    } else {
+        "This mode has no contrastive term, so it builds no projection heads; the aligning modes (`transfer`, \
+         `joint`, `meta`, `fixed`) use them."
+    };
     format!(
-        "Default without --config: backbone {}, --cl {}, projection {projection}, relatedness_input {}.",
+        "Default without --config: backbone {}, --cl {}, projection {projection}, relatedness_input {}.\n\n{heads}",
         d.model.backbone.name(),
         d.loss.cl.name(),
         input.unwrap_or_default()

@@ -49,7 +49,7 @@ pub fn predictions(p: &PredictionsProps) -> Html {
                 { stat("adaftr-pctcvr", "pCTCVR", percent(pred.pctcvr), "probability of a click and a purchase = pCTR × pCVR") }
                 { stat("adaftr-tau", "tau", tau_text, "per-instance relatedness temperature") }
             </dl>
-            <p class="reading" id="adaftr-reading"><strong>{ format!("Relatedness: {level}. ") }</strong>{ tau_reading(pred.tau, lo, hi) }</p>
+            <p class="reading" id="adaftr-reading"><strong>{ format!("Relatedness: {level}. ") }</strong>{ tau_reading(pred.tau, lo, hi, p.model.aligns()) }</p>
             if let Some(t) = pred.tau {
                 <div class="taubar" aria-hidden="true">
                     <span class="taubar-fill" style={format!("width: {:.1}%", format::tau_position(t, lo, hi) * 100.0)}></span>

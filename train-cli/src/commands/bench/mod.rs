@@ -36,8 +36,12 @@ pub enum BenchModel {
     /// MODEL.md read literally (`Config::literal_spec()`: `joint`, relatedness on the towers,
     /// no projection heads).
     Literal,
-    /// The default configuration (`transfer`, projection heads, relatedness on the embeddings).
+    /// The default configuration (`Config::default()`: PLE with `readout`, the plain PLE plus
+    /// the relatedness network and its transfer loss).
     Default,
+    /// The full AdaFTR loss at this project's settings: shared-bottom, `transfer`, projection
+    /// heads, relatedness on the embeddings (the default before `readout`).
+    Transfer,
     /// The plain shared-bottom backbone (`cl = none`).
     Plain,
     /// The plain PLE backbone.
@@ -45,12 +49,13 @@ pub enum BenchModel {
 }
 
 impl BenchModel {
-    pub const ALL: [BenchModel; 4] = [Self::Literal, Self::Default, Self::Plain, Self::Ple];
+    pub const ALL: [BenchModel; 5] = [Self::Literal, Self::Default, Self::Transfer, Self::Plain, Self::Ple];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Literal => "literal",
             Self::Default => "default",
+            Self::Transfer => "transfer",
             Self::Plain => "plain",
             Self::Ple => "ple",
         }
@@ -61,11 +66,11 @@ impl BenchModel {
             Self::Literal => Config::literal_spec(),
             _ => Config::default(),
         };
-        if matches!(self, Self::Plain | Self::Ple) {
-            c.loss.cl = ClMode::None;
-        }
-        if self == Self::Ple {
-            c.model.backbone = Backbone::Ple;
+        match self {
+            Self::Literal | Self::Default => {}
+            Self::Transfer => (c.model.backbone, c.loss.cl) = (Backbone::SharedBottom, ClMode::Transfer),
+            Self::Plain => (c.model.backbone, c.loss.cl) = (Backbone::SharedBottom, ClMode::None),
+            Self::Ple => (c.model.backbone, c.loss.cl) = (Backbone::Ple, ClMode::None),
         }
         c
     }
@@ -252,7 +257,7 @@ mod tests {
         let (steps, epochs) = (read("steps.jsonl"), read("epochs.jsonl"));
         let _ = std::fs::remove_dir_all(&dir);
         let r = r.unwrap();
-        assert_eq!(parity, [true; 4]);
+        assert_eq!(parity, [true; BenchModel::ALL.len()]);
         for m in BenchModel::ALL {
             for k in ["train", "infer"] {
                 let k = format!("{k}_{}", m.name());
@@ -271,7 +276,7 @@ mod tests {
         assert!(last["cl"].as_f64().is_some_and(f64::is_finite) && last["step"] == 2, "{last}");
     }
 
-    /// `--model literal` is what `study/literal-spec.toml` sets, and the four models differ.
+    /// `--model literal` is what `study/literal-spec.toml` sets, and the five models differ.
     #[test]
     fn bench_models_are_the_documented_configs() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../study/literal-spec.toml");
@@ -279,7 +284,16 @@ mod tests {
         assert_eq!(BenchModel::Literal.config(), file);
         assert_eq!(BenchModel::Default.config(), Config::default());
         let c = |m: BenchModel| m.config();
-        assert_eq!((c(BenchModel::Plain).loss.cl, c(BenchModel::Ple).model.backbone), (ClMode::None, Backbone::Ple));
+        assert_eq!(
+            (c(BenchModel::Plain).model.backbone, c(BenchModel::Plain).loss.cl),
+            (Backbone::SharedBottom, ClMode::None)
+        );
+        assert_eq!((c(BenchModel::Ple).model.backbone, c(BenchModel::Ple).loss.cl), (Backbone::Ple, ClMode::None));
+        let t = c(BenchModel::Transfer);
+        assert_eq!(
+            (t.model.backbone, t.loss.cl, t.model.projection.as_slice()),
+            (Backbone::SharedBottom, ClMode::Transfer, &[32, 32][..])
+        );
         for (i, a) in BenchModel::ALL.iter().enumerate() {
             for b in &BenchModel::ALL[i + 1..] {
                 assert_ne!(a.config(), b.config(), "{a:?} {b:?}");
