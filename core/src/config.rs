@@ -26,8 +26,9 @@ pub enum Backbone {
     Esmm,
     /// Multi-gate mixture of experts.
     Mmoe,
-    /// Progressive layered extraction (customised gate control). The default: the best
-    /// plain backbone in every world of RESULTS.md.
+    /// Progressive layered extraction (customised gate control). The default: level with
+    /// or ahead of the other plain backbones in every world of RESULTS.md, ahead where
+    /// conversions are scarce.
     #[default]
     Ple,
     /// ESMM-style towers plus AITM's attention-based transfer from the CTR tower.

@@ -53,8 +53,8 @@ fn default_model() -> String {
     let heads = if relatedness::model_hooks(d.loss.cl).aligns() {
         "The projection heads sit between each tower and the contrastive term."
     } else {
-        "This mode has no contrastive term, so it builds no projection heads; the aligning modes (`transfer`, \
-         `joint`, `meta`, `fixed`) use them."
+        "The default mode has no contrastive term, so the default model builds no projection heads; the \
+         aligning modes (`transfer`, `joint`, `meta`, `fixed`) use them."
     };
     format!(
         "Default without --config: backbone {}, --cl {}, projection {projection}, relatedness_input {}.\n\n{heads}",
