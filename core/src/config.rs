@@ -27,8 +27,8 @@ pub enum Backbone {
     /// Multi-gate mixture of experts.
     Mmoe,
     /// Progressive layered extraction (customised gate control). The default: level with
-    /// or ahead of the other plain backbones in every world of RESULTS.md, ahead where
-    /// conversions are scarce.
+    /// or ahead of shared-bottom in every world of RESULTS.md, ahead where conversions are
+    /// scarce.
     #[default]
     Ple,
     /// ESMM-style towers plus AITM's attention-based transfer from the CTR tower.
