@@ -339,4 +339,24 @@ mod tests {
         let plain: Grid = toml::from_str("[[variant]]\nname = \"c\"\n").unwrap();
         assert_eq!(variant_config(&plain.base, &plain.variant[0], 1).unwrap().model, Config::default().model);
     }
+
+    /// Every grid shipped in `study/` parses and every variant resolves to a valid config.
+    #[test]
+    fn every_shipped_grid_resolves() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../study"));
+        let mut grids = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if path.extension().is_none_or(|e| e != "toml") || !text.contains("[[variant]]") {
+                continue;
+            }
+            let grid: Grid = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            for v in &grid.variant {
+                variant_config(&grid.base, v, 1).unwrap_or_else(|e| panic!("{} `{}`: {e:#}", path.display(), v.name));
+            }
+            grids += 1;
+        }
+        assert!(grids >= 6, "found {grids} grids");
+    }
 }
