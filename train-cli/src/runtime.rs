@@ -5,7 +5,11 @@
 //! - glibc's malloc returns every freed buffer above its adaptive mmap threshold to the
 //!   kernel, so the megabyte-sized activations and gemm packing buffers of every step are
 //!   page-faulted in afresh: ~2,900 faults per inference batch, a third of its time in the
-//!   kernel. Fixed, high mmap and trim thresholds keep that memory in the process.
+//!   kernel. Fixed, high mmap and trim thresholds keep that memory in the process. Those
+//!   thresholds bind only the main arena: the per-thread arenas that rayon's workers get
+//!   are 64 MiB heaps that glibc unmaps as soon as they empty, so a step larger than that
+//!   (PLE's) still faulted ~11,000 pages in per training step. One arena for all threads
+//!   removes them (a step makes a few hundred large allocations; the lock is uncontended).
 //! - candle runs its element-wise kernels on a second pool (`candle-bp-*`) whose workers
 //!   spin between ops; next to rayon's gemm workers that is more busy threads than cores,
 //!   and the spinning steals the gemm's cycles. The element-wise ops are memory-bound, so
@@ -16,11 +20,17 @@
 /// Call first thing in `main`, before any other thread exists.
 pub fn configure() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() && std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
+    {
+        let unset = |name: &str| std::env::var_os(name).is_none();
         // SAFETY: mallopt only sets allocator parameters; no allocation is in flight.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+            if unset("MALLOC_MMAP_THRESHOLD_") && unset("MALLOC_TRIM_THRESHOLD_") {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+            }
+            if unset("MALLOC_ARENA_MAX") {
+                libc::mallopt(libc::M_ARENA_MAX, 1);
+            }
         }
     }
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {

@@ -36,23 +36,37 @@ impl Linear {
     }
 
     fn apply(&self, x: &Tensor, with_relu: bool) -> Result<Tensor> {
-        let fused = x.device().is_cpu()
-            && x.rank() == 2
-            && [x.dtype(), self.weight.dtype(), self.bias.dtype()] == [DType::F32; 3];
-        if fused {
-            return x.contiguous()?.apply_op3(
-                &self.weight.contiguous()?,
-                &self.bias.contiguous()?,
-                Dense { relu: with_relu },
-            );
-        }
-        let y = x.broadcast_matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
-        if with_relu {
-            relu(&y)
-        } else {
-            Ok(y)
-        }
+        dense(x, &self.weight, &self.bias, with_relu)
     }
+
+    /// (out, in).
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// (out,).
+    pub(crate) fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+}
+
+/// x W^T + b, then ReLU if `with_relu`: the fused CPU op where it applies, candle's ops
+/// elsewhere. `weight` (out, in), `bias` (out).
+pub(crate) fn dense(x: &Tensor, weight: &Tensor, bias: &Tensor, with_relu: bool) -> Result<Tensor> {
+    if fused_applies(x, weight, bias) {
+        return x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Dense { relu: with_relu });
+    }
+    let y = x.broadcast_matmul(&weight.t()?)?.broadcast_add(bias)?;
+    if with_relu {
+        relu(&y)
+    } else {
+        Ok(y)
+    }
+}
+
+/// Whether the fused CPU kernels take these operands: a 2-D f32 input on the CPU.
+pub(crate) fn fused_applies(x: &Tensor, weight: &Tensor, bias: &Tensor) -> bool {
+    x.device().is_cpu() && x.rank() == 2 && [x.dtype(), weight.dtype(), bias.dtype()] == [DType::F32; 3]
 }
 
 impl Module for Linear {
@@ -61,7 +75,7 @@ impl Module for Linear {
     }
 }
 
-fn parallelism() -> gemm::Parallelism {
+pub(crate) fn parallelism() -> gemm::Parallelism {
     match candle_core::utils::get_num_threads() {
         n if n > 1 => gemm::Parallelism::Rayon(n),
         _ => gemm::Parallelism::None,
@@ -70,7 +84,7 @@ fn parallelism() -> gemm::Parallelism {
 
 /// Rows per parallel chunk of an (N, width) element-wise pass: about 16k elements, so that
 /// small layers stay on one thread.
-fn chunk_rows(width: usize) -> usize {
+pub(crate) fn chunk_rows(width: usize) -> usize {
     (16_384 / width.max(1)).max(1)
 }
 
@@ -150,9 +164,13 @@ impl CustomOp3 for Dense {
         let g = if self.relu { relu_grad(grad, y)? } else { grad.contiguous()? };
         let grad_x = g.matmul(w)?;
         let grad_w = g.t()?.matmul(x)?;
-        let grad_b = g.apply_op2_no_bwd(&g, &ColumnSum)?;
-        Ok((Some(grad_x), Some(grad_w), Some(grad_b)))
+        Ok((Some(grad_x), Some(grad_w), Some(column_sum(&g)?)))
     }
+}
+
+/// The sum of the rows of a contiguous (N, m) matrix: a bias gradient.
+pub(crate) fn column_sum(g: &Tensor) -> Result<Tensor> {
+    g.apply_op2_no_bwd(g, &ColumnSum)
 }
 
 /// Sums an (N, m) matrix over its rows: the bias gradient. (A CustomOp2 on the same tensor

@@ -1,9 +1,10 @@
 //! A softmax gate mixing expert outputs, shared by MMoE and PLE.
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::nn::linear::{linear, Linear};
+use crate::nn::mix::softmax_mix;
 
 #[derive(Clone, Debug)]
 pub struct Gate {
@@ -15,13 +16,10 @@ impl Gate {
         Ok(Self { proj: linear(in_dim, n_experts, vb)? })
     }
 
-    /// Weighted sum of `experts` (each (N, H)) with softmax weights computed from `input`.
-    pub fn mix(&self, input: &Tensor, experts: &[Tensor]) -> Result<Tensor> {
-        // `candle_nn::ops::softmax`, not `softmax_last_dim`: the latter is a forward-only op
-        // (no gradient), which would leave the gate and its input's share untrained.
-        let weights = candle_nn::ops::softmax(&self.proj.forward(input)?, D::Minus1)?; // (N, E)
-        let stacked = Tensor::stack(experts, 1)?; // (N, E, H)
-        stacked.broadcast_mul(&weights.unsqueeze(2)?)?.sum(1)
+    /// Weighted sum of the experts in blocks `blocks` of a bank's side-by-side output
+    /// `joined` (each block `width` columns), with softmax weights computed from `input`.
+    pub fn mix(&self, input: &Tensor, joined: &Tensor, width: usize, blocks: &[usize]) -> Result<Tensor> {
+        softmax_mix(&self.proj.forward(input)?, joined, width, blocks)
     }
 }
 
@@ -40,7 +38,8 @@ mod tests {
         let x = Tensor::from_vec((0..20).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect(), (5, 4), &dev).unwrap();
         let experts: Vec<Tensor> =
             (0..3).map(|e| (x.narrow(1, 0, 2).unwrap() * (e as f64 + 1.0)).unwrap().sin().unwrap()).collect();
-        let loss = |g: &Gate| g.mix(&x, &experts).unwrap().sqr().unwrap().sum_all().unwrap();
+        let joined = Tensor::cat(&experts, 1).unwrap();
+        let loss = |g: &Gate| g.mix(&x, &joined, 2, &[0, 1, 2]).unwrap().sqr().unwrap().sum_all().unwrap();
         let w = params.get("gate.weight").unwrap();
         let grad: Vec<f32> = loss(&gate)
             .backward()

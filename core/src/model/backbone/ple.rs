@@ -6,24 +6,34 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::gate::Gate;
-use crate::nn::mlp::Mlp;
+use crate::nn::bank::ExpertBank;
+
+/// One level's experts, evaluated as banks (`nn::bank`). Their outputs, side by side, are
+/// in the order ctr experts, cvr experts, shared experts: the gates' blocks index into it,
+/// and each gate lists its experts in the order its weights were trained with.
+#[derive(Clone, Debug)]
+enum Experts {
+    /// The first level: every expert reads the embeddings, so one bank runs them all.
+    OneInput(ExpertBank),
+    /// Deeper levels: the ctr, cvr and shared experts read their own inputs (a bank is
+    /// absent when it has no experts).
+    PerInput { ctr: Option<ExpertBank>, cvr: Option<ExpertBank>, shared: Option<ExpertBank> },
+}
 
 #[derive(Clone, Debug)]
 struct Level {
-    shared: Vec<Mlp>,
-    ctr: Vec<Mlp>,
-    cvr: Vec<Mlp>,
+    experts: Experts,
     gate_ctr: Gate,
     gate_cvr: Gate,
     gate_shared: Option<Gate>,
+    /// Each gate's experts, as blocks of the level's side-by-side output.
+    ctr_blocks: Vec<usize>,
+    cvr_blocks: Vec<usize>,
+    all_blocks: Vec<usize>,
 }
 
-fn experts(n: usize, in_dim: usize, widths: &[usize], dropout: f32, vb: VarBuilder, name: &str) -> Result<Vec<Mlp>> {
-    (0..n).map(|e| Mlp::new(in_dim, widths, dropout, vb.pp(format!("{name}{e}")))).collect()
-}
-
-fn run(experts: &[Mlp], x: &Tensor, train: bool) -> Result<Vec<Tensor>> {
-    experts.iter().map(|e| e.forward_t(x, train)).collect()
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|e| format!("{prefix}{e}")).collect()
 }
 
 #[derive(Clone, Debug)]
@@ -44,21 +54,35 @@ impl Ple {
     pub fn new(in_dim: usize, s: &PleSizes, vb: VarBuilder) -> Result<Self> {
         let mut levels = Vec::with_capacity(s.levels);
         let mut d = in_dim;
+        let (t, sh) = (s.task_experts, s.shared_experts);
         for l in 0..s.levels {
             let vb = vb.pp(format!("level{l}"));
             let last = l + 1 == s.levels;
-            let task_gate = s.task_experts + s.shared_experts;
+            let bank = |names: Vec<String>| -> Result<Option<ExpertBank>> {
+                if names.is_empty() {
+                    return Ok(None);
+                }
+                ExpertBank::new(d, s.widths, s.dropout, &names, vb.clone()).map(Some)
+            };
+            let experts = if l == 0 {
+                let all = [names("ctr", t), names("cvr", t), names("shared", sh)].concat();
+                Experts::OneInput(ExpertBank::new(d, s.widths, s.dropout, &all, vb.clone())?)
+            } else {
+                Experts::PerInput {
+                    ctr: bank(names("ctr", t))?,
+                    cvr: bank(names("cvr", t))?,
+                    shared: bank(names("shared", sh))?,
+                }
+            };
+            let shared_blocks = 2 * t..2 * t + sh;
             let level = Level {
-                shared: experts(s.shared_experts, d, s.widths, s.dropout, vb.clone(), "shared")?,
-                ctr: experts(s.task_experts, d, s.widths, s.dropout, vb.clone(), "ctr")?,
-                cvr: experts(s.task_experts, d, s.widths, s.dropout, vb.clone(), "cvr")?,
-                gate_ctr: Gate::new(d, task_gate, vb.pp("gate_ctr"))?,
-                gate_cvr: Gate::new(d, task_gate, vb.pp("gate_cvr"))?,
-                gate_shared: if last || s.shared_experts == 0 {
-                    None
-                } else {
-                    Some(Gate::new(d, 2 * s.task_experts + s.shared_experts, vb.pp("gate_shared"))?)
-                },
+                experts,
+                gate_ctr: Gate::new(d, t + sh, vb.pp("gate_ctr"))?,
+                gate_cvr: Gate::new(d, t + sh, vb.pp("gate_cvr"))?,
+                gate_shared: if last || sh == 0 { None } else { Some(Gate::new(d, 2 * t + sh, vb.pp("gate_shared"))?) },
+                ctr_blocks: (0..t).chain(shared_blocks.clone()).collect(),
+                cvr_blocks: (t..2 * t).chain(shared_blocks).collect(),
+                all_blocks: (0..2 * t + sh).collect(),
             };
             levels.push(level);
             d = *s.widths.last().unwrap_or(&d);
@@ -72,16 +96,22 @@ impl Ple {
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let (mut in_c, mut in_v, mut in_s) = (x.clone(), x.clone(), x.clone());
+        let h = self.out_dim;
         for level in &self.levels {
-            let shared = run(&level.shared, &in_s, train)?;
-            let ctr = run(&level.ctr, &in_c, train)?;
-            let cvr = run(&level.cvr, &in_v, train)?;
-            let both = |own: &[Tensor]| own.iter().chain(shared.iter()).cloned().collect::<Vec<_>>();
-            let next_c = level.gate_ctr.mix(&in_c, &both(&ctr))?;
-            let next_v = level.gate_cvr.mix(&in_v, &both(&cvr))?;
+            let joined = match &level.experts {
+                Experts::OneInput(bank) => bank.forward_t(&in_c, train)?,
+                Experts::PerInput { ctr, cvr, shared } => {
+                    let parts = [(ctr, &in_c), (cvr, &in_v), (shared, &in_s)]
+                        .into_iter()
+                        .filter_map(|(bank, input)| bank.as_ref().map(|b| b.forward_t(input, train)))
+                        .collect::<Result<Vec<_>>>()?;
+                    Tensor::cat(&parts, 1)?
+                }
+            };
+            let next_c = level.gate_ctr.mix(&in_c, &joined, h, &level.ctr_blocks)?;
+            let next_v = level.gate_cvr.mix(&in_v, &joined, h, &level.cvr_blocks)?;
             if let Some(g) = &level.gate_shared {
-                let all: Vec<Tensor> = ctr.iter().chain(cvr.iter()).chain(shared.iter()).cloned().collect();
-                in_s = g.mix(&in_s, &all)?;
+                in_s = g.mix(&in_s, &joined, h, &level.all_blocks)?;
             }
             in_c = next_c;
             in_v = next_v;

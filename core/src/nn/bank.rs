@@ -1,0 +1,378 @@
+//! A bank of G expert MLPs of the same widths reading the same input, evaluated together:
+//! the output is the experts' outputs side by side, (N, G H), expert g in columns
+//! [g H, (g + 1) H).
+//!
+//! Each expert keeps its own weights under its own name (`{name}.{layer}.weight`, exactly
+//! as a separate [`Mlp`](super::mlp::Mlp) names them), but the bank runs them as few, large
+//! products: the first layers as one dense layer over the concatenated weights (one gemm
+//! forward; backward, one gemm for the input's gradient, which is then the sum over the
+//! experts with no per-expert gradient to add up), the deeper layers as one grouped op
+//! (a gemm per expert on column blocks, no copies). Run one by one, PLE's four experts
+//! cost four small gemms a layer, and backward three extra passes adding up the input's
+//! gradient. A batch of a few rows (the single-instance latency path) runs the experts one
+//! by one instead: there, copying the weights side by side would cost more than the products.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+use super::linear::{chunk_rows, column_sum, dense, fused_applies, linear, parallelism, Linear};
+use super::relu::{relu, relu_grad};
+use crate::cpu_kernel::f32_slice;
+
+/// Up to this many rows the experts run one by one (see the module's note).
+const ONE_BY_ONE_ROWS: usize = 16;
+
+#[derive(Clone, Debug)]
+pub struct ExpertBank {
+    /// `layers[l][g]`: layer l of expert g.
+    layers: Vec<Vec<Linear>>,
+    groups: usize,
+    in_dim: usize,
+    dropout: f32,
+}
+
+impl ExpertBank {
+    /// One expert per name, its layers under `vb.pp(name)` as `0`, `1`, ...
+    pub fn new(in_dim: usize, widths: &[usize], dropout: f32, names: &[String], vb: VarBuilder) -> Result<Self> {
+        let mut layers = Vec::with_capacity(widths.len());
+        let mut d = in_dim;
+        for (i, &w) in widths.iter().enumerate() {
+            let layer =
+                names.iter().map(|name| linear(d, w, vb.pp(name).pp(i.to_string()))).collect::<Result<Vec<_>>>()?;
+            layers.push(layer);
+            d = w;
+        }
+        Ok(Self { layers, groups: names.len(), in_dim, dropout })
+    }
+
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// Width of one expert's output.
+    pub fn out_dim(&self) -> usize {
+        self.layers.last().and_then(|l| l.first()).map_or(self.in_dim, |l| l.bias().dims1().unwrap_or(0))
+    }
+
+    /// (N, G H): every expert's output, side by side.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if self.groups == 0 {
+            candle_core::bail!("an expert bank with no experts");
+        }
+        let Some((first, deeper)) = self.layers.split_first() else {
+            return Tensor::cat(&vec![x.clone(); self.groups], 1);
+        };
+        if x.dim(0)? <= ONE_BY_ONE_ROWS {
+            let outs = (0..self.groups)
+                .map(|g| {
+                    self.layers.iter().try_fold(x.clone(), |h, layer| self.dropout(layer[g].forward_relu(&h)?, train))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Tensor::cat(&outs, 1);
+        }
+        let (w, b) = joined(first)?;
+        let mut h = self.dropout(dense(x, &w, &b, true)?, train)?;
+        for layer in deeper {
+            let (w, b) = joined(layer)?;
+            h = self.dropout(grouped_dense(&h, &w, &b, self.groups)?, train)?;
+        }
+        Ok(h)
+    }
+
+    fn dropout(&self, h: Tensor, train: bool) -> Result<Tensor> {
+        if train && self.dropout > 0.0 {
+            candle_nn::ops::dropout(&h, self.dropout)
+        } else {
+            Ok(h)
+        }
+    }
+}
+
+/// The experts' weights of one layer stacked, (G out, in), and their biases, (G out).
+fn joined(layer: &[Linear]) -> Result<(Tensor, Tensor)> {
+    if let [one] = layer {
+        return Ok((one.weight().clone(), one.bias().clone()));
+    }
+    let w: Vec<&Tensor> = layer.iter().map(Linear::weight).collect();
+    let b: Vec<&Tensor> = layer.iter().map(Linear::bias).collect();
+    Ok((Tensor::cat(&w, 0)?, Tensor::cat(&b, 0)?))
+}
+
+/// relu of a block-diagonal dense layer: x (N, G k), `w` (G m, k) the G experts' weights
+/// stacked, `b` (G m); expert g maps columns [g k, (g + 1) k) of x to [g m, (g + 1) m).
+fn grouped_dense(x: &Tensor, w: &Tensor, b: &Tensor, groups: usize) -> Result<Tensor> {
+    if groups == 1 {
+        return dense(x, w, b, true);
+    }
+    if fused_applies(x, w, b) {
+        return x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Grouped { groups });
+    }
+    let (k, m) = (x.dim(1)? / groups, w.dim(0)? / groups);
+    let outs =
+        (0..groups).map(|g| x.narrow(1, g * k, k)?.matmul(&w.narrow(0, g * m, m)?.t()?)).collect::<Result<Vec<_>>>()?;
+    relu(&Tensor::cat(&outs, 1)?.broadcast_add(b)?)
+}
+
+struct Grouped {
+    groups: usize,
+}
+
+/// dst (rows x cols) = a (rows x inner) b (inner x cols), each matrix given by its pointer
+/// and (row, column) strides in elements.
+///
+/// # Safety
+/// Every pointer must address a matrix of the stated size and strides inside its buffer;
+/// `dst` must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    rows: usize,
+    cols: usize,
+    inner: usize,
+    dst: (*mut f32, usize, usize),
+    a: (*const f32, usize, usize),
+    b: (*const f32, usize, usize),
+) {
+    if rows == 0 || cols == 0 || inner == 0 {
+        return;
+    }
+    gemm::gemm(
+        rows,
+        cols,
+        inner,
+        dst.0,
+        dst.2 as isize,
+        dst.1 as isize,
+        false,
+        a.0,
+        a.2 as isize,
+        a.1 as isize,
+        b.0,
+        b.2 as isize,
+        b.1 as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        parallelism(),
+    );
+}
+
+/// (n, g k) of x, (g m, k) of w, checked against each other.
+fn grouped_dims(lx: &Layout, lw: &Layout, groups: usize, op: &str) -> Result<(usize, usize, usize)> {
+    let (n, gk) = lx.shape().dims2()?;
+    let (gm, k) = lw.shape().dims2()?;
+    if groups == 0 || gk != groups * k || gm % groups != 0 {
+        candle_core::bail!("{op}: input (.., {gk}) and weights ({gm}, {k}) for {groups} experts");
+    }
+    Ok((n, k, gm / groups))
+}
+
+impl CustomOp3 for Grouped {
+    fn name(&self) -> &'static str {
+        "adaftr-grouped-dense"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let op = "grouped dense layer";
+        let (x, w, b) =
+            (f32_slice(s1, l1, op, "input")?, f32_slice(s2, l2, op, "weight")?, f32_slice(s3, l3, op, "bias")?);
+        let g = self.groups;
+        let (n, k, m) = grouped_dims(l1, l2, g, op)?;
+        if b.len() != g * m {
+            candle_core::bail!("{op}: bias of {} for {g} experts of width {m}", b.len());
+        }
+        let width = g * m;
+        let mut y = vec![0f32; n * width];
+        for e in 0..g {
+            // SAFETY: expert e reads columns [e k, (e+1) k) of x (n x g k), rows [e m, (e+1) m)
+            // of w (g m x k) as its transpose, and writes columns [e m, (e+1) m) of y.
+            unsafe {
+                product(
+                    n,
+                    m,
+                    k,
+                    (y.as_mut_ptr().add(e * m), width, 1),
+                    (x.as_ptr().add(e * k), g * k, 1),
+                    (w.as_ptr().add(e * m * k), 1, k),
+                );
+            }
+        }
+        y.par_chunks_mut(width.max(1) * chunk_rows(width)).for_each(|rows| {
+            for row in rows.chunks_exact_mut(width.max(1)) {
+                for (v, &bj) in row.iter_mut().zip(b) {
+                    *v = (*v + bj).max(0.0);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((n, width))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = relu_grad(grad, y)?;
+        let grad_x = g.apply_op2_no_bwd(w, &GroupedGradInput { groups: self.groups })?;
+        let grad_w = g.apply_op2_no_bwd(x, &GroupedGradWeight { groups: self.groups })?;
+        Ok((Some(grad_x), Some(grad_w), Some(column_sum(&g)?)))
+    }
+}
+
+/// d/dx: block e of the input's gradient is block e of the output's gradient times W_e.
+struct GroupedGradInput {
+    groups: usize,
+}
+
+impl CustomOp2 for GroupedGradInput {
+    fn name(&self) -> &'static str {
+        "adaftr-grouped-dense-grad-input"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let op = "grouped dense layer (backward)";
+        let (gy, w) = (f32_slice(s1, l1, op, "gradient")?, f32_slice(s2, l2, op, "weight")?);
+        let g = self.groups;
+        let (n, gm) = l1.shape().dims2()?;
+        let (gm2, k) = l2.shape().dims2()?;
+        if gm != gm2 || g == 0 || gm % g != 0 {
+            candle_core::bail!("{op}: gradient (.., {gm}) and weights ({gm2}, {k}) for {g} experts");
+        }
+        let m = gm / g;
+        let mut out = vec![0f32; n * g * k];
+        for e in 0..g {
+            // SAFETY: (n x m block e of gy) times (m x k rows of w) into block e of out.
+            unsafe {
+                product(
+                    n,
+                    k,
+                    m,
+                    (out.as_mut_ptr().add(e * k), g * k, 1),
+                    (gy.as_ptr().add(e * m), gm, 1),
+                    (w.as_ptr().add(e * m * k), k, 1),
+                );
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, g * k))))
+    }
+}
+
+/// d/dW: W_e's gradient is block e of the output's gradient, transposed, times block e of x.
+struct GroupedGradWeight {
+    groups: usize,
+}
+
+impl CustomOp2 for GroupedGradWeight {
+    fn name(&self) -> &'static str {
+        "adaftr-grouped-dense-grad-weight"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let op = "grouped dense layer (backward)";
+        let (gy, x) = (f32_slice(s1, l1, op, "gradient")?, f32_slice(s2, l2, op, "input")?);
+        let g = self.groups;
+        let (n, gm) = l1.shape().dims2()?;
+        let (n2, gk) = l2.shape().dims2()?;
+        if n != n2 || g == 0 || gm % g != 0 || gk % g != 0 {
+            candle_core::bail!("{op}: gradient ({n}, {gm}) and input ({n2}, {gk}) for {g} experts");
+        }
+        let (m, k) = (gm / g, gk / g);
+        let mut out = vec![0f32; gm * k];
+        for e in 0..g {
+            // SAFETY: (m x n: block e of gy, transposed) times (n x k: block e of x) into
+            // rows [e m, (e+1) m) of out.
+            unsafe {
+                product(
+                    m,
+                    k,
+                    n,
+                    (out.as_mut_ptr().add(e * m * k), k, 1),
+                    (gy.as_ptr().add(e * m), 1, gm),
+                    (x.as_ptr().add(e * k), gk, 1),
+                );
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((gm, k))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu_kernel::max_abs_diff;
+    use crate::nn::init::seeded_var_builder;
+    use crate::nn::mlp::Mlp;
+    use candle_core::{Device, Var};
+
+    /// The bank computes what its experts compute one by one, and every weight and the input
+    /// get the same gradient, on a large batch (side by side) and a small one (one by one).
+    #[test]
+    fn matches_its_experts_run_one_by_one() {
+        for rows in [2501, ONE_BY_ONE_ROWS] {
+            matches_at(rows);
+        }
+    }
+
+    fn matches_at(rows: usize) {
+        let dev = Device::Cpu;
+        let names: Vec<String> = ["ctr0", "shared0", "shared1"].iter().map(|s| s.to_string()).collect();
+        // Odd widths and enough rows for several parallel chunks; three layers, so the
+        // grouped op runs twice.
+        let widths = [19, 11, 7];
+        let (vb, params) = seeded_var_builder(5, &dev);
+        let bank = ExpertBank::new(13, &widths, 0.0, &names, vb.clone()).unwrap();
+        let experts: Vec<Mlp> = names.iter().map(|n| Mlp::new(13, &widths, 0.0, vb.pp(n)).unwrap()).collect();
+        assert_eq!((bank.groups(), bank.out_dim()), (3, 7));
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (rows, 13), &dev).unwrap()).unwrap();
+        let up = Tensor::randn(0f32, 1.0, (rows, 21), &dev).unwrap();
+        let ours = bank.forward_t(&x, true).unwrap();
+        let one_by_one =
+            Tensor::cat(&experts.iter().map(|e| e.forward_t(&x, true).unwrap()).collect::<Vec<_>>(), 1).unwrap();
+        assert!(max_abs_diff(&ours, &one_by_one) < 1e-5);
+        let ga = (&ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&one_by_one * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut checked = 0;
+        for (name, v) in params.sorted() {
+            let (a, b) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+            let d = max_abs_diff(a, b);
+            assert!(d < 1e-3 * (1.0 + max_abs_diff(b, &b.zeros_like().unwrap())), "{name}: gradient differs by {d}");
+            checked += 1;
+        }
+        assert_eq!(checked, 3 * 3 * 2, "every expert's weight and bias has a gradient");
+        assert!(max_abs_diff(ga.get(&x).unwrap(), gb.get(&x).unwrap()) < 1e-3);
+    }
+
+    #[test]
+    fn the_same_bits_on_one_and_two_threads() {
+        let dev = Device::Cpu;
+        let names: Vec<String> = (0..4).map(|e| format!("e{e}")).collect();
+        let (vb, params) = seeded_var_builder(2, &dev);
+        let bank = ExpertBank::new(40, &[64, 32], 0.0, &names, vb).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3000, 40), &dev).unwrap();
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                let y = bank.forward_t(&x, true).unwrap();
+                let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let mut out = vec![y.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
+                for (_, v) in params.sorted() {
+                    out.push(grads.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+                }
+                out
+            })
+        };
+        assert_eq!(run(1), run(2));
+    }
+}
