@@ -13,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Resul
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::gemv::gemv;
 use super::relu::{relu, relu_grad};
 use crate::cpu_kernel::f32_slice;
 
@@ -88,6 +89,10 @@ pub(crate) fn chunk_rows(width: usize) -> usize {
     (16_384 / width.max(1)).max(1)
 }
 
+/// Up to this many rows the product is a matrix-vector product per row (`nn::gemv`): the
+/// single-instance path, where the weights are read once and gemm's one-row kernel is slow.
+const GEMV_ROWS: usize = 4;
+
 struct Dense {
     relu: bool,
 }
@@ -114,7 +119,11 @@ impl CustomOp3 for Dense {
             candle_core::bail!("dense layer: input (.., {k}), weight ({m}, {k2}), bias ({})", b.len());
         }
         let mut y = vec![0f32; n * m];
-        if n > 0 && m > 0 && k > 0 {
+        if n > 0 && m > 0 && k > 0 && n <= GEMV_ROWS {
+            for (yr, xr) in y.chunks_exact_mut(m).zip(x.chunks_exact(k)) {
+                gemv(w, xr, yr);
+            }
+        } else if n > 0 && m > 0 && k > 0 {
             // SAFETY: y is n x m row-major, x n x k row-major, w m x k row-major read as
             // the k x m matrix W^T (row stride 1, column stride k); all in bounds.
             unsafe {
@@ -224,9 +233,9 @@ mod tests {
         let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
         // Large enough for several parallel chunks, odd sizes for the edges.
         let ours = linear(37, 13, vb.pp("l")).unwrap();
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3001, 37), &dev).unwrap()).unwrap();
-        let up = Tensor::randn(0f32, 1.0, (3001, 13), &dev).unwrap();
-        for with_relu in [false, true] {
+        for (rows, with_relu) in [(3001, false), (3001, true), (GEMV_ROWS, true), (1, false)] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (rows, 37), &dev).unwrap()).unwrap();
+            let up = Tensor::randn(0f32, 1.0, (rows, 13), &dev).unwrap();
             let reference = {
                 let y = x.matmul(&ours.weight.t().unwrap()).unwrap().broadcast_add(&ours.bias).unwrap();
                 if with_relu {

@@ -4,6 +4,7 @@
 //! `relatedness` compose them; the optimiser, bundles and checkpoints read [`Params`].
 
 pub mod bank;
+mod gemv;
 pub mod init;
 pub mod linear;
 pub mod mix;
