@@ -17,3 +17,73 @@ pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str, what: &str)
 pub(crate) fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
 }
+
+/// Defines a function whose body runs compiled for the widest vector unit this CPU has:
+/// AVX-512, else AVX2, else the baseline target (on wasm32 with simd128 that vectorises
+/// too). A release build targets baseline x86-64 (SSE2) so that one binary runs
+/// everywhere; a kernel defined with this gets 16-lane (or 8-lane) vectors where the CPU
+/// has them, without a second binary. The body is inlined into each version, and so must
+/// be the helpers it calls (`#[inline(always)]`) to be vectorised with it.
+///
+/// No version lets a multiply and an add fuse (Rust never contracts `a * b + c` into an
+/// FMA), so every version computes the same bits as long as the kernel fixes its own order
+/// of summation (the kernels' LANES partial sums): results do not depend on the machine's
+/// vector width. Tests check this against the baseline (`force_baseline`).
+macro_rules! vectorised_fn {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn kernel($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            if !$crate::cpu_kernel::baseline_forced() {
+                #[target_feature(enable = "avx512f")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    kernel($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    kernel($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the feature this version was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            kernel($($arg),*)
+        }
+    };
+}
+pub(crate) use vectorised_fn;
+
+#[cfg(test)]
+static BASELINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether kernels run their baseline version (tests compare it with the vectorised ones).
+#[inline]
+pub(crate) fn baseline_forced() -> bool {
+    #[cfg(test)]
+    return BASELINE.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(test))]
+    false
+}
+
+/// Runs `f` with every kernel on its baseline version, for tests that compare the versions.
+/// Process-wide: other tests running meanwhile take the baseline too, which only slows them.
+#[cfg(test)]
+pub(crate) fn force_baseline<R>(f: impl FnOnce() -> R) -> R {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    BASELINE.store(true, std::sync::atomic::Ordering::Relaxed);
+    let out = f();
+    BASELINE.store(false, std::sync::atomic::Ordering::Relaxed);
+    out
+}

@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_kernel::f32_slice;
+use crate::cpu_kernel::{f32_slice, vectorised_fn};
 
 /// In-batch InfoNCE with a per-row temperature, fused into one CPU kernel for the forward
 /// pass and one for the backward: `s` is the (N, N) similarity matrix, `tau` (N,). Returns
@@ -67,40 +67,50 @@ fn grad_chunk_rows(n: usize) -> usize {
 fn nce_stats(s: &[f32], inv_tau: &[f32], n: usize, cols: bool) -> Vec<f32> {
     let mut out = vec![0f32; n];
     if !cols {
-        out.par_chunks_mut(STATS_CHUNK).enumerate().for_each(|(c, o)| {
-            for (r, v) in o.iter_mut().enumerate() {
-                let i = c * STATS_CHUNK + r;
-                let row = &s[i * n..(i + 1) * n];
-                let it = inv_tau[i];
-                let m = lanes_max(row) * it;
-                *v = m + lanes_sum(row, |x| exp_f32(x * it - m)).ln();
-            }
-        });
+        out.par_chunks_mut(STATS_CHUNK).enumerate().for_each(|(c, o)| row_stats(s, inv_tau, n, c * STATS_CHUNK, o));
     } else {
-        out.par_chunks_mut(STATS_CHUNK).enumerate().for_each(|(c, o)| {
-            let (j0, w) = (c * STATS_CHUNK, o.len());
-            let it = &inv_tau[j0..j0 + w];
-            let mut mx = vec![f32::NEG_INFINITY; w];
-            for k in 0..n {
-                for (m, &x) in mx.iter_mut().zip(&s[k * n + j0..k * n + j0 + w]) {
-                    *m = m.max(x);
-                }
-            }
-            for (m, &t) in mx.iter_mut().zip(it) {
-                *m *= t;
-            }
-            let mut sum = vec![0f32; w];
-            for k in 0..n {
-                for (((acc, &x), &m), &t) in sum.iter_mut().zip(&s[k * n + j0..k * n + j0 + w]).zip(&mx).zip(it) {
-                    *acc += exp_f32(x * t - m);
-                }
-            }
-            for ((v, m), acc) in o.iter_mut().zip(&mx).zip(&sum) {
-                *v = m + acc.ln();
-            }
-        });
+        out.par_chunks_mut(STATS_CHUNK).enumerate().for_each(|(c, o)| col_stats(s, inv_tau, n, c * STATS_CHUNK, o));
     }
     out
+}
+
+vectorised_fn! {
+    /// Row statistics of rows i0.. (one per element of `out`).
+    fn row_stats(s: &[f32], inv_tau: &[f32], n: usize, i0: usize, out: &mut [f32]) {
+        for (r, v) in out.iter_mut().enumerate() {
+            let i = i0 + r;
+            let row = &s[i * n..(i + 1) * n];
+            let it = inv_tau[i];
+            let m = lanes_max(row) * it;
+            *v = m + lanes_sum(row, |x| exp_f32(x * it - m)).ln();
+        }
+    }
+}
+
+vectorised_fn! {
+    /// Column statistics of columns j0.. (one per element of `o`), sweeping rows in memory order.
+    fn col_stats(s: &[f32], inv_tau: &[f32], n: usize, j0: usize, o: &mut [f32]) {
+        let w = o.len();
+        let it = &inv_tau[j0..j0 + w];
+        let mut mx = vec![f32::NEG_INFINITY; w];
+        for k in 0..n {
+            for (m, &x) in mx.iter_mut().zip(&s[k * n + j0..k * n + j0 + w]) {
+                *m = m.max(x);
+            }
+        }
+        for (m, &t) in mx.iter_mut().zip(it) {
+            *m *= t;
+        }
+        let mut sum = vec![0f32; w];
+        for k in 0..n {
+            for (((acc, &x), &m), &t) in sum.iter_mut().zip(&s[k * n + j0..k * n + j0 + w]).zip(&mx).zip(it) {
+                *acc += exp_f32(x * t - m);
+            }
+        }
+        for ((v, m), acc) in o.iter_mut().zip(&mx).zip(&sum) {
+            *v = m + acc.ln();
+        }
+    }
 }
 
 /// Width of the independent accumulators of the row reductions below. A float sum or max
@@ -108,6 +118,7 @@ fn nce_stats(s: &[f32], inv_tau: &[f32], n: usize, cols: bool) -> Vec<f32> {
 /// one element at a time (the exponentials included); LANES partial results vectorise.
 const LANES: usize = 16;
 
+#[inline(always)]
 fn lanes_max(row: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = row.chunks_exact(LANES);
@@ -120,6 +131,7 @@ fn lanes_max(row: &[f32]) -> f32 {
     rest.iter().chain(&acc).fold(f32::NEG_INFINITY, |m, &x| m.max(x))
 }
 
+#[inline(always)]
 fn lanes_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = row.chunks_exact(LANES);
@@ -208,43 +220,11 @@ impl CustomOp2 for InfoNceGrad {
         // of s_i. / tau_i and q the column softmax of s_.j / tau_j; per row also
         // sum_j p_ij s_ij (for dtau_i) and, per column, sum_k q_kj s_kj (for dtau_j).
         let step = grad_chunk_rows(n);
-        let kernel = |i0: usize, d: &mut [f32]| -> (Vec<f32>, Vec<f32>) {
-            let mut psum = Vec::with_capacity(d.len() / n);
-            let mut qsum = vec![0f32; if wc != 0.0 { n } else { 0 }];
-            for (r, drow) in d.chunks_mut(n).enumerate() {
-                let i = i0 + r;
-                let row = &s[i * n..(i + 1) * n];
-                let (it, lse) = (inv[i], rows[i]);
-                // sum_j p_ij s_ij in LANES partial sums (see `lanes_sum`), so that the loop
-                // over j vectorises.
-                let mut ps = [0f32; LANES];
-                for j0 in (0..n).step_by(LANES) {
-                    let w = LANES.min(n - j0);
-                    let (x, d) = (&row[j0..j0 + w], &mut drow[j0..j0 + w]);
-                    if wc != 0.0 {
-                        let (iv, cl, qs) = (&inv[j0..j0 + w], &cols[j0..j0 + w], &mut qsum[j0..j0 + w]);
-                        for k in 0..w {
-                            let p = exp_f32(x[k] * it - lse);
-                            let q = exp_f32(x[k] * iv[k] - cl[k]);
-                            ps[k] += p * x[k];
-                            qs[k] += q * x[k];
-                            d[k] = wr * p * it + wc * q * iv[k];
-                        }
-                    } else {
-                        for k in 0..w {
-                            let p = exp_f32(x[k] * it - lse);
-                            ps[k] += p * x[k];
-                            d[k] = wr * p * it;
-                        }
-                    }
-                }
-                drow[i] -= (wr + wc) * it;
-                psum.push(ps.iter().sum());
-            }
-            (psum, qsum)
-        };
-        let results: Vec<(Vec<f32>, Vec<f32>)> =
-            ds.par_chunks_mut(step * n.max(1)).enumerate().map(|(p, d)| kernel(p * step, d)).collect();
+        let results: Vec<(Vec<f32>, Vec<f32>)> = ds
+            .par_chunks_mut(step * n.max(1))
+            .enumerate()
+            .map(|(p, d)| grad_rows(s, &inv, &rows, &cols, n, [wr, wc], p * step, d))
+            .collect();
         let psum: Vec<f32> = results.iter().flat_map(|(p, _)| p.iter().copied()).collect();
         let mut qsum = vec![0f32; n];
         for (_, q) in &results {
@@ -257,6 +237,56 @@ impl CustomOp2 for InfoNceGrad {
             dtau[i] = wr * it2 * (sii - psum[i]) + wc * it2 * (sii - qsum[i]);
         }
         Ok((CpuStorage::F32(out), Shape::from(n * n + n)))
+    }
+}
+
+vectorised_fn! {
+    /// Rows i0.. of dS (`d`, whole rows), with their sum_j p_ij s_ij and, when the loss is
+    /// symmetric (wc != 0), these rows' share of every column's sum_k q_kj s_kj.
+    fn grad_rows(
+        s: &[f32],
+        inv: &[f32],
+        rows: &[f32],
+        cols: &[f32],
+        n: usize,
+        weights: [f32; 2],
+        i0: usize,
+        d: &mut [f32],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let [wr, wc] = weights;
+        let mut psum = Vec::with_capacity(d.len() / n);
+        let mut qsum = vec![0f32; if wc != 0.0 { n } else { 0 }];
+        for (r, drow) in d.chunks_mut(n).enumerate() {
+            let i = i0 + r;
+            let row = &s[i * n..(i + 1) * n];
+            let (it, lse) = (inv[i], rows[i]);
+            // sum_j p_ij s_ij in LANES partial sums (see `lanes_sum`), so that the loop
+            // over j vectorises.
+            let mut ps = [0f32; LANES];
+            for j0 in (0..n).step_by(LANES) {
+                let w = LANES.min(n - j0);
+                let (x, d) = (&row[j0..j0 + w], &mut drow[j0..j0 + w]);
+                if wc != 0.0 {
+                    let (iv, cl, qs) = (&inv[j0..j0 + w], &cols[j0..j0 + w], &mut qsum[j0..j0 + w]);
+                    for k in 0..w {
+                        let p = exp_f32(x[k] * it - lse);
+                        let q = exp_f32(x[k] * iv[k] - cl[k]);
+                        ps[k] += p * x[k];
+                        qs[k] += q * x[k];
+                        d[k] = wr * p * it + wc * q * iv[k];
+                    }
+                } else {
+                    for k in 0..w {
+                        let p = exp_f32(x[k] * it - lse);
+                        ps[k] += p * x[k];
+                        d[k] = wr * p * it;
+                    }
+                }
+            }
+            drow[i] -= (wr + wc) * it;
+            psum.push(ps.iter().sum());
+        }
+        (psum, qsum)
     }
 }
 
@@ -276,8 +306,9 @@ mod tests {
         }
     }
 
-    /// Loss and gradients bit for bit on 1 and on 2 threads (N spanning several tasks, and
-    /// a partial last one).
+    /// Loss and gradients bit for bit on 1 and on 2 threads, and with the kernels compiled
+    /// for this CPU's vectors or for the baseline (N spanning several tasks, and a partial
+    /// last one).
     #[test]
     fn same_bits_on_any_number_of_threads() {
         let dev = Device::Cpu;
@@ -300,7 +331,9 @@ mod tests {
                     )
                 })
             };
+            let baseline = crate::cpu_kernel::force_baseline(|| run(2));
             assert!(run(1) == run(2), "n {n}: the result depends on the thread count");
+            assert!(run(2) == baseline, "n {n}: the result depends on the vector width");
         }
     }
 

@@ -5,45 +5,23 @@
 //! from cache. gemm's one-row kernel managed about a third of that on an AVX-512 machine,
 //! which made PLE's four experts (1.7 MB of weights) most of a prediction. This kernel
 //! keeps four rows' dot products in flight in 16 lanes each (enough independent sums to
-//! cover the adder's latency) and is compiled three times: for AVX-512, for AVX2 and for
-//! the baseline target (on wasm32 with simd128 it vectorises too); the first the CPU has is
-//! chosen at run time. No fused multiply-add is allowed to form (Rust never contracts
-//! `a * b + c`), and the lanes are summed in one fixed order, so every version gives the
-//! same bits: a prediction does not depend on the machine's vector width.
+//! cover the adder's latency), sums the lanes in one fixed order, and runs compiled for the
+//! CPU's vector width (`cpu_kernel::vectorised`), with the same bits on every width.
+
+use crate::cpu_kernel::vectorised_fn;
 
 const LANES: usize = 16;
 
-/// out_j = <w_j, x> for every row w_j of `w` ((out.len(), x.len()), row-major).
-pub(crate) fn gemv(w: &[f32], x: &[f32], out: &mut [f32]) {
-    debug_assert_eq!(w.len(), x.len() * out.len());
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features this version was compiled for.
-            return unsafe { gemv_avx512(w, x, out) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above.
-            return unsafe { gemv_avx2(w, x, out) };
-        }
+vectorised_fn! {
+    /// out_j = <w_j, x> for every row w_j of `w` ((out.len(), x.len()), row-major).
+    pub(crate) fn gemv(w: &[f32], x: &[f32], out: &mut [f32]) {
+        debug_assert_eq!(w.len(), x.len() * out.len());
+        gemv_rows(w, x, out)
     }
-    gemv_portable(w, x, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gemv_avx512(w: &[f32], x: &[f32], out: &mut [f32]) {
-    gemv_portable(w, x, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn gemv_avx2(w: &[f32], x: &[f32], out: &mut [f32]) {
-    gemv_portable(w, x, out)
 }
 
 #[inline(always)]
-fn gemv_portable(w: &[f32], x: &[f32], out: &mut [f32]) {
+fn gemv_rows(w: &[f32], x: &[f32], out: &mut [f32]) {
     let k = x.len();
     let mut rows = out.chunks_exact_mut(4);
     let mut blocks = w.chunks_exact(4 * k);
@@ -135,16 +113,9 @@ mod tests {
                 let exact: f64 = (0..k).map(|i| w[j * k + i] as f64 * x[i] as f64).sum();
                 assert!((o as f64 - exact).abs() < 1e-5, "{rows}x{k} row {j}: {o} vs {exact}");
             }
-            let mut portable = vec![0f32; rows];
-            gemv_portable(&w, &x, &mut portable);
-            assert_eq!(out, portable, "{rows}x{k}");
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                let mut avx2 = vec![0f32; rows];
-                // SAFETY: checked just above.
-                unsafe { gemv_avx2(&w, &x, &mut avx2) };
-                assert_eq!(out, avx2, "{rows}x{k}");
-            }
+            let mut baseline = vec![0f32; rows];
+            crate::cpu_kernel::force_baseline(|| gemv(&w, &x, &mut baseline));
+            assert_eq!(out, baseline, "{rows}x{k}");
         }
     }
 }
