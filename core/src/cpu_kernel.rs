@@ -68,6 +68,7 @@ pub(crate) use vectorised_fn;
 static BASELINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Whether kernels run their baseline version (tests compare it with the vectorised ones).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline]
 pub(crate) fn baseline_forced() -> bool {
     #[cfg(test)]
