@@ -1,5 +1,6 @@
-//! What the fused CPU kernels (`nce`, `nn::linear`, `nn::relu`) share: reading an
-//! operand's storage as one contiguous f32 slice.
+//! What the fused CPU kernels (`nce`, `nn::*`) share: reading an operand's storage as one
+//! contiguous f32 slice, a strided matrix product, and compiling a kernel for the CPU's
+//! vector width.
 
 use candle_core::{CpuStorage, Layout, Result};
 
@@ -12,10 +13,52 @@ pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str, what: &str)
     }
 }
 
+/// dst (rows x cols) = a (rows x inner) b (inner x cols), each matrix given by its pointer
+/// and (row, column) strides in elements.
+///
+/// # Safety
+/// Every pointer must address a matrix of the stated size and strides inside its buffer;
+/// `dst` must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn product(
+    rows: usize,
+    cols: usize,
+    inner: usize,
+    dst: (*mut f32, usize, usize),
+    a: (*const f32, usize, usize),
+    b: (*const f32, usize, usize),
+) {
+    if rows == 0 || cols == 0 || inner == 0 {
+        return;
+    }
+    gemm::gemm(
+        rows,
+        cols,
+        inner,
+        dst.0,
+        dst.2 as isize,
+        dst.1 as isize,
+        false,
+        a.0,
+        a.2 as isize,
+        a.1 as isize,
+        b.0,
+        b.2 as isize,
+        b.1 as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        crate::nn::linear::parallelism(),
+    );
+}
+
 /// Largest absolute difference between two tensors of the same shape (kernel tests).
 #[cfg(test)]
 pub(crate) fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    d.to_dtype(candle_core::DType::F32).unwrap().to_scalar::<f32>().unwrap()
 }
 
 /// Defines a function whose body runs compiled for the widest vector unit this CPU has:

@@ -44,11 +44,16 @@ pub fn logsumexp(x: &Tensor, dim: usize) -> Result<Tensor> {
 
 /// The (N, N) similarity matrix s_ij between h_ctr row i and h_cvr row j.
 pub fn similarity(h_ctr: &Tensor, h_cvr: &Tensor, sim: Similarity) -> Result<Tensor> {
-    let (u, v) = match sim {
+    let (u, v) = compared(h_ctr, h_cvr, sim)?;
+    u.matmul(&v.t()?)
+}
+
+/// The two sides whose products are the similarities: normalised rows for cosine.
+fn compared(h_ctr: &Tensor, h_cvr: &Tensor, sim: Similarity) -> Result<(Tensor, Tensor)> {
+    Ok(match sim {
         Similarity::Cosine => (l2_normalize(h_ctr)?, l2_normalize(h_cvr)?),
         Similarity::Dot => (h_ctr.clone(), h_cvr.clone()),
-    };
-    u.matmul(&v.t()?)
+    })
 }
 
 /// Row-wise L2 normalisation; the epsilon keeps all-zero rows (dead ReLU) finite.
@@ -99,12 +104,13 @@ pub fn sample_negatives(n: usize, m: usize, rng: &mut Rng, device: &Device) -> R
 
 /// The contrastive loss of a batch of representations with per-row temperatures.
 pub fn contrastive(h_ctr: &Tensor, h_cvr: &Tensor, tau: &Tensor, cfg: &LossConfig, rng: &mut Rng) -> Result<Tensor> {
-    let s = similarity(h_ctr, h_cvr, cfg.similarity)?;
-    if cfg.negatives == Negatives::InBatch && s.device().is_cpu() && s.dtype() == DType::F32 {
-        // One fused kernel instead of the op-by-op graph below (same value and gradients up
-        // to float rounding; see nce.rs).
-        return crate::nce::info_nce_in_batch(&s, tau, cfg.symmetric);
+    if cfg.negatives == Negatives::InBatch && h_ctr.device().is_cpu() && h_ctr.dtype() == DType::F32 {
+        // One fused kernel, the similarity product included, instead of the op-by-op graph
+        // below (same value and gradients up to float rounding; see nce.rs).
+        let (u, v) = compared(h_ctr, h_cvr, cfg.similarity)?;
+        return crate::nce::info_nce_of_pair(&u, &v, tau, cfg.symmetric);
     }
+    let s = similarity(h_ctr, h_cvr, cfg.similarity)?;
     let n = s.dim(0)?;
     let one_way = |s: &Tensor, rng: &mut Rng| match cfg.negatives {
         Negatives::InBatch => info_nce_rows(s, tau),

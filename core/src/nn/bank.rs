@@ -16,9 +16,9 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::linear::{chunk_rows, column_sum, dense, fused_applies, linear, parallelism, Linear};
+use super::linear::{chunk_rows, column_sum, dense, fused_applies, linear, Linear};
 use super::relu::{relu, relu_grad};
-use crate::cpu_kernel::f32_slice;
+use crate::cpu_kernel::{f32_slice, product};
 
 /// Up to this many rows the experts run one by one (see the module's note).
 const ONE_BY_ONE_ROWS: usize = 16;
@@ -116,47 +116,6 @@ fn grouped_dense(x: &Tensor, w: &Tensor, b: &Tensor, groups: usize) -> Result<Te
 
 struct Grouped {
     groups: usize,
-}
-
-/// dst (rows x cols) = a (rows x inner) b (inner x cols), each matrix given by its pointer
-/// and (row, column) strides in elements.
-///
-/// # Safety
-/// Every pointer must address a matrix of the stated size and strides inside its buffer;
-/// `dst` must not overlap `a` or `b`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn product(
-    rows: usize,
-    cols: usize,
-    inner: usize,
-    dst: (*mut f32, usize, usize),
-    a: (*const f32, usize, usize),
-    b: (*const f32, usize, usize),
-) {
-    if rows == 0 || cols == 0 || inner == 0 {
-        return;
-    }
-    gemm::gemm(
-        rows,
-        cols,
-        inner,
-        dst.0,
-        dst.2 as isize,
-        dst.1 as isize,
-        false,
-        a.0,
-        a.2 as isize,
-        a.1 as isize,
-        b.0,
-        b.2 as isize,
-        b.1 as isize,
-        0.0,
-        1.0,
-        false,
-        false,
-        false,
-        parallelism(),
-    );
 }
 
 /// (n, g k) of x, (g m, k) of w, checked against each other.
@@ -353,6 +312,23 @@ mod tests {
         }
         assert_eq!(checked, 3 * 3 * 2, "every expert's weight and bias has a gradient");
         assert!(max_abs_diff(ga.get(&x).unwrap(), gb.get(&x).unwrap()) < 1e-3);
+    }
+
+    /// Another dtype (as another device would) takes candle's ops, and still computes what
+    /// the experts compute one by one.
+    #[test]
+    fn other_dtypes_take_candle_ops() {
+        let dev = Device::Cpu;
+        let map = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, candle_core::DType::F64, &dev);
+        let names: Vec<String> = (0..3).map(|e| format!("e{e}")).collect();
+        let bank = ExpertBank::new(6, &[5, 4], 0.0, &names, vb.clone()).unwrap();
+        let x = Tensor::randn(0f64, 1.0, (40, 6), &dev).unwrap();
+        let ours = bank.forward_t(&x, false).unwrap();
+        let experts: Vec<Tensor> =
+            names.iter().map(|n| Mlp::new(6, &[5, 4], 0.0, vb.pp(n)).unwrap().forward_t(&x, false).unwrap()).collect();
+        assert_eq!(ours.dtype(), candle_core::DType::F64);
+        assert!(max_abs_diff(&ours, &Tensor::cat(&experts, 1).unwrap()) < 1e-6);
     }
 
     #[test]

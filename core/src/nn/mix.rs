@@ -249,6 +249,19 @@ mod tests {
         assert_eq!(unread.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
     }
 
+    /// Another dtype (as another device would) takes candle's ops: the same values.
+    #[test]
+    fn other_dtypes_take_candle_ops() {
+        let dev = Device::Cpu;
+        let logits = Tensor::randn(0f32, 1.0, (40, 2), &dev).unwrap();
+        let joined = Tensor::randn(0f32, 1.0, (40, 15), &dev).unwrap();
+        let fused = softmax_mix(&logits, &joined, 5, &[2, 0]).unwrap();
+        let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let fallback = softmax_mix(&f64s(&logits), &f64s(&joined), 5, &[2, 0]).unwrap();
+        assert_eq!(fallback.dtype(), DType::F64);
+        assert!(max_abs_diff(&f64s(&fused), &fallback) < 1e-5);
+    }
+
     #[test]
     fn mismatched_shapes_are_an_error() {
         let dev = Device::Cpu;
