@@ -325,7 +325,7 @@ impl CustomOp3 for InfoNcePair {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (u, v, tau, n, d) = pair_inputs([s1, s2, s3], [l1, l2, l3], "info_nce_of_pair")?;
+        let Pair { u, v, tau, n, d } = pair_inputs([s1, s2, s3], [l1, l2, l3], "info_nce_of_pair")?;
         let s = scores(u, v, n, d);
         let (loss, stats) = loss_and_stats(&s, tau, n, self.symmetric);
         *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some((s, stats));
@@ -374,7 +374,7 @@ impl CustomOp3 for InfoNcePairGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (u, v, tau, n, d) = pair_inputs([s1, s2, s3], [l1, l2, l3], "info_nce_of_pair (backward)")?;
+        let Pair { u, v, tau, n, d } = pair_inputs([s1, s2, s3], [l1, l2, l3], "info_nce_of_pair (backward)")?;
         let (mut ds, stats) = match self.saved.lock().unwrap_or_else(|e| e.into_inner()).take() {
             Some((s, stats)) if s.len() == n * n => (s, Some(stats)),
             _ => (scores(u, v, n, d), None),
