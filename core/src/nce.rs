@@ -284,23 +284,22 @@ struct InfoNcePair {
     saved: Mutex<Option<(Vec<f32>, Stats)>>,
 }
 
-/// (u, v, tau) as slices, with N and D, checked against each other.
-fn pair_inputs<'a>(
-    s: [&'a CpuStorage; 3],
-    l: [&Layout; 3],
-    op: &str,
-) -> Result<(&'a [f32], &'a [f32], &'a [f32], usize, usize)> {
+/// The pair op's operands as slices, with N and D, checked against each other.
+struct Pair<'a> {
+    u: &'a [f32],
+    v: &'a [f32],
+    tau: &'a [f32],
+    n: usize,
+    d: usize,
+}
+
+fn pair_inputs<'a>(s: [&'a CpuStorage; 3], l: [&Layout; 3], op: &str) -> Result<Pair<'a>> {
     let (n, d) = l[0].shape().dims2()?;
     if l[1].shape().dims2()? != (n, d) || l[2].shape().dims1()? != n {
         candle_core::bail!("{op}: need (N, D) u and v and (N,) temperatures");
     }
-    Ok((
-        f32_slice(s[0], l[0], op, "u")?,
-        f32_slice(s[1], l[1], op, "v")?,
-        f32_slice(s[2], l[2], op, "temperatures")?,
-        n,
-        d,
-    ))
+    let (u, v) = (f32_slice(s[0], l[0], op, "u")?, f32_slice(s[1], l[1], op, "v")?);
+    Ok(Pair { u, v, tau: f32_slice(s[2], l[2], op, "temperatures")?, n, d })
 }
 
 /// s = u v^T, (N, N).
