@@ -38,13 +38,19 @@ def med(xs):
 
 
 def cpu_name():
+    """The CPU's model name, with its family and model numbers (a virtual machine often
+    shows only a brand) and the widest vector extension it has."""
+    info = {}
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            k, _, v = line.partition(":")
+            info.setdefault(k.strip(), v.strip())
     except OSError:
-        pass
-    return platform.processor()
+        return platform.processor()
+    flags = set(info.get("flags", "").split())
+    vec = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return (f"{info.get('model name', platform.processor())} (family {info.get('cpu family', '?')}, "
+            f"model {info.get('model', '?')}; {vec})")
 
 
 def loadavg():
