@@ -2,7 +2,8 @@
 //! `__metadata__`, the format version, the config, the fitted schema and a training
 //! summary. Reading and writing work on bytes only, so the browser shares this code. The
 //! container itself (format, version, finite f32 tensors) is `container.rs`, shared with
-//! training checkpoints; building the model from the weights is `AdaFtr::from_params`.
+//! training checkpoints; building the model from the weights is `AdaFtr::for_inference`
+//! (training from a bundle's weights starts from `Bundle::params`).
 
 use std::collections::HashMap;
 
@@ -52,6 +53,7 @@ pub struct Bundle {
     pub config: Config,
     pub schema: Schema,
     pub summary: TrainingSummary,
+    /// For inference only: it reads `params` without recording a backward graph.
     pub model: AdaFtr,
     pub params: Params,
     /// Where the weights live; inference inputs are created there.
@@ -82,6 +84,6 @@ pub fn read_metadata(bytes: &[u8]) -> Result<(Config, Schema, TrainingSummary)> 
 pub fn load(bytes: &[u8], device: &Device) -> Result<Bundle> {
     let (config, schema, summary) = read_metadata(bytes)?;
     let params = Params::from_tensors(container::read_tensors(bytes, device)?)?;
-    let model = AdaFtr::from_params(&config, &schema, &params, device)?;
+    let model = AdaFtr::for_inference(&config, &schema, &params, device)?;
     Ok(Bundle { config, schema, summary, model, params, device: device.clone() })
 }

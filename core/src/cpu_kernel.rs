@@ -54,6 +54,20 @@ pub(crate) unsafe fn product(
     );
 }
 
+/// Runs `f` on the elements of CPU f32 tensors, read in place (no op, no copy, no graph);
+/// `None` when a tensor is on another device, of another dtype or not contiguous.
+pub(crate) fn with_f32_slices<R>(ts: &[&candle_core::Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Option<R> {
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(ts.len());
+    for (storage, layout) in &guards {
+        match (&**storage, layout.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => slices.push(&v[a..b]),
+            _ => return None,
+        }
+    }
+    Some(f(&slices))
+}
+
 /// Largest absolute difference between two tensors of the same shape (kernel tests).
 #[cfg(test)]
 pub(crate) fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {

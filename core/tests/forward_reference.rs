@@ -11,7 +11,7 @@ use std::path::Path;
 
 use adaftr_core::config::{Config, LossConfig, ModelConfig};
 use adaftr_core::model::AdaFtr;
-use adaftr_core::nn::init::{strict_var_builder, Params};
+use adaftr_core::nn::init::{strict_var_builder, Params, Tracking};
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 
@@ -106,7 +106,7 @@ fn every_backbone_matches_the_python_reference() {
             tensors.push((wname.clone(), Tensor::from_vec(values, shape, &dev).unwrap()));
         }
         let params = Params::from_tensors(tensors).unwrap();
-        let (vb, state) = strict_var_builder(&params, &dev);
+        let (vb, state) = strict_var_builder(&params, &dev, Tracking::Trainable);
         let model = AdaFtr::new(&cfg, &loss, &cards, n_numeric, vb)
             .unwrap_or_else(|e| panic!("{name}: building from the reference tensors failed: {e}"));
         {

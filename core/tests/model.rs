@@ -188,3 +188,28 @@ fn readout_predicts_exactly_as_the_plain_backbone_and_learns_tau() {
         assert!(t0.iter().zip(&t1).any(|(p, q)| p != q), "{backbone:?}: tau learned nothing");
     }
 }
+
+/// A model built for inference (a loaded bundle's: weights read without a backward graph)
+/// predicts exactly what the trainable model built from the same weights predicts, for
+/// every backbone, on one instance, a few and a batch; and its outputs record no graph.
+#[test]
+fn the_inference_model_predicts_the_trainable_models_bits() {
+    let schema = tiny_schema();
+    let ds = learnable_dataset(&schema, 40, 2);
+    let dev = Device::Cpu;
+    for backbone in Backbone::ALL {
+        let cfg = small_config(backbone);
+        let (_, params) = AdaFtr::seeded(&cfg, &schema, 5, &dev).unwrap();
+        let trainable = AdaFtr::from_params(&cfg, &schema, &params, &dev).unwrap();
+        let frozen = AdaFtr::for_inference(&cfg, &schema, &params, &dev).unwrap();
+        for rows in [1, 3, 40] {
+            let b = ds.range_batch(0, rows, &dev).unwrap();
+            let (a, f) = (trainable.forward(&b.cat, &b.num).unwrap(), frozen.forward(&b.cat, &b.num).unwrap());
+            let bits = |t: &Tensor| t.to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a.pctr), bits(&f.pctr), "{backbone:?}, {rows} rows: pCTR");
+            assert_eq!(bits(&a.pcvr), bits(&f.pcvr), "{backbone:?}, {rows} rows: pCVR");
+            assert_eq!(a.tau.as_ref().map(bits), f.tau.as_ref().map(bits), "{backbone:?}, {rows} rows: tau");
+            assert!(a.pctr.track_op() && !f.pctr.track_op(), "{backbone:?}: only the trainable model records a graph");
+        }
+    }
+}

@@ -17,7 +17,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::{Backbone, Config, LossConfig, ModelConfig};
-use crate::nn::init::{seeded_var_builder, strict_var_builder};
+use crate::nn::init::{seeded_var_builder, strict_var_builder, Tracking};
 use crate::nn::linear::{linear, Linear};
 use crate::nn::mlp::Mlp;
 use crate::nn::Params;
@@ -117,8 +117,24 @@ impl AdaFtr {
     /// be present with its shape, and a parameter the model does not use is an error too
     /// (the config and the weights disagree).
     pub fn from_params(config: &Config, schema: &Schema, params: &Params, device: &Device) -> crate::Result<Self> {
+        Self::built_from(config, schema, params, device, Tracking::Trainable)
+    }
+
+    /// As [`from_params`](Self::from_params), for a model that only runs forward (a loaded
+    /// bundle): the same weights, read without recording a backward graph.
+    pub fn for_inference(config: &Config, schema: &Schema, params: &Params, device: &Device) -> crate::Result<Self> {
+        Self::built_from(config, schema, params, device, Tracking::InferenceOnly)
+    }
+
+    fn built_from(
+        config: &Config,
+        schema: &Schema,
+        params: &Params,
+        device: &Device,
+        tracking: Tracking,
+    ) -> crate::Result<Self> {
         schema_matches_weights(schema, params)?;
-        let (vb, state) = strict_var_builder(params, device);
+        let (vb, state) = strict_var_builder(params, device, tracking);
         let built = Self::new(&config.model, &config.loss, &schema.cardinalities(), schema.num_numeric(), vb);
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
         let model = built.map_err(|e| state.first_error.take().unwrap_or(crate::Error::Candle(e)))?;

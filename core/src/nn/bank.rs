@@ -11,14 +11,17 @@
 //! cost four small gemms a layer, and backward three extra passes adding up the input's
 //! gradient. A batch of a few rows (the single-instance latency path) runs the experts one
 //! by one instead: there, copying the weights side by side would cost more than the products.
+//! And when nothing tracks a gradient (a loaded bundle predicting one instance), the bank
+//! reads its weights in place and writes every expert's matrix-vector products straight into
+//! its output: one tensor for the bank instead of an op per expert and layer.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::linear::{chunk_rows, column_sum, dense, fused_applies, linear, Linear};
+use super::linear::{chunk_rows, column_sum, dense, dense_row, fused_applies, linear, Linear, GEMV_ROWS};
 use super::relu::{relu, relu_grad};
-use crate::cpu_kernel::{f32_slice, product};
+use crate::cpu_kernel::{f32_slice, product, with_f32_slices};
 
 /// Up to this many rows the experts run one by one (see the module's note).
 const ONE_BY_ONE_ROWS: usize = 16;
@@ -63,6 +66,11 @@ impl ExpertBank {
         let Some((first, deeper)) = self.layers.split_first() else {
             return Tensor::cat(&vec![x.clone(); self.groups], 1);
         };
+        if !train && x.dim(0)? <= GEMV_ROWS {
+            if let Some(out) = self.forward_untracked(x)? {
+                return Ok(out);
+            }
+        }
         if x.dim(0)? <= ONE_BY_ONE_ROWS {
             let outs = (0..self.groups)
                 .map(|g| {
@@ -78,6 +86,40 @@ impl ExpertBank {
             h = self.dropout(grouped_dense(&h, &w, &b, self.groups)?, train)?;
         }
         Ok(h)
+    }
+
+    /// The bank's output computed on the weights' storage directly, when neither the input
+    /// nor any weight tracks a gradient and all are contiguous f32 on the CPU; `None`
+    /// otherwise. The same products, bias and ReLU, in the same order, as the dense layer's
+    /// single-row path: the same bits.
+    fn forward_untracked(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let weights = self.layers.iter().flatten().flat_map(|l| [l.weight(), l.bias()]);
+        let tensors: Vec<&Tensor> = std::iter::once(x).chain(weights).collect();
+        if x.rank() != 2 || tensors.iter().any(|t| t.track_op()) {
+            return Ok(None);
+        }
+        let (n, g) = (x.dim(0)?, self.groups);
+        let mut width = self.in_dim;
+        let done = with_f32_slices(&tensors, |s| {
+            let (x, mut params) = (s[0], s[1..].chunks_exact(2));
+            let mut h: Vec<f32> = Vec::new();
+            for (l, layer) in self.layers.iter().enumerate() {
+                let out = layer[0].bias().dims1().unwrap_or(0);
+                let mut next = vec![0f32; n * g * out];
+                for (e, wb) in (&mut params).take(g).enumerate() {
+                    let (w, b) = (wb[0], wb[1]);
+                    for r in 0..n {
+                        let input =
+                            if l == 0 { &x[r * width..(r + 1) * width] } else { &h[(r * g + e) * width..][..width] };
+                        dense_row(w, b, input, &mut next[(r * g + e) * out..][..out], true);
+                    }
+                }
+                h = next;
+                width = out;
+            }
+            h
+        });
+        done.map(|h| Tensor::from_vec(h, (n, g * width), x.device())).transpose()
     }
 
     fn dropout(&self, h: Tensor, train: bool) -> Result<Tensor> {

@@ -75,7 +75,17 @@ enum Source {
     Seeded(u64),
     /// Loading: every parameter must already be present with the requested shape; the first
     /// problem is kept as a typed error because candle's error type cannot carry ours.
-    Strict(Arc<Mutex<StrictState>>),
+    Strict(Arc<Mutex<StrictState>>, Tracking),
+}
+
+/// Whether a model built from existing parameters is trained (its weights are the
+/// parameters' variables) or only runs forward (its weights are the same storage, detached:
+/// no operation records a backward graph, which at one instance per call costs as much as
+/// the embeddings and towers together).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tracking {
+    Trainable,
+    InferenceOnly,
 }
 
 /// What a strict (loading) build observed: the first problem, and every name it used.
@@ -117,7 +127,7 @@ impl SimpleBackend for SeededBackend {
         let mut vars = self.params.vars.lock().unwrap_or_else(|e| e.into_inner());
         let fail = |e: crate::Error| {
             let msg = e.to_string();
-            if let Source::Strict(slot) = &self.source {
+            if let Source::Strict(slot, _) = &self.source {
                 slot.lock().unwrap_or_else(|p| p.into_inner()).first_error.get_or_insert(e);
             }
             candle_core::Error::Msg(msg)
@@ -130,14 +140,17 @@ impl SimpleBackend for SeededBackend {
                     found: v.dims().to_vec(),
                 }));
             }
-            if let Source::Strict(state) = &self.source {
+            if let Source::Strict(state, tracking) = &self.source {
                 state.lock().unwrap_or_else(|p| p.into_inner()).used.insert(name.to_string());
+                if *tracking == Tracking::InferenceOnly {
+                    return Ok(v.as_tensor().detach());
+                }
             }
             return Ok(v.as_tensor().clone());
         }
         let seed = match &self.source {
             Source::Seeded(seed) => *seed,
-            Source::Strict(_) => return Err(fail(crate::Error::MissingTensor(name.to_string()))),
+            Source::Strict(..) => return Err(fail(crate::Error::MissingTensor(name.to_string()))),
         };
         let mut rng = Rng::derive(seed, fnv1a(name));
         let values = draw(h, &s, &mut rng);
@@ -168,8 +181,12 @@ pub fn seeded_var_builder(seed: u64, device: &Device) -> (VarBuilder<'static>, P
 
 /// A `VarBuilder` serving the given parameters, and the state where the first missing or
 /// mis-shaped parameter is reported as a typed error and every used name is recorded.
-pub fn strict_var_builder(params: &Params, device: &Device) -> (VarBuilder<'static>, Arc<Mutex<StrictState>>) {
+pub fn strict_var_builder(
+    params: &Params,
+    device: &Device,
+    tracking: Tracking,
+) -> (VarBuilder<'static>, Arc<Mutex<StrictState>>) {
     let slot = Arc::new(Mutex::new(StrictState::default()));
-    let backend = SeededBackend { params: params.clone(), source: Source::Strict(slot.clone()) };
+    let backend = SeededBackend { params: params.clone(), source: Source::Strict(slot.clone(), tracking) };
     (VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone()), slot)
 }

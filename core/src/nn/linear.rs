@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::gemv::gemv;
 use super::relu::{relu, relu_grad};
-use crate::cpu_kernel::f32_slice;
+use crate::cpu_kernel::{f32_slice, product, with_f32_slices};
 
 #[derive(Clone, Debug)]
 pub struct Linear {
@@ -55,6 +55,14 @@ impl Linear {
 /// elsewhere. `weight` (out, in), `bias` (out).
 pub(crate) fn dense(x: &Tensor, weight: &Tensor, bias: &Tensor, with_relu: bool) -> Result<Tensor> {
     if fused_applies(x, weight, bias) {
+        if x.dim(0)? <= GEMV_ROWS && ![x, weight, bias].iter().any(|t| t.track_op()) {
+            // Nothing needs a gradient (a loaded bundle predicting one instance): read the
+            // weights in place instead of going through an op.
+            let n = x.dim(0)?;
+            if let Some(y) = with_f32_slices(&[x, weight, bias], |s| dense_rows(s[0], s[1], s[2], n, with_relu)) {
+                return Tensor::from_vec(y, (n, bias.dim(0)?), x.device());
+            }
+        }
         return x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Dense { relu: with_relu });
     }
     let y = x.broadcast_matmul(&weight.t()?)?.broadcast_add(bias)?;
@@ -62,6 +70,29 @@ pub(crate) fn dense(x: &Tensor, weight: &Tensor, bias: &Tensor, with_relu: bool)
         relu(&y)
     } else {
         Ok(y)
+    }
+}
+
+/// The dense layer on `n` rows of x (n x k) by matrix-vector products, W (m x k): the
+/// few-rows path, for the fused op and for weights read in place.
+fn dense_rows(x: &[f32], w: &[f32], b: &[f32], n: usize, relu: bool) -> Vec<f32> {
+    let m = b.len();
+    let mut y = vec![0f32; n * m];
+    if n == 0 || m == 0 {
+        return y;
+    }
+    for (yr, xr) in y.chunks_exact_mut(m).zip(x.chunks_exact(x.len() / n)) {
+        dense_row(w, b, xr, yr, relu);
+    }
+    y
+}
+
+/// One row: y = W x + b, then ReLU if `relu`.
+pub(crate) fn dense_row(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], relu: bool) {
+    gemv(w, x, y);
+    for (v, &bj) in y.iter_mut().zip(b) {
+        let z = *v + bj;
+        *v = if relu { z.max(0.0) } else { z };
     }
 }
 
@@ -91,7 +122,7 @@ pub(crate) fn chunk_rows(width: usize) -> usize {
 
 /// Up to this many rows the product is a matrix-vector product per row (`nn::gemv`): the
 /// single-instance path, where the weights are read once and gemm's one-row kernel is slow.
-const GEMV_ROWS: usize = 4;
+pub(crate) const GEMV_ROWS: usize = 4;
 
 struct Dense {
     relu: bool,
@@ -118,37 +149,14 @@ impl CustomOp3 for Dense {
         if k != k2 || b.len() != m {
             candle_core::bail!("dense layer: input (.., {k}), weight ({m}, {k2}), bias ({})", b.len());
         }
+        if n <= GEMV_ROWS {
+            return Ok((CpuStorage::F32(dense_rows(x, w, b, n, self.relu)), Shape::from((n, m))));
+        }
         let mut y = vec![0f32; n * m];
-        if n > 0 && m > 0 && k > 0 && n <= GEMV_ROWS {
-            for (yr, xr) in y.chunks_exact_mut(m).zip(x.chunks_exact(k)) {
-                gemv(w, xr, yr);
-            }
-        } else if n > 0 && m > 0 && k > 0 {
+        if m > 0 && k > 0 {
             // SAFETY: y is n x m row-major, x n x k row-major, w m x k row-major read as
             // the k x m matrix W^T (row stride 1, column stride k); all in bounds.
-            unsafe {
-                gemm::gemm(
-                    n,
-                    m,
-                    k,
-                    y.as_mut_ptr(),
-                    1,
-                    m as isize,
-                    false,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    w.as_ptr(),
-                    k as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism(),
-                );
-            }
+            unsafe { product(n, m, k, (y.as_mut_ptr(), m, 1), (x.as_ptr(), k, 1), (w.as_ptr(), 1, k)) };
         }
         let relu = self.relu;
         y.par_chunks_mut(m.max(1) * chunk_rows(m)).for_each(|rows| {
