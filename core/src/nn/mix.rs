@@ -78,6 +78,17 @@ impl Mix {
         Ok(Rows { logits, joined, n, e, total })
     }
 
+    /// The backward ops' operands: logits, experts and the output's gradient.
+    fn rows_and_grad<'a>(&self, s: [&'a CpuStorage; 3], l: [&Layout; 3]) -> Result<(Rows<'a>, &'a [f32])> {
+        let op = "softmax mix (backward)";
+        let r = self.rows(s[0], l[0], s[1], l[1], op)?;
+        let g = f32_slice(s[2], l[2], op, "gradient")?;
+        if g.len() != r.n * self.width {
+            candle_core::bail!("{op}: gradient of {} elements for ({}, {})", g.len(), r.n, self.width);
+        }
+        Ok((r, g))
+    }
+
     /// Expert k's output in row i.
     fn expert<'a>(&self, r: &Rows<'a>, i: usize, k: usize) -> &'a [f32] {
         let start = i * r.total + self.blocks[k] * self.width;
@@ -141,14 +152,9 @@ impl CustomOp3 for MixGradLogits<'_> {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let op = "softmax mix (backward)";
         let mix = self.0;
-        let r = mix.rows(s1, l1, s2, l2, op)?;
+        let (r, g) = mix.rows_and_grad([s1, s2, s3], [l1, l2, l3])?;
         let (h, e) = (mix.width, r.e);
-        let g = f32_slice(s3, l3, op, "gradient")?;
-        if g.len() != r.n * h {
-            candle_core::bail!("{op}: gradient of {} elements for ({}, {h})", g.len(), r.n);
-        }
         let mut out = vec![0f32; r.n * e];
         let rows = chunk_rows(e * h);
         out.par_chunks_mut((rows * e).max(1)).enumerate().for_each(|(c, o)| {
@@ -187,14 +193,9 @@ impl CustomOp3 for MixGradExperts<'_> {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let op = "softmax mix (backward)";
         let mix = self.0;
-        let r = mix.rows(s1, l1, s2, l2, op)?;
+        let (r, g) = mix.rows_and_grad([s1, s2, s3], [l1, l2, l3])?;
         let (h, e, total) = (mix.width, r.e, r.total);
-        let g = f32_slice(s3, l3, op, "gradient")?;
-        if g.len() != r.n * h {
-            candle_core::bail!("{op}: gradient of {} elements for ({}, {h})", g.len(), r.n);
-        }
         let mut out = vec![0f32; r.n * total];
         let rows = chunk_rows(total);
         out.par_chunks_mut((rows * total).max(1)).enumerate().for_each(|(c, o)| {
