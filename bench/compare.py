@@ -384,7 +384,7 @@ def main():
     L.append("In the library (`core`), where profiling found the time going:")
     L.append("- The dense layers are one fused CPU op (gemm, then bias and ReLU in one pass; backward: two "
              "gemms, the ReLU mask and a column sum for the bias; `core/src/nn/linear.rs`); in-batch InfoNCE is "
-             "one fused kernel (`core/src/nce.rs`).")
+             "one fused kernel (`core/src/nce/`).")
     L.append("- PLE's and MMoE's experts run as a bank (`core/src/nn/bank.rs`): the first layers of all experts "
              "that read the same input as one gemm over their weights side by side, deeper layers as one grouped "
              "op, and each gate's softmax mixture as one op reading the experts in place (`core/src/nn/mix.rs`). "

@@ -106,7 +106,7 @@ pub fn sample_negatives(n: usize, m: usize, rng: &mut Rng, device: &Device) -> R
 pub fn contrastive(h_ctr: &Tensor, h_cvr: &Tensor, tau: &Tensor, cfg: &LossConfig, rng: &mut Rng) -> Result<Tensor> {
     if cfg.negatives == Negatives::InBatch && h_ctr.device().is_cpu() && h_ctr.dtype() == DType::F32 {
         // One fused kernel, the similarity product included, instead of the op-by-op graph
-        // below (same value and gradients up to float rounding; see nce.rs).
+        // below (same value and gradients up to float rounding; see nce/).
         let (u, v) = compared(h_ctr, h_cvr, cfg.similarity)?;
         return crate::nce::info_nce_of_pair(&u, &v, tau, cfg.symmetric);
     }
