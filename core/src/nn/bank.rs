@@ -95,7 +95,8 @@ impl ExpertBank {
     fn forward_untracked(&self, x: &Tensor) -> Result<Option<Tensor>> {
         let weights = self.layers.iter().flatten().flat_map(|l| [l.weight(), l.bias()]);
         let tensors: Vec<&Tensor> = std::iter::once(x).chain(weights).collect();
-        if x.rank() != 2 || tensors.iter().any(|t| t.track_op()) {
+        // A mis-shaped input goes the op path, which reports it as an error.
+        if x.rank() != 2 || x.dim(1)? != self.in_dim || tensors.iter().any(|t| t.track_op()) {
             return Ok(None);
         }
         let (n, g) = (x.dim(0)?, self.groups);

@@ -55,9 +55,11 @@ impl Linear {
 /// elsewhere. `weight` (out, in), `bias` (out).
 pub(crate) fn dense(x: &Tensor, weight: &Tensor, bias: &Tensor, with_relu: bool) -> Result<Tensor> {
     if fused_applies(x, weight, bias) {
-        if x.dim(0)? <= GEMV_ROWS && ![x, weight, bias].iter().any(|t| t.track_op()) {
+        let shapes_agree = weight.rank() == 2 && bias.rank() == 1 && weight.dims() == [bias.dim(0)?, x.dim(1)?];
+        if x.dim(0)? <= GEMV_ROWS && shapes_agree && ![x, weight, bias].iter().any(|t| t.track_op()) {
             // Nothing needs a gradient (a loaded bundle predicting one instance): read the
-            // weights in place instead of going through an op.
+            // weights in place instead of going through an op (which reports mis-shaped
+            // operands as errors).
             let n = x.dim(0)?;
             if let Some(y) = with_f32_slices(&[x, weight, bias], |s| dense_rows(s[0], s[1], s[2], n, with_relu)) {
                 return Tensor::from_vec(y, (n, bias.dim(0)?), x.device());
@@ -261,6 +263,20 @@ mod tests {
                 assert!(d < 1e-3, "gradient differs by {d} (relu {with_relu})");
             }
         }
+    }
+
+    /// Untracked operands (a loaded bundle's) read in place give the op's values, and
+    /// mis-shaped ones its error rather than a panic or garbage.
+    #[test]
+    fn untracked_operands_in_place() {
+        let dev = Device::Cpu;
+        let (w, b) = (Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap(), Tensor::randn(0f32, 1.0, 3, &dev).unwrap());
+        let x = Tensor::randn(0f32, 1.0, (2, 4), &dev).unwrap();
+        let reference = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap().relu().unwrap();
+        assert!(max_diff(&dense(&x, &w, &b, true).unwrap(), &reference) < 1e-6);
+        let wide = Tensor::randn(0f32, 1.0, (1, 5), &dev).unwrap();
+        assert!(dense(&wide, &w, &b, true).is_err());
+        assert!(dense(&x, &w, &Tensor::zeros(2, DType::F32, &dev).unwrap(), true).is_err());
     }
 
     #[test]
