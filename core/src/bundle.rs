@@ -53,7 +53,8 @@ pub struct Bundle {
     pub config: Config,
     pub schema: Schema,
     pub summary: TrainingSummary,
-    /// For inference only: it reads `params` without recording a backward graph.
+    /// For inference only: built from a line-aligned copy of `params` that records no
+    /// backward graph (changing `params` afterwards does not change it).
     pub model: AdaFtr,
     pub params: Params,
     /// Where the weights live; inference inputs are created there.

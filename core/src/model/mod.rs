@@ -121,7 +121,7 @@ impl AdaFtr {
     }
 
     /// As [`from_params`](Self::from_params), for a model that only runs forward (a loaded
-    /// bundle): the same weights, read without recording a backward graph.
+    /// bundle): a cache-line-aligned copy of the weights that records no backward graph.
     pub fn for_inference(config: &Config, schema: &Schema, params: &Params, device: &Device) -> crate::Result<Self> {
         Self::built_from(config, schema, params, device, Tracking::InferenceOnly)
     }

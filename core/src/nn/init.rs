@@ -78,10 +78,29 @@ enum Source {
     Strict(Arc<Mutex<StrictState>>, Tracking),
 }
 
+/// A copy of `t` that records no backward graph and, for a CPU f32 tensor, whose first
+/// element starts a 64-byte cache line. The single-instance path streams each weight once
+/// per prediction, and with glibc's 16-byte alignment most vector loads straddle two lines:
+/// a matrix-vector product over PLE's experts ran at 89 GB/s misaligned and 112 GB/s aligned
+/// on this project's AMD EPYC. (The buffer is a few elements longer than the weight; the
+/// tensor is the aligned view into it.)
+fn line_aligned(t: &Tensor) -> candle_core::Result<Tensor> {
+    const LINE_FLOATS: usize = 16;
+    if !t.device().is_cpu() || t.dtype() != DType::F32 {
+        return Ok(t.detach());
+    }
+    let values = t.flatten_all()?.to_vec1::<f32>()?;
+    let n = values.len();
+    let mut buf = vec![0f32; n + LINE_FLOATS - 1];
+    let off = (LINE_FLOATS - (buf.as_ptr() as usize / 4) % LINE_FLOATS) % LINE_FLOATS;
+    buf[off..off + n].copy_from_slice(&values);
+    Tensor::from_vec(buf, n + LINE_FLOATS - 1, t.device())?.narrow(0, off, n)?.reshape(t.shape())
+}
+
 /// Whether a model built from existing parameters is trained (its weights are the
-/// parameters' variables) or only runs forward (its weights are the same storage, detached:
-/// no operation records a backward graph, which at one instance per call costs as much as
-/// the embeddings and towers together).
+/// parameters' variables) or only runs forward (its weights are line-aligned copies that
+/// record no backward graph, which at one instance per call costs as much as the embeddings
+/// and towers together).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tracking {
     Trainable,
@@ -143,7 +162,7 @@ impl SimpleBackend for SeededBackend {
             if let Source::Strict(state, tracking) = &self.source {
                 state.lock().unwrap_or_else(|p| p.into_inner()).used.insert(name.to_string());
                 if *tracking == Tracking::InferenceOnly {
-                    return Ok(v.as_tensor().detach());
+                    return line_aligned(v.as_tensor());
                 }
             }
             return Ok(v.as_tensor().clone());
@@ -189,4 +208,24 @@ pub fn strict_var_builder(
     let slot = Arc::new(Mutex::new(StrictState::default()));
     let backend = SeededBackend { params: params.clone(), source: Source::Strict(slot.clone(), tracking) };
     (VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone()), slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The copy holds the same values, starts on a cache line and records no graph.
+    #[test]
+    fn line_aligned_copies_start_on_a_cache_line() {
+        let dev = Device::Cpu;
+        for shape in [(1usize, 1usize), (3, 5), (256, 272)] {
+            let var = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev).unwrap()).unwrap();
+            let copy = line_aligned(var.as_tensor()).unwrap();
+            assert_eq!(copy.dims(), var.dims());
+            assert!(!copy.track_op());
+            assert_eq!(copy.to_vec2::<f32>().unwrap(), var.as_tensor().to_vec2::<f32>().unwrap());
+            let start = crate::cpu_kernel::with_f32_slices(&[&copy], |s| s[0].as_ptr() as usize).unwrap();
+            assert_eq!(start % 64, 0, "{shape:?}");
+        }
+    }
 }
