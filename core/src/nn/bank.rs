@@ -17,9 +17,8 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
-use rayon::prelude::*;
 
-use super::linear::{chunk_rows, column_sum, dense, dense_row, fused_applies, linear, Linear, GEMV_ROWS};
+use super::linear::{add_bias, column_sum, dense, dense_row, fused_applies, linear, Linear, GEMV_ROWS};
 use super::relu::{relu, relu_grad};
 use crate::cpu_kernel::{f32_slice, product, with_f32_slices};
 
@@ -33,6 +32,11 @@ pub struct ExpertBank {
     groups: usize,
     in_dim: usize,
     dropout: f32,
+}
+
+/// `{prefix}0`, `{prefix}1`, ...: the names of `n` experts.
+pub fn expert_names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|e| format!("{prefix}{e}")).collect()
 }
 
 impl ExpertBank {
@@ -209,13 +213,7 @@ impl CustomOp3 for Grouped {
                 );
             }
         }
-        y.par_chunks_mut(width.max(1) * chunk_rows(width)).for_each(|rows| {
-            for row in rows.chunks_exact_mut(width.max(1)) {
-                for (v, &bj) in row.iter_mut().zip(b) {
-                    *v = (*v + bj).max(0.0);
-                }
-            }
-        });
+        add_bias(&mut y, b, true);
         Ok((CpuStorage::F32(y), Shape::from((n, width))))
     }
 

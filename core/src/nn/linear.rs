@@ -92,7 +92,23 @@ fn dense_rows(x: &[f32], w: &[f32], b: &[f32], n: usize, relu: bool) -> Vec<f32>
 /// One row: y = W x + b, then ReLU if `relu`.
 pub(crate) fn dense_row(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], relu: bool) {
     gemv(w, x, y);
-    for (v, &bj) in y.iter_mut().zip(b) {
+    bias_row(y, b, relu);
+}
+
+/// Adds `b` to every row of the (., b.len()) matrix `y`, then ReLU if `relu`: the pass after
+/// a layer's product, in parallel over chunks of rows.
+pub(crate) fn add_bias(y: &mut [f32], b: &[f32], relu: bool) {
+    let m = b.len().max(1);
+    y.par_chunks_mut(m * chunk_rows(m)).for_each(|rows| {
+        for row in rows.chunks_exact_mut(m) {
+            bias_row(row, b, relu);
+        }
+    });
+}
+
+#[inline]
+fn bias_row(row: &mut [f32], b: &[f32], relu: bool) {
+    for (v, &bj) in row.iter_mut().zip(b) {
         let z = *v + bj;
         *v = if relu { z.max(0.0) } else { z };
     }
@@ -160,15 +176,7 @@ impl CustomOp3 for Dense {
             // the k x m matrix W^T (row stride 1, column stride k); all in bounds.
             unsafe { product(n, m, k, (y.as_mut_ptr(), m, 1), (x.as_ptr(), k, 1), (w.as_ptr(), 1, k)) };
         }
-        let relu = self.relu;
-        y.par_chunks_mut(m.max(1) * chunk_rows(m)).for_each(|rows| {
-            for row in rows.chunks_exact_mut(m.max(1)) {
-                for (v, &bj) in row.iter_mut().zip(b) {
-                    let z = *v + bj;
-                    *v = if relu { z.max(0.0) } else { z };
-                }
-            }
-        });
+        add_bias(&mut y, b, self.relu);
         Ok((CpuStorage::F32(y), Shape::from((n, m))))
     }
 

@@ -12,6 +12,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::linear::chunk_rows;
 use crate::cpu_kernel::f32_slice;
 
 /// sum_e softmax(logits)_e x_e, where `logits` is (N, E) and expert e's output x_e is block
@@ -32,11 +33,6 @@ pub fn softmax_mix(logits: &Tensor, joined: &Tensor, width: usize, blocks: &[usi
     }
     let mix = Mix { width, blocks: blocks.to_vec() };
     logits.contiguous()?.apply_op2(&joined.contiguous()?, mix)
-}
-
-/// Rows per parallel task: about 16k elements, so that small batches stay on one thread.
-fn chunk_rows(width: usize) -> usize {
-    (16_384 / width.max(1)).max(1)
 }
 
 /// The softmax of one row of logits, written into `p`.

@@ -4,7 +4,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::gate::Gate;
-use crate::nn::bank::ExpertBank;
+use crate::nn::bank::{expert_names, ExpertBank};
 
 #[derive(Clone, Debug)]
 pub struct Mmoe {
@@ -15,8 +15,7 @@ pub struct Mmoe {
 
 impl Mmoe {
     pub fn new(in_dim: usize, widths: &[usize], n_experts: usize, dropout: f32, vb: VarBuilder) -> Result<Self> {
-        let names: Vec<String> = (0..n_experts).map(|e| format!("expert{e}")).collect();
-        let experts = ExpertBank::new(in_dim, widths, dropout, &names, vb.clone())?;
+        let experts = ExpertBank::new(in_dim, widths, dropout, &expert_names("expert", n_experts), vb.clone())?;
         Ok(Self {
             experts,
             gate_ctr: Gate::new(in_dim, n_experts, vb.pp("gate_ctr"))?,

@@ -6,7 +6,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::gate::Gate;
-use crate::nn::bank::ExpertBank;
+use crate::nn::bank::{expert_names, ExpertBank};
 
 /// One level's experts, evaluated as banks (`nn::bank`). Their outputs, side by side, are
 /// in the order ctr experts, cvr experts, shared experts: the gates' blocks index into it,
@@ -30,10 +30,6 @@ struct Level {
     ctr_blocks: Vec<usize>,
     cvr_blocks: Vec<usize>,
     all_blocks: Vec<usize>,
-}
-
-fn names(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|e| format!("{prefix}{e}")).collect()
 }
 
 #[derive(Clone, Debug)]
@@ -65,13 +61,13 @@ impl Ple {
                 ExpertBank::new(d, s.widths, s.dropout, &names, vb.clone()).map(Some)
             };
             let experts = if l == 0 {
-                let all = [names("ctr", t), names("cvr", t), names("shared", sh)].concat();
+                let all = [expert_names("ctr", t), expert_names("cvr", t), expert_names("shared", sh)].concat();
                 Experts::OneInput(ExpertBank::new(d, s.widths, s.dropout, &all, vb.clone())?)
             } else {
                 Experts::PerInput {
-                    ctr: bank(names("ctr", t))?,
-                    cvr: bank(names("cvr", t))?,
-                    shared: bank(names("shared", sh))?,
+                    ctr: bank(expert_names("ctr", t))?,
+                    cvr: bank(expert_names("cvr", t))?,
+                    shared: bank(expert_names("shared", sh))?,
                 }
             };
             let shared_blocks = 2 * t..2 * t + sh;
