@@ -86,6 +86,15 @@ pub struct LineReader<R> {
     last: (usize, usize),
 }
 
+impl LineReader<io::Empty> {
+    /// The lines of bytes already in memory (one chunk of a file), split in place: no
+    /// buffer grows, so memory is the bytes themselves.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        let end = bytes.len();
+        Self { buf: bytes, end, eof: true, ..Self::new(io::empty()) }
+    }
+}
+
 impl<R: Read> LineReader<R> {
     pub fn new(inner: R) -> Self {
         Self::with_max_line(inner, MAX_LINE_BYTES)
@@ -171,6 +180,21 @@ impl<R: Read> LineReader<R> {
     /// The line last returned by [`Self::next_line`] (valid until the next call).
     pub fn last_line(&self) -> &[u8] {
         self.buf.get(self.last.0..self.last.1).unwrap_or(&[])
+    }
+
+    /// Lines read so far (blank and over-long ones included).
+    pub fn lines_read(&self) -> u64 {
+        self.line_no
+    }
+
+    /// The bytes read but not yet returned as lines, and the reader they came from: what
+    /// follows the lines read so far. Only meaningful between lines (not while an
+    /// over-long line is being skipped).
+    pub fn into_rest(self) -> (Vec<u8>, R) {
+        let mut buf = self.buf;
+        buf.truncate(self.end);
+        buf.drain(..self.start);
+        (buf, self.inner)
     }
 
     /// Moves the partial line to the front and reads more.

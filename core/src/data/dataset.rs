@@ -26,6 +26,13 @@ impl BitVec {
         self.len += 1;
     }
 
+    /// Appends the bits of `other`.
+    pub fn extend_from(&mut self, other: &BitVec) {
+        for i in 0..other.len {
+            self.push(other.get(i));
+        }
+    }
+
     pub fn get(&self, i: usize) -> bool {
         i < self.len && (self.words[i / 64] >> (i % 64)) & 1 == 1
     }
@@ -92,6 +99,14 @@ impl Dataset {
         self.num.extend_from_slice(num);
         self.click.push(click);
         self.conversion.push(conversion);
+    }
+
+    /// Appends the rows of `other` (same shape), without their group ids.
+    pub(crate) fn append_rows(&mut self, other: &Dataset) {
+        self.cat.extend_from_slice(&other.cat);
+        self.num.extend_from_slice(&other.num);
+        self.click.extend_from(&other.click);
+        self.conversion.extend_from(&other.conversion);
     }
 
     pub fn cat_row(&self, i: usize) -> &[u32] {

@@ -4,12 +4,18 @@
 //! provisional categorical ids (order of first appearance) and raw numerics, and once the
 //! vocabularies and statistics are known they are remapped and normalised in place. The
 //! peak memory is therefore the dataset itself plus the vocabularies.
+//!
+//! The rows are parsed on every core, chunk by chunk (`data::chunks`): each chunk counts
+//! its own values, and chunks are merged in file order, so the vocabularies, statistics
+//! (summed row by row in file order), group ids and error messages are those of one pass.
 
 use std::io::Read;
 
+use super::chunks::{parse_in_order, Chunks};
+use super::csv::{LineReader, MaybeGz};
 use super::dataset::Dataset;
 use super::format::{Format, Layout, SchemaSpec};
-use super::rows::{read_header, spec_layout, LoadOptions, LoadReport, Row, RowReader};
+use super::rows::{read_header, shift_line, spec_layout, LoadOptions, LoadReport, Row, RowReader, MAX_REPORTED_ERRORS};
 use super::vocab::{GroupIds, ValueCounter};
 use crate::error::{Error, Result};
 use crate::schema::{CategoricalField, NormKind, NumericField, Schema};
@@ -79,6 +85,35 @@ impl Fitter {
         }
     }
 
+    /// Takes in a chunk's counts and numerics, in file order, and rewrites its ids (the
+    /// chunk's provisional ids) as this fitter's provisional ids.
+    fn absorb(&mut self, chunk: &mut Parsed) {
+        let (n_cat, n_num) = (chunk.data.n_cat, chunk.data.n_num);
+        if n_cat > 0 {
+            let maps: Vec<Vec<u32>> = chunk
+                .counters
+                .iter()
+                .zip(&mut self.counters)
+                .map(|(local, global)| local.entries().map(|(v, n)| global.absorb(v, n)).collect())
+                .collect();
+            for row in chunk.data.cat.chunks_exact_mut(n_cat) {
+                for (id, map) in row.iter_mut().zip(&maps) {
+                    if *id != 0 {
+                        *id = map[*id as usize - 1];
+                    }
+                }
+            }
+        }
+        if n_num > 0 {
+            // Row by row, as one pass would: the sums' rounding depends on the order.
+            for row in chunk.data.num.chunks_exact(n_num) {
+                for (s, &x) in self.stats.iter_mut().zip(row) {
+                    s.observe(x);
+                }
+            }
+        }
+    }
+
     /// The schema, plus per field the map provisional id -> final id.
     fn finish(self, format: Format, spec: &SchemaSpec, opts: &LoadOptions) -> (Schema, Vec<Vec<u32>>) {
         let mut remaps = Vec::with_capacity(self.counters.len());
@@ -124,34 +159,177 @@ fn shrink(data: &mut Dataset) {
     }
 }
 
+/// A chunk's rows, parsed on their own (see `data::chunks`).
+struct Parsed {
+    /// Fitting: categorical ids are the chunk's provisional ids (into `counters`) and
+    /// numerics are raw. With a schema: final ids and encoded numerics. `group` holds the
+    /// chunk's own group ids (into `groups`).
+    data: Dataset,
+    /// Fitting only: the chunk's values per field, in order of first appearance.
+    counters: Vec<ValueCounter>,
+    groups: Option<GroupIds>,
+    /// Lines in the chunk.
+    lines: u64,
+    /// The row cap it was parsed under.
+    cap: Option<usize>,
+    skipped: usize,
+    first_errors: Vec<Error>,
+    /// The error that stopped it (under [`BadRows::Error`]).
+    failed: Option<Error>,
+}
+
+/// What every chunk of one input is parsed with.
+struct Source<'a> {
+    label: &'a str,
+    header: Vec<String>,
+    layout: Layout,
+    opts: &'a LoadOptions,
+    /// `None` while fitting.
+    schema: Option<&'a Schema>,
+}
+
+impl Source<'_> {
+    fn parse(&self, bytes: &[u8], cap: Option<usize>) -> Parsed {
+        let opts = LoadOptions { bad_rows: self.opts.bad_rows, max_rows: cap, ..LoadOptions::default() };
+        let norm = self.schema.map(|s| s.numeric.clone());
+        let mut rows = RowReader::new(
+            LineReader::from_bytes(bytes.to_vec()),
+            self.label,
+            self.header.clone(),
+            self.layout.clone(),
+            &opts,
+            norm,
+        );
+        let (n_cat, n_num) = (rows.n_cat(), rows.n_num());
+        let mut counters: Vec<ValueCounter> = match self.schema {
+            Some(_) => Vec::new(),
+            None => (0..n_cat).map(|_| ValueCounter::default()).collect(),
+        };
+        let mut data = Dataset::new(n_cat, n_num);
+        let mut groups = rows.has_group().then(|| (GroupIds::recording(), Vec::new()));
+        let mut ids = vec![0u32; n_cat];
+        let failed = loop {
+            match rows.advance() {
+                Ok(true) => {}
+                Ok(false) => break None,
+                Err(e) => break Some(e),
+            }
+            let row = rows.row();
+            match self.schema {
+                Some(schema) => encode_cats(&schema.categorical, &row, &mut ids),
+                None => {
+                    for (k, (id, counter)) in ids.iter_mut().zip(&mut counters).enumerate() {
+                        *id = counter.observe(row.cat(k));
+                    }
+                }
+            }
+            data.push(&ids, row.nums, row.click, row.conversion);
+            if let Some((g, out)) = &mut groups {
+                out.push(g.id(row.group().unwrap_or("")));
+            }
+        };
+        let first_errors = rows.take_first_errors();
+        let lines = rows.lines_read();
+        let skipped = rows.report().skipped;
+        let groups = groups.map(|(g, ids)| {
+            data.group = Some(ids);
+            g
+        });
+        Parsed { data, counters, groups, lines, cap, skipped, first_errors, failed }
+    }
+}
+
+/// The chunks of one input merged in file order.
+struct Merged<'a> {
+    source: &'a Source<'a>,
+    data: Dataset,
+    /// Fitting only.
+    fitter: Option<Fitter>,
+    groups: Option<(GroupIds, Vec<u32>)>,
+    /// Lines before the next chunk (the header's included).
+    lines: u64,
+    report: LoadReport,
+}
+
+impl<'a> Merged<'a> {
+    fn new(source: &'a Source<'a>, lines: u64) -> Self {
+        let (n_cat, n_num) = (source.layout.n_cat, source.layout.n_num);
+        Self {
+            source,
+            data: Dataset::new(n_cat, n_num),
+            fitter: source.schema.is_none().then(|| Fitter::new(n_cat, n_num)),
+            groups: source.layout.group.is_some().then(|| (GroupIds::default(), Vec::new())),
+            lines,
+            report: LoadReport::default(),
+        }
+    }
+
+    /// Adds the next chunk; `false` once `max_rows` rows are in.
+    fn add(&mut self, bytes: &[u8], mut chunk: Parsed) -> Result<bool> {
+        let max = self.source.opts.max_rows;
+        if let Some(left) = max.map(|m| m.saturating_sub(self.report.rows)) {
+            if chunk.data.len() >= left && chunk.cap != Some(left) {
+                // The cap falls inside this chunk: parse it again stopping there, so that
+                // what follows the last row taken (skipped rows, an error) is not read,
+                // as in one pass.
+                chunk = self.source.parse(bytes, Some(left));
+            }
+        }
+        for e in chunk.first_errors.drain(..) {
+            if self.report.first_errors.len() < MAX_REPORTED_ERRORS {
+                self.report.first_errors.push(shift_line(e, self.lines).to_string());
+            }
+        }
+        if let Some(e) = chunk.failed.take() {
+            return Err(shift_line(e, self.lines));
+        }
+        self.report.skipped += chunk.skipped;
+        self.report.rows += chunk.data.len();
+        self.lines += chunk.lines;
+        if let Some(fitter) = &mut self.fitter {
+            fitter.absorb(&mut chunk);
+        }
+        self.data.append_rows(&chunk.data);
+        if let (Some((global, out)), Some(local), Some(ids)) = (&mut self.groups, &chunk.groups, &chunk.data.group) {
+            let map: Vec<u32> = local.values().map(|v| global.id(v)).collect();
+            out.extend(ids.iter().map(|&i| map[i as usize]));
+        }
+        Ok(max.is_none_or(|m| self.report.rows < m))
+    }
+}
+
+/// Reads every data row of `lines` (positioned after the header) on every core.
+fn read_rows<R: Read>(
+    lines: LineReader<MaybeGz<R>>,
+    source: &Source<'_>,
+) -> Result<(Dataset, Option<Fitter>, LoadReport)> {
+    let mut merged = Merged::new(source, lines.lines_read());
+    let (rest, inner) = lines.into_rest();
+    let mut chunks = Chunks::new(rest, inner);
+    let cap = source.opts.max_rows;
+    parse_in_order(
+        &mut chunks,
+        |bytes| source.parse(bytes, cap),
+        |bytes, chunk| merged.add(bytes, chunk),
+        |e| Error::Io { file: source.label.to_string(), source: e },
+    )?;
+    let Merged { mut data, fitter, groups, report, .. } = merged;
+    if data.is_empty() {
+        return Err(no_rows(source.label, &report));
+    }
+    data.group = groups.map(|(_, g)| g);
+    Ok((data, fitter, report))
+}
+
 /// Reads a training split: fits the schema (vocabularies, normalisation) on it and encodes
 /// its rows. `label` names the input in messages (a file name, or `<stdin>`).
 pub fn load_train<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result<(Schema, Dataset, LoadReport)> {
     let (lines, header) = read_header(reader, label)?;
     let (format, spec, layout) = spec_layout(&header, label, opts)?;
     let (n_cat, n_num) = (layout.n_cat, layout.n_num);
-    let mut rows = RowReader::new(lines, label, header, layout, opts, None);
-    let mut fitter = Fitter::new(n_cat, n_num);
-    let mut data = Dataset::new(n_cat, n_num);
-    let mut groups = rows.has_group().then(|| (GroupIds::default(), Vec::new()));
-    let mut ids = vec![0u32; n_cat];
-    while rows.advance()? {
-        let row = rows.row();
-        for (k, (id, counter)) in ids.iter_mut().zip(&mut fitter.counters).enumerate() {
-            *id = counter.observe(row.cat(k));
-        }
-        for (s, &x) in fitter.stats.iter_mut().zip(row.nums) {
-            s.observe(x);
-        }
-        data.push(&ids, row.nums, row.click, row.conversion);
-        if let Some((g, out)) = &mut groups {
-            out.push(g.id(row.group().unwrap_or("")));
-        }
-    }
-    let report = rows.into_report();
-    if data.is_empty() {
-        return Err(no_rows(label, &report));
-    }
+    let source = Source { label, header, layout, opts, schema: None };
+    let (mut data, fitter, report) = read_rows(lines, &source)?;
+    let fitter = fitter.expect("fitting keeps a fitter");
     let (schema, remaps) = fitter.finish(format, &spec, opts);
     // Fail now, not when the trained model is saved: a column name no header can match.
     schema.validate()?;
@@ -177,7 +355,6 @@ pub fn load_train<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result
             }
         }
     }
-    data.group = groups.map(|(_, g)| g);
     shrink(&mut data);
     Ok((schema, data, report))
 }
@@ -197,7 +374,7 @@ pub(crate) fn schema_rows<R: Read>(
     label: &str,
     schema: &Schema,
     opts: &LoadOptions,
-) -> Result<RowReader<R>> {
+) -> Result<RowReader<MaybeGz<R>>> {
     let (lines, header) = read_header(reader, label)?;
     let layout = Layout::from_schema(&header, schema, label)?;
     Ok(RowReader::new(lines, label, header, layout, opts, Some(schema.numeric.clone())))
@@ -211,24 +388,10 @@ pub fn load_with_schema<R: Read>(
     schema: &Schema,
     opts: &LoadOptions,
 ) -> Result<(Dataset, LoadReport)> {
-    let mut rows = schema_rows(reader, label, schema, opts)?;
-    let (n_cat, n_num) = (rows.n_cat(), rows.n_num());
-    let mut data = Dataset::new(n_cat, n_num);
-    let mut groups = rows.has_group().then(|| (GroupIds::default(), Vec::new()));
-    let mut ids = vec![0u32; n_cat];
-    while rows.advance()? {
-        let row = rows.row();
-        encode_cats(&schema.categorical, &row, &mut ids);
-        data.push(&ids, row.nums, row.click, row.conversion);
-        if let Some((g, out)) = &mut groups {
-            out.push(g.id(row.group().unwrap_or("")));
-        }
-    }
-    let report = rows.into_report();
-    if data.is_empty() {
-        return Err(no_rows(label, &report));
-    }
-    data.group = groups.map(|(_, g)| g);
+    let (lines, header) = read_header(reader, label)?;
+    let layout = Layout::from_schema(&header, schema, label)?;
+    let source = Source { label, header, layout, opts, schema: Some(schema) };
+    let (mut data, _, report) = read_rows(lines, &source)?;
     shrink(&mut data);
     Ok((data, report))
 }

@@ -5,6 +5,7 @@
 //! files (the browser build shares it). Gzip input is detected and decompressed on the fly.
 //! See docs/DATA.md for formats, memory use and the generator's generative story.
 
+pub(crate) mod chunks;
 pub mod csv;
 pub mod dataset;
 pub mod format;

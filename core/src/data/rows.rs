@@ -135,9 +135,10 @@ fn span_str(text: &str, s: Span) -> &str {
     text.get(s.start as usize..s.end as usize).unwrap_or("")
 }
 
-/// Lines in, validated rows out, with the bad-row policy applied.
-pub(crate) struct RowReader<R: Read> {
-    lines: LineReader<MaybeGz<R>>,
+/// Lines in, validated rows out, with the bad-row policy applied. `L` is what the lines
+/// come from: a (possibly gzipped) file, or one chunk of it (see `data::chunks`).
+pub(crate) struct RowReader<L: Read> {
+    lines: LineReader<L>,
     file: String,
     header: Vec<String>,
     layout: Layout,
@@ -146,6 +147,9 @@ pub(crate) struct RowReader<R: Read> {
     /// When set, numerics are normalised (and checked finite) as they are parsed.
     norm: Option<Vec<NumericField>>,
     report: LoadReport,
+    /// The errors behind `report.first_errors`, for a caller that must renumber their
+    /// lines (a chunk's lines are numbered from its own start).
+    first_errors: Vec<Error>,
     spans: Vec<Span>,
     scratch: Vec<u8>,
     /// The staged row.
@@ -157,9 +161,9 @@ pub(crate) struct RowReader<R: Read> {
     conversion: bool,
 }
 
-impl<R: Read> RowReader<R> {
+impl<L: Read> RowReader<L> {
     pub fn new(
-        lines: LineReader<MaybeGz<R>>,
+        lines: LineReader<L>,
         file: &str,
         header: Vec<String>,
         layout: Layout,
@@ -176,6 +180,7 @@ impl<R: Read> RowReader<R> {
             max_rows: opts.max_rows,
             norm,
             report: LoadReport::default(),
+            first_errors: Vec::new(),
             spans: Vec::new(),
             scratch: Vec::new(),
             quoted: false,
@@ -191,8 +196,15 @@ impl<R: Read> RowReader<R> {
         &self.report
     }
 
-    pub fn into_report(self) -> LoadReport {
-        self.report
+    /// Lines read so far, the header's included when it was read through this reader's
+    /// line source.
+    pub fn lines_read(&self) -> u64 {
+        self.lines.lines_read()
+    }
+
+    /// The errors of the skipped rows reported in [`Self::report`]'s `first_errors`.
+    pub fn take_first_errors(&mut self) -> Vec<Error> {
+        std::mem::take(&mut self.first_errors)
     }
 
     pub fn n_cat(&self) -> usize {
@@ -252,6 +264,7 @@ impl<R: Read> RowReader<R> {
                     self.report.skipped += 1;
                     if self.report.first_errors.len() < MAX_REPORTED_ERRORS {
                         self.report.first_errors.push(e.to_string());
+                        self.first_errors.push(e);
                     }
                 }
                 Err(e) => return Err(e),
@@ -294,6 +307,15 @@ struct Staging<'a> {
     nums: &'a mut [f32],
     click: &'a mut bool,
     conversion: &'a mut bool,
+}
+
+/// `e` with its line number moved on by `lines` (for an error found in a chunk whose first
+/// line follows `lines` others).
+pub(crate) fn shift_line(mut e: Error, lines: u64) -> Error {
+    if let Error::Data { location, .. } = &mut e {
+        location.line += lines;
+    }
+    e
 }
 
 pub(crate) fn data_error(file: &str, line: u64, column: Option<&str>, value: Option<&str>, reason: String) -> Error {

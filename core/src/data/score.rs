@@ -7,6 +7,7 @@
 
 use std::io::Read;
 
+use super::csv::MaybeGz;
 use super::format::Layout;
 use super::load::encode_cats;
 use super::rows::{read_header, LoadOptions, LoadReport, RowReader};
@@ -41,7 +42,7 @@ impl ScoreBatch {
 /// Feature rows of a CSV, encoded with a fitted schema, in batches.
 pub struct ScoreReader<'s, R: Read> {
     schema: &'s Schema,
-    rows: RowReader<R>,
+    rows: RowReader<MaybeGz<R>>,
     /// Header positions of the passed-through columns.
     keep: Vec<usize>,
     ids: Vec<u32>,

@@ -8,6 +8,7 @@
 
 use std::io::Read;
 
+use super::csv::MaybeGz;
 use super::dataset::{BitVec, Dataset};
 use super::load::{encode_cats, schema_rows};
 use super::rows::{LoadOptions, LoadReport, RowReader};
@@ -55,7 +56,7 @@ impl Buffer {
 /// Yields `Dataset`s of `chunk_rows` rows (the last one may be shorter); group ids are not
 /// kept (they are for evaluation, and their map would grow with the file).
 pub struct ShuffleStream<R: Read> {
-    rows: RowReader<R>,
+    rows: RowReader<MaybeGz<R>>,
     categorical: Vec<CategoricalField>,
     buffer: Buffer,
     capacity: usize,

@@ -89,16 +89,30 @@ impl ValueCounter {
         if v.is_empty() {
             return 0;
         }
+        self.absorb(v, 1)
+    }
+
+    /// Adds `count` sightings of `v` (non-empty, `count` > 0) and returns its provisional
+    /// id: merging another counter's [`Self::entries`] in their order keeps ids in order of
+    /// first appearance.
+    #[inline]
+    pub fn absorb(&mut self, v: &str, count: u64) -> u32 {
         let id = self.index.get(v);
         if id != 0 {
-            self.counts[id as usize - 1] += 1;
+            self.counts[id as usize - 1] += count;
             return id;
         }
         self.values.push(v.into());
-        self.counts.push(1);
+        self.counts.push(count);
         let id = self.values.len() as u32;
         self.index.insert(v, id);
         id
+    }
+
+    /// The values seen, in order of first appearance (provisional id = position + 1), with
+    /// their counts.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.values.iter().map(|v| &**v).zip(self.counts.iter().copied())
     }
 
     /// Distinct non-empty values seen.
@@ -126,9 +140,16 @@ impl ValueCounter {
 pub(crate) struct GroupIds {
     index: ValueIndex,
     next: u32,
+    /// The values by id, kept only by [`Self::recording`] (a chunk's ids, to be merged).
+    values: Option<Vec<Box<str>>>,
 }
 
 impl GroupIds {
+    /// Ids that remember their values, for [`Self::values`].
+    pub fn recording() -> Self {
+        Self { values: Some(Vec::new()), ..Self::default() }
+    }
+
     #[inline]
     pub fn id(&mut self, v: &str) -> u32 {
         let stored = self.index.get(v);
@@ -138,7 +159,15 @@ impl GroupIds {
         let id = self.next;
         self.next = self.next.saturating_add(1);
         self.index.insert(v, id.saturating_add(1));
+        if let Some(values) = &mut self.values {
+            values.push(v.into());
+        }
         id
+    }
+
+    /// The values by id (empty unless [`Self::recording`]).
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.values.iter().flatten().map(|v| &**v)
     }
 }
 
