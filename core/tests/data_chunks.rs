@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
-use adaftr_core::data::{load_train, load_with_schema, BadRows, Dataset, LoadOptions, LoadReport, SchemaSpec};
+use adaftr_core::data::{
+    fit_schema, load_train, load_with_schema, BadRows, Dataset, LoadOptions, LoadReport, SchemaSpec,
+};
 use adaftr_core::error::Error;
 use adaftr_core::schema::{NormKind, Schema};
 
@@ -158,6 +160,10 @@ fn many_chunks_load_as_one_pass() {
     same(load_train(&gzip(&text)[..], "f.csv", &opts()).unwrap(), "gzip");
     same(on_threads(1, || load_train(&text[..], "f.csv", &opts()).unwrap()), "one thread");
     same(on_threads(3, || load_train(Trickle(&text, 1 << 20), "f.csv", &opts()).unwrap()), "three threads");
+
+    // Fitting alone (for streaming) finds the same schema, keeping no rows.
+    let (fitted, fit_report) = fit_schema(Trickle(&text, 10_007), "f.csv", &opts()).unwrap();
+    assert_eq!((fitted, fit_report), (schema.clone(), report.clone()));
 
     // Encoding with the fitted schema: the same rows.
     let (encoded, _) = load_with_schema(Trickle(&text, 65_521), "f.csv", &schema, &opts()).unwrap();

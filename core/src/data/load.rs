@@ -186,6 +186,9 @@ struct Source<'a> {
     opts: &'a LoadOptions,
     /// `None` while fitting.
     schema: Option<&'a Schema>,
+    /// Whether the rows are kept (`false`: only fitted, in memory bounded by the
+    /// vocabularies).
+    keep_rows: bool,
 }
 
 impl Source<'_> {
@@ -289,6 +292,9 @@ impl<'a> Merged<'a> {
         if let Some(fitter) = &mut self.fitter {
             fitter.absorb(&mut chunk);
         }
+        if !self.source.keep_rows {
+            return Ok(max.is_none_or(|m| self.report.rows < m));
+        }
         self.data.append_rows(&chunk.data);
         if let (Some((global, out)), Some(local), Some(ids)) = (&mut self.groups, &chunk.groups, &chunk.data.group) {
             let map: Vec<u32> = local.values().map(|v| global.id(v)).collect();
@@ -314,11 +320,36 @@ fn read_rows<R: Read>(
         |e| Error::Io { file: source.label.to_string(), source: e },
     )?;
     let Merged { mut data, fitter, groups, report, .. } = merged;
-    if data.is_empty() {
+    if report.rows == 0 {
         return Err(no_rows(source.label, &report));
     }
     data.group = groups.map(|(_, g)| g);
     Ok((data, fitter, report))
+}
+
+/// The schema a fit pass found, validated now rather than when the trained model is saved
+/// (a column name no header can match), and per field the map provisional id -> final id.
+fn fitted(
+    fitter: Option<Fitter>,
+    format: Format,
+    spec: &SchemaSpec,
+    opts: &LoadOptions,
+) -> Result<(Schema, Vec<Vec<u32>>)> {
+    let (schema, remaps) = fitter.expect("a fit pass keeps a fitter").finish(format, spec, opts);
+    schema.validate()?;
+    Ok((schema, remaps))
+}
+
+/// Fits the schema [`load_train`] would fit on the same input, without keeping its rows:
+/// memory is the vocabularies, whatever the input's size. For training on data larger
+/// than memory (with [`crate::data::ShuffleStream`] reading it afterwards).
+pub fn fit_schema<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result<(Schema, LoadReport)> {
+    let (lines, header) = read_header(reader, label)?;
+    let (format, spec, layout) = spec_layout(&header, label, opts)?;
+    let source = Source { label, header, layout, opts, schema: None, keep_rows: false };
+    let (_, fitter, report) = read_rows(lines, &source)?;
+    let (schema, _) = fitted(fitter, format, &spec, opts)?;
+    Ok((schema, report))
 }
 
 /// Reads a training split: fits the schema (vocabularies, normalisation) on it and encodes
@@ -327,12 +358,9 @@ pub fn load_train<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result
     let (lines, header) = read_header(reader, label)?;
     let (format, spec, layout) = spec_layout(&header, label, opts)?;
     let (n_cat, n_num) = (layout.n_cat, layout.n_num);
-    let source = Source { label, header, layout, opts, schema: None };
+    let source = Source { label, header, layout, opts, schema: None, keep_rows: true };
     let (mut data, fitter, report) = read_rows(lines, &source)?;
-    let fitter = fitter.expect("fitting keeps a fitter");
-    let (schema, remaps) = fitter.finish(format, &spec, opts);
-    // Fail now, not when the trained model is saved: a column name no header can match.
-    schema.validate()?;
+    let (schema, remaps) = fitted(fitter, format, &spec, opts)?;
     if n_cat > 0 {
         for row in data.cat.chunks_exact_mut(n_cat) {
             for (id, remap) in row.iter_mut().zip(&remaps) {
@@ -390,7 +418,7 @@ pub fn load_with_schema<R: Read>(
 ) -> Result<(Dataset, LoadReport)> {
     let (lines, header) = read_header(reader, label)?;
     let layout = Layout::from_schema(&header, schema, label)?;
-    let source = Source { label, header, layout, opts, schema: Some(schema) };
+    let source = Source { label, header, layout, opts, schema: Some(schema), keep_rows: true };
     let (mut data, _, report) = read_rows(lines, &source)?;
     shrink(&mut data);
     Ok((data, report))

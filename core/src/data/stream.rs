@@ -65,6 +65,7 @@ pub struct ShuffleStream<R: Read> {
     exhausted: bool,
     ids: Vec<u32>,
     max_buffered: usize,
+    yielded: bool,
 }
 
 impl<R: Read> ShuffleStream<R> {
@@ -96,6 +97,7 @@ impl<R: Read> ShuffleStream<R> {
             exhausted: false,
             ids: vec![0; n_cat],
             max_buffered: 0,
+            yielded: false,
         })
     }
 
@@ -148,6 +150,34 @@ impl<R: Read> ShuffleStream<R> {
         Ok(true)
     }
 
+    /// Every row of the input in file order, when the input has fewer rows than the
+    /// buffer's capacity (filling the buffer found its end); `None` otherwise, and then the
+    /// stream goes on as if this had not been called. Only before the first row is
+    /// yielded.
+    pub fn whole_input(&mut self) -> Result<Option<Dataset>> {
+        if self.yielded {
+            return Err(Error::Config("whole_input after rows were yielded".into()));
+        }
+        while self.buffer.len() < self.capacity && self.pull()? {}
+        if !self.exhausted {
+            return Ok(None);
+        }
+        let b = &mut self.buffer;
+        let mut data = Dataset {
+            cat: std::mem::take(&mut b.cat),
+            num: std::mem::take(&mut b.num),
+            click: BitVec::with_capacity(b.labels.len()),
+            conversion: BitVec::with_capacity(b.labels.len()),
+            ..Dataset::new(b.n_cat, b.n_num)
+        };
+        for &l in &b.labels {
+            data.click.push(l & 1 != 0);
+            data.conversion.push(l & 2 != 0);
+        }
+        b.labels = Vec::new();
+        Ok(Some(data))
+    }
+
     /// The next shuffled chunk of the configured size, or `None` when every row has been
     /// yielded.
     pub fn next_chunk(&mut self) -> Result<Option<Dataset>> {
@@ -179,6 +209,7 @@ impl<R: Read> ShuffleStream<R> {
             }
             let i = self.rng.below(self.buffer.len() as u64) as usize;
             self.buffer.swap_remove_into(i, &mut out);
+            self.yielded = true;
         }
         Ok((!out.is_empty()).then_some(out))
     }

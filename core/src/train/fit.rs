@@ -4,15 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::rows::{epoch_order, InMemory, TrainingRows};
 use super::step::StepLosses;
 use super::Trainer;
 use crate::bundle::EpochRecord;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::rng::Rng;
-
-/// The stream of each epoch's row order, derived per epoch from the seed.
-const ORDER_STREAM: u64 = 0x5EED_0001;
 
 /// The loop counters; with the weights and the optimiser this is the whole training state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -59,26 +56,28 @@ impl Trainer {
     /// The order in which [`Trainer::fit`] visits the `rows` training rows in `epoch`
     /// (0-based): a seeded shuffle, the same on resume and on every machine.
     pub fn epoch_order(&self, epoch: usize, rows: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..rows).collect();
-        Rng::derive(self.config().train.seed ^ ORDER_STREAM, epoch as u64).shuffle(&mut order);
-        order
+        epoch_order(self.config().train.seed, epoch, rows)
     }
 
     /// Trains until `epochs` or early stopping, resuming from the current state. On return
     /// the parameters hold the best epoch's weights.
     pub fn fit(&mut self, train: &Dataset, valid: &Dataset, obs: &mut dyn Observer) -> Result<()> {
-        if train.len() < 2 {
-            return Err(Error::Config(format!("training needs at least 2 rows, got {}", train.len())));
+        self.fit_rows(&mut InMemory::new(train), valid, obs)
+    }
+
+    /// [`Self::fit`] on training rows from anywhere (in memory, or streamed from a file).
+    pub fn fit_rows(&mut self, train: &mut dyn TrainingRows, valid: &Dataset, obs: &mut dyn Observer) -> Result<()> {
+        let n = train.rows();
+        if n < 2 {
+            return Err(Error::Config(format!("training needs at least 2 rows, got {n}")));
         }
-        self.state.train_rows = train.len();
-        let bs = self.config().train.batch_size;
-        let steps = self.steps_per_epoch(train.len());
+        self.state.train_rows = n;
+        let (bs, seed) = (self.config().train.batch_size, self.config().train.seed);
+        let steps = self.steps_per_epoch(n);
         while !self.state.finished && self.state.epoch < self.config().train.epochs {
-            let order = self.epoch_order(self.state.epoch, train.len());
+            train.start_epoch(seed, self.state.epoch, self.state.step * bs)?;
             while self.state.step < steps {
-                let start = self.state.step * bs;
-                let rows = &order[start..(start + bs).min(order.len())];
-                let batch = train.batch(rows, &self.device)?;
+                let batch = train.next_batch(bs, &self.device)?;
                 let losses = self.train_step(&batch)?;
                 self.state.step += 1;
                 self.state.epoch_loss_sum += losses.total;

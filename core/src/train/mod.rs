@@ -1,7 +1,8 @@
 //! Training, in the split of burn's learner: [`step`] is one optimisation step (model,
 //! parameters, optimiser), [`fit`] the loop around it (epochs, validation, early stopping,
-//! the observer), [`checkpoint`] the recorder that lets a killed run resume to exactly the
-//! result of an uninterrupted one (on CPU), and [`objective`] what a step minimises.
+//! the observer) over [`rows`] (in memory, or streamed from a file), [`checkpoint`] the
+//! recorder that lets a killed run resume to exactly the result of an uninterrupted one
+//! (on CPU), and [`objective`] what a step minimises.
 //!
 //! A [`Trainer`] is built from its config and never changes it: the optimiser's learning
 //! rates and parameter groups, the relatedness mode and the model's shape all follow from
@@ -14,6 +15,7 @@
 mod checkpoint;
 mod fit;
 pub mod objective;
+mod rows;
 mod step;
 
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 
 pub use fit::{Observer, Silent, TrainState};
+pub use rows::{InMemory, Opener, Streamed, TrainingRows};
 pub use step::StepLosses;
 
 use crate::bundle::{self, TrainingSummary};

@@ -1,13 +1,16 @@
 //! `adaftr train`.
 
+use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use adaftr_core::config::{Backbone, ClMode, Config, TrainConfig};
-use adaftr_core::data::{load_train, load_with_schema, BadRows, LoadOptions, SchemaSpec};
+use adaftr_core::data::{fit_schema, load_train, load_with_schema, BadRows, Dataset, LoadOptions, SchemaSpec};
+use adaftr_core::error::Error as CoreError;
 use adaftr_core::relatedness;
 use adaftr_core::schema::NormKind;
-use adaftr_core::train::Trainer;
+use adaftr_core::train::{InMemory, Opener, Streamed, Trainer, TrainingRows};
 use anyhow::{bail, Context, Result};
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
@@ -136,6 +139,21 @@ pub struct Args {
     pub norm: NormKind,
     #[arg(long, value_enum, default_value_t = BadRows::default())]
     pub bad_rows: BadRows,
+    /// Stream the training file instead of loading it: one pass fits the schema, then every
+    /// epoch reads the file again through a shuffle buffer, so memory is the buffer and the
+    /// vocabularies whatever the file's size. Chosen anyway for a file larger than
+    /// --memory-budget-mib.
+    #[arg(long)]
+    pub stream: bool,
+    /// Rows held for shuffling while streaming. A file of fewer rows is read once and
+    /// trained on exactly as in memory; a file sorted by label or by user needs a buffer
+    /// large enough to mix it (see docs/DATA.md).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub shuffle_buffer: usize,
+    /// Memory the training data may take when loaded, in MiB: a larger file is streamed
+    /// (gzipped files are counted at 5 times their size). Default: half the memory available.
+    #[arg(long)]
+    pub memory_budget_mib: Option<u64>,
 }
 
 /// The config file (if any) with the flags applied on top.
@@ -181,6 +199,41 @@ fn load_options(a: &Args) -> Result<LoadOptions> {
     Ok(LoadOptions { bad_rows: a.bad_rows, min_count: a.min_count, norm: a.norm, spec, ..LoadOptions::default() })
 }
 
+/// The training rows: loaded, or read from the file every epoch.
+enum TrainData {
+    Loaded(Dataset),
+    Streamed(Box<Streamed<BufReader<File>>>),
+}
+
+/// Whether the training file would take more memory than the budget once loaded.
+fn too_big_to_load(a: &Args) -> Result<bool> {
+    let bytes = std::fs::metadata(&a.train).with_context(|| format!("cannot open {}", a.train.display()))?.len();
+    let gz = a.train.extension().is_some_and(|e| e == "gz");
+    let estimate = if gz { bytes.saturating_mul(5) } else { bytes };
+    let budget = match a.memory_budget_mib {
+        Some(mib) => mib << 20,
+        None => available_memory().map_or(u64::MAX, |b| b / 2),
+    };
+    let big = estimate > budget;
+    if big {
+        eprintln!(
+            "{} is about {} MiB loaded, over the {} MiB budget: streaming it (--memory-budget-mib sets the budget)",
+            a.train.display(),
+            estimate >> 20,
+            budget >> 20
+        );
+    }
+    Ok(big)
+}
+
+/// The memory available to new allocations (Linux: `MemAvailable`), if known.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib << 10)
+}
+
 fn checkpoint_path(dir: &Path) -> PathBuf {
     dir.join("checkpoint.safetensors")
 }
@@ -219,36 +272,79 @@ pub fn run(a: &Args) -> Result<()> {
     };
 
     eprintln!("config:\n{}", toml::to_string(&cfg).unwrap_or_default());
-    let (mut trainer, train) = match resumed {
-        Some(t) => {
-            // The checkpoint carries the schema fitted on this training file; reuse it.
-            let (train, report) = load_with_schema(files::open(&a.train)?, &files::label(&a.train), t.schema(), &opts)?;
-            super::report_skipped(&a.train, report.skipped, &report.first_errors);
-            (t, train)
+    let label = files::label(&a.train);
+    let streaming = a.stream || too_big_to_load(a)?;
+    let (mut trainer, mut data) = if streaming {
+        let (trainer, rows) = match resumed {
+            // The checkpoint carries the schema fitted on this file and its row count.
+            Some(t) if t.state().train_rows > 0 => {
+                let rows = t.state().train_rows;
+                (t, rows)
+            }
+            resumed => {
+                eprintln!("streaming {label}: fitting the schema (one pass)");
+                let (schema, report) = fit_schema(files::open(&a.train)?, &label, &opts)?;
+                super::report_skipped(&a.train, report.skipped, &report.first_errors);
+                let t = match resumed {
+                    Some(t) => t,
+                    None => Trainer::new(cfg.clone(), schema, &device)?,
+                };
+                (t, report.rows)
+            }
+        };
+        let path = a.train.clone();
+        let open: Opener<_> = Box::new(move || {
+            File::open(&path)
+                .map(|f| BufReader::with_capacity(1 << 20, f))
+                .map_err(|source| CoreError::Io { file: path.display().to_string(), source })
+        });
+        let stream = Streamed::new(open, &label, trainer.schema(), &opts, a.shuffle_buffer, rows);
+        eprintln!("streaming {label}: {rows} rows, shuffle buffer of {} rows", a.shuffle_buffer);
+        (trainer, TrainData::Streamed(Box::new(stream)))
+    } else {
+        let (trainer, train) = match resumed {
+            Some(t) => {
+                // The checkpoint carries the schema fitted on this training file; reuse it.
+                let (train, report) = load_with_schema(files::open(&a.train)?, &label, t.schema(), &opts)?;
+                super::report_skipped(&a.train, report.skipped, &report.first_errors);
+                (t, train)
+            }
+            None => {
+                let (schema, train, report) = load_train(files::open(&a.train)?, &label, &opts)?;
+                super::report_skipped(&a.train, report.skipped, &report.first_errors);
+                (Trainer::new(cfg.clone(), schema, &device)?, train)
+            }
+        };
+        eprintln!(
+            "data: {} training rows ({} clicks, {} conversions)",
+            train.len(),
+            train.clicks(),
+            train.conversions()
+        );
+        (trainer, TrainData::Loaded(train))
+    };
+    let mut in_memory;
+    let train: &mut dyn TrainingRows = match &mut data {
+        TrainData::Loaded(d) => {
+            in_memory = InMemory::new(d);
+            &mut in_memory
         }
-        None => {
-            let (schema, train, report) = load_train(files::open(&a.train)?, &files::label(&a.train), &opts)?;
-            super::report_skipped(&a.train, report.skipped, &report.first_errors);
-            (Trainer::new(cfg.clone(), schema, &device)?, train)
-        }
+        TrainData::Streamed(s) => s.as_mut(),
     };
     let valid = super::load_encoded(&a.valid, trainer.schema(), a.bad_rows)?;
     eprintln!(
-        "data: {} training rows ({} clicks, {} conversions), {} validation rows; {} categorical fields, {} numeric; {} parameters",
-        train.len(),
-        train.clicks(),
-        train.conversions(),
+        "data: {} validation rows; {} categorical fields, {} numeric; {} parameters",
         valid.len(),
         trainer.schema().num_categorical(),
         trainer.schema().num_numeric(),
         trainer.params().numel()
     );
 
-    let mut obs = TrainObserver::new(trainer.steps_per_epoch(train.len()), cfg.train.batch_size);
+    let mut obs = TrainObserver::new(trainer.steps_per_epoch(train.rows()), cfg.train.batch_size);
     obs.metrics_out = a.metrics_out.clone();
     obs.checkpoint = ckpt.clone();
     obs.checkpoint_every = a.checkpoint_every;
-    let fitted = trainer.fit(&train, &valid, &mut obs);
+    let fitted = trainer.fit_rows(train, &valid, &mut obs);
     obs.finish();
     if let Err(e) = fitted {
         let kept = ckpt

@@ -1,0 +1,190 @@
+//! Where a fit's training rows come from, epoch by epoch: a dataset in memory, or a file
+//! read again every epoch through a bounded shuffle buffer (data larger than memory).
+//!
+//! Both give the rows of an epoch in an order drawn from (seed, epoch) alone, so a killed
+//! run resumes to exactly the uninterrupted result: the in-memory rows by permuting, the
+//! streamed ones by replaying the epoch's shuffle up to the batch reached. A file of fewer
+//! rows than the shuffle buffer is read once and then trained on exactly as in memory.
+
+use std::io::Read;
+
+use candle_core::Device;
+
+use crate::data::{Batch, Dataset, LoadOptions, ShuffleStream};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::schema::Schema;
+
+/// The stream of each epoch's row order, derived per epoch from the seed.
+const ORDER_STREAM: u64 = 0x5EED_0001;
+
+/// Rows replayed per call while skipping to a resumed batch (bounds the skip's memory).
+const SKIP_ROWS: usize = 1 << 16;
+
+/// The order in which an in-memory fit visits `rows` rows in `epoch` (0-based): a seeded
+/// shuffle, the same on resume and on every machine.
+pub(crate) fn epoch_order(seed: u64, epoch: usize, rows: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows).collect();
+    Rng::derive(seed ^ ORDER_STREAM, epoch as u64).shuffle(&mut order);
+    order
+}
+
+/// Training rows, served batch by batch in each epoch's order.
+pub trait TrainingRows {
+    /// Rows in one epoch.
+    fn rows(&self) -> usize;
+    /// Starts `epoch` (0-based) of a fit seeded with `seed`, positioned after its first
+    /// `skip` rows (a resumed run's batches already done).
+    fn start_epoch(&mut self, seed: u64, epoch: usize, skip: usize) -> Result<()>;
+    /// The epoch's next `size` rows (fewer at its end).
+    fn next_batch(&mut self, size: usize, device: &Device) -> Result<Batch>;
+}
+
+/// A position in one epoch's [`epoch_order`].
+#[derive(Default)]
+struct Permuted {
+    order: Vec<usize>,
+    next: usize,
+}
+
+impl Permuted {
+    fn start(&mut self, seed: u64, epoch: usize, rows: usize, skip: usize) {
+        self.order = epoch_order(seed, epoch, rows);
+        self.next = skip.min(rows);
+    }
+
+    fn batch(&mut self, data: &Dataset, size: usize, device: &Device) -> Result<Batch> {
+        let end = (self.next + size).min(self.order.len());
+        let batch = data.batch(&self.order[self.next..end], device)?;
+        self.next = end;
+        Ok(batch)
+    }
+}
+
+/// A dataset in memory, visited in [`epoch_order`].
+pub struct InMemory<'a> {
+    data: &'a Dataset,
+    at: Permuted,
+}
+
+impl<'a> InMemory<'a> {
+    pub fn new(data: &'a Dataset) -> Self {
+        Self { data, at: Permuted::default() }
+    }
+}
+
+impl TrainingRows for InMemory<'_> {
+    fn rows(&self) -> usize {
+        self.data.len()
+    }
+
+    fn start_epoch(&mut self, seed: u64, epoch: usize, skip: usize) -> Result<()> {
+        self.at.start(seed, epoch, self.data.len(), skip);
+        Ok(())
+    }
+
+    fn next_batch(&mut self, size: usize, device: &Device) -> Result<Batch> {
+        self.at.batch(self.data, size, device)
+    }
+}
+
+/// Opens the training input afresh (once per epoch).
+pub type Opener<R> = Box<dyn FnMut() -> Result<R>>;
+
+/// A file read again every epoch through a shuffle buffer of `capacity` rows (see
+/// [`ShuffleStream`]): memory is the buffer, whatever the file's size.
+pub struct Streamed<R: Read> {
+    open: Opener<R>,
+    label: String,
+    schema: Schema,
+    opts: LoadOptions,
+    capacity: usize,
+    rows: usize,
+    stream: Option<ShuffleStream<R>>,
+    /// The whole file, once it turned out to fit in the buffer.
+    whole: Option<(Dataset, Permuted)>,
+}
+
+impl<R: Read> Streamed<R> {
+    /// `rows`: the valid rows of the input, as the fit pass counted them (each epoch must
+    /// find as many); `opts`: how to read it (its bad-row policy).
+    pub fn new(
+        open: Opener<R>,
+        label: &str,
+        schema: &Schema,
+        opts: &LoadOptions,
+        capacity: usize,
+        rows: usize,
+    ) -> Self {
+        Self {
+            open,
+            label: label.to_string(),
+            schema: schema.clone(),
+            opts: opts.clone(),
+            capacity: capacity.max(1),
+            rows,
+            stream: None,
+            whole: None,
+        }
+    }
+
+    /// Whether the file had fewer rows than the buffer, and is held in memory (known once
+    /// an epoch has started).
+    pub fn fits_in_buffer(&self) -> bool {
+        self.whole.is_some()
+    }
+
+    fn changed(&self, what: String) -> Error {
+        Error::Input {
+            file: self.label.clone(),
+            reason: format!("the file changed during training: {what}, {} when it was fitted", self.rows),
+        }
+    }
+}
+
+impl<R: Read> TrainingRows for Streamed<R> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn start_epoch(&mut self, seed: u64, epoch: usize, skip: usize) -> Result<()> {
+        if let Some((data, at)) = &mut self.whole {
+            at.start(seed, epoch, data.len(), skip);
+            return Ok(());
+        }
+        let reader = (self.open)()?;
+        let epoch_seed = Rng::derive(seed ^ ORDER_STREAM, epoch as u64).next_u64();
+        let mut stream =
+            ShuffleStream::new(reader, &self.label, &self.schema, &self.opts, self.capacity, SKIP_ROWS, epoch_seed)?;
+        if let Some(data) = stream.whole_input()? {
+            if data.len() != self.rows {
+                return Err(self.changed(format!("{} valid rows now", data.len())));
+            }
+            let mut at = Permuted::default();
+            at.start(seed, epoch, data.len(), skip);
+            self.whole = Some((data, at));
+            self.stream = None;
+            return Ok(());
+        }
+        let mut left = skip;
+        while left > 0 {
+            match stream.next_rows(left.min(SKIP_ROWS))? {
+                Some(rows) => left -= rows.len(),
+                None => return Err(self.changed(format!("only {} valid rows now", skip - left))),
+            }
+        }
+        self.stream = Some(stream);
+        Ok(())
+    }
+
+    fn next_batch(&mut self, size: usize, device: &Device) -> Result<Batch> {
+        if let Some((data, at)) = &mut self.whole {
+            return at.batch(data, size, device);
+        }
+        let stream = self.stream.as_mut().ok_or_else(|| Error::Config("no epoch started".into()))?;
+        match stream.next_rows(size)? {
+            Some(rows) => rows.range_batch(0, rows.len(), device),
+            None => Err(self.changed("fewer valid rows now".into())),
+        }
+    }
+}
