@@ -112,9 +112,11 @@ RATIO_TARGETS = {("train", "literal"): 1.5, ("train", "default"): 1.5, ("train",
 LATENCY_TARGET_US = 25.0
 BROWSER_LATENCY_TARGET_MS = 0.050
 INGEST_TARGET_MB_S = 300.0
+STREAM_RSS_TARGET_MIB = 1024.0
+STREAM_SPEED_TARGET = 0.9
 
 
-def targets(measured, browser, ingest):
+def targets(measured, browser, ingest, stream=None):
     """The targets' table rows: each target, the figure measured in this run, met or not."""
     kinds = {"train": "Training", "infer": "Batch inference"}
     yes = lambda ok: "yes" if ok else "**no**"  # noqa: E731
@@ -134,7 +136,29 @@ def targets(measured, browser, ingest):
     if ingest:
         mb = ingest["mb_per_s"]
         out.append(f"| CSV ingest: at least {INGEST_TARGET_MB_S:.0f} MB/s | {mb:.0f} MB/s | {yes(mb >= INGEST_TARGET_MB_S)} |")
+    if stream:
+        big, speed = stream["big"], stream["speed"]
+        rss = big["peak_rss_mib"]
+        out.append(f"| Streamed training of {big['rows']:,} rows: peak RSS under {STREAM_RSS_TARGET_MIB:.0f} MiB | "
+                   f"{rss:.0f} MiB | {yes(rss < STREAM_RSS_TARGET_MIB)} |")
+        out.append(f"| Streamed training: at least {STREAM_SPEED_TARGET:.0%} of the in-memory samples/s | "
+                   f"{speed:.0%} | {yes(speed >= STREAM_SPEED_TARGET)} |")
     return out
+
+
+def measure_stream(bin_, big_file, file, rounds=3):
+    """Streamed training: the big file's fit pass and peak memory, and streamed against loaded
+    samples/s on the smaller file (same model; alternating processes, median of `rounds`)."""
+    big = ours(bin_, "stream", "--file", big_file, "--mode", "stream", "--steps", "200")
+    runs = {"memory": [], "stream": []}
+    for r in range(rounds):
+        order = ["memory", "stream"] if r % 2 == 0 else ["stream", "memory"]
+        for mode in order:
+            runs[mode].append(ours(bin_, "stream", "--file", file, "--mode", mode, "--steps", "200",
+                                   "--shuffle-buffer", "200000"))
+    pick = {m: {k: med([x[k] for x in v if x.get(k) is not None]) for k in v[0] if isinstance(v[0][k], (int, float))}
+            for m, v in runs.items()}
+    return {"big": big, **pick, "speed": pick["stream"]["samples_per_s"] / pick["memory"]["samples_per_s"]}
 
 
 def main():
@@ -147,6 +171,8 @@ def main():
     ap.add_argument("--reps", type=int, default=20, help="inference batches per measurement")
     ap.add_argument("--calls", type=int, default=2000, help="single-instance calls per measurement")
     ap.add_argument("--ingest-file")
+    ap.add_argument("--stream-file", help="a large CSV for streamed training (peak memory); "
+                    "--ingest-file is used for streamed against loaded samples/s")
     ap.add_argument("--browser", help="JSON written by the browser benchmark")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile column")
     ap.add_argument("--compile-models", default=",".join(MODELS),
@@ -226,6 +252,7 @@ def main():
         runs = [ours(a.adaftr, "ingest", "--file", a.ingest_file) for _ in range(3)]
         ingest = {k: med([x[k] for x in runs if x.get(k) is not None]) for k in runs[0] if isinstance(runs[0][k], (int, float))}
     browser = json.load(open(a.browser)) if a.browser and os.path.exists(a.browser) else None
+    stream = measure_stream(a.adaftr, a.stream_file, a.ingest_file) if a.stream_file and a.ingest_file else None
 
     kinds = {"train": ("Training", "samples/s", True), "infer": ("Batch inference", "samples/s", True),
              "latency": ("Single-instance latency", "µs (median)", False)}
@@ -293,7 +320,7 @@ def main():
     L.append("## Targets\n")
     L.append("| target | measured | met |")
     L.append("| --- | ---: | --- |")
-    for line in targets(measured, browser, ingest):
+    for line in targets(measured, browser, ingest, stream):
         L.append(line)
     L.append("")
     L.append("Training steps include gathering the batch from the in-memory dataset, the forward pass, the loss, "
@@ -353,6 +380,27 @@ def main():
             L.append(f"| peak memory per million rows (peak RSS minus RSS before) | {ingest['peak_mib_per_m_rows']:,.0f} MiB | |")
         L.append(f"| dataset in memory per million rows | {ingest['dataset_mib_per_m_rows']:,.0f} MiB | |")
         L.append(f"| CSV size per million rows | {ingest['file_mib_per_m_rows']:,.0f} MiB | |")
+        L.append("")
+    if stream:
+        big, mem, st = stream["big"], stream["memory"], stream["stream"]
+        L.append("## Streamed training\n")
+        L.append(f"`adaftr train --stream`'s path (`bench stream`): a fit pass over the file (vocabularies and "
+                 f"normalisation, no rows kept), then training steps of the default configuration (batch "
+                 f"{big['batch']:,}) on rows read through the shuffle buffer, parsed on their own thread while the "
+                 f"step runs. The large file is the {ingest['rows'] if ingest else 0:,.0f}-row ingest file repeated "
+                 f"(same vocabularies, {big['bytes'] / 1e9:.1f} GB).\n")
+        L.append("| measurement | value | target |")
+        L.append("| --- | ---: | --- |")
+        L.append(f"| peak RSS, {big['rows']:,} rows streamed, shuffle buffer of {big['shuffle_buffer']:,} rows | "
+                 f"{big['peak_rss_mib']:,.0f} MiB | under {STREAM_RSS_TARGET_MIB:.0f} MiB |")
+        L.append(f"| fit pass over {big['rows']:,} rows | {big['ready_seconds']:.1f} s "
+                 f"({big['bytes'] / 1e6 / big['ready_seconds']:,.0f} MB/s) | |")
+        L.append(f"| samples/s, {big['rows']:,} rows streamed | {big['samples_per_s']:,.0f} | |")
+        L.append(f"| samples/s on {mem['rows']:,.0f} rows: loaded / streamed (buffer of 200,000 rows), median of 3 "
+                 f"alternating runs | {mem['samples_per_s']:,.0f} / {st['samples_per_s']:,.0f} "
+                 f"({stream['speed']:.0%}) | at least {STREAM_SPEED_TARGET:.0%} |")
+        L.append(f"| peak RSS on {mem['rows']:,.0f} rows: loaded / streamed | {mem['peak_rss_mib']:,.0f} / "
+                 f"{st['peak_rss_mib']:,.0f} MiB | |")
         L.append("")
     L.append("## Reading these numbers\n")
     L.append("- On a machine shared with other work, both sides' thread pools lose a lot when a worker is "

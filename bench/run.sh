@@ -7,27 +7,31 @@
 #     every model;
 #   - the browser demo in headless Chromium (single instance, 64-point what-if sweep, wasm gzip);
 #   - CSV ingest of a generated file of INGEST_ROWS rows (rows/s, MB/s, peak memory);
+#   - streamed training: peak memory on that file repeated STREAM_REPEAT times, and samples/s
+#     streamed against loaded;
 # and writes BENCHMARKS.md. Before any timing, bench/test_parity.py checks that the PyTorch
 # reference computes what adaftr computes (and that the check catches a wrong reference).
-# Environment knobs: ROUNDS (default 5), INGEST_ROWS (1000000), STEPS (training steps per
-# measurement, 8), REPS (inference batches, 20), CALLS (single-instance calls, 2000),
+# Environment knobs: ROUNDS (default 5), INGEST_ROWS (1000000), STREAM_REPEAT (10), STEPS
+# (training steps per measurement, 8), REPS (inference batches, 20), CALLS (single-instance
+# calls, 2000),
 # SKIP_BROWSER=1, SKIP_WEB_BUILD=1 (use the existing dist/), COMPILE=0 (no torch.compile
 # column), COMPILE_MODELS (those compiled, comma-separated; default all), BENCH_DIR
 # (bench/out), BENCH_OUT (BENCHMARKS.md).
 # QUICK=1 is a short run that checks the whole pipeline, not a measurement: 1 round, a
-# 100,000-row ingest file, 3 steps, 5 batches, 200 calls, only the literal spec compiled,
+# 100,000-row ingest file (streamed twice over), 3 steps, 5 batches, 200 calls, only the literal spec compiled,
 # and BENCH_OUT defaults to
 # $BENCH_DIR/BENCHMARKS-quick.md so that BENCHMARKS.md keeps its numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=$(realpath -m "${BENCH_DIR:-bench/out}")
 if [ "${QUICK:-0}" = 1 ]; then
-  ROUNDS=${ROUNDS:-1} INGEST_ROWS=${INGEST_ROWS:-100000} STEPS=${STEPS:-3} REPS=${REPS:-5} CALLS=${CALLS:-200}
+  ROUNDS=${ROUNDS:-1} INGEST_ROWS=${INGEST_ROWS:-100000} STREAM_REPEAT=${STREAM_REPEAT:-2} STEPS=${STEPS:-3} REPS=${REPS:-5} CALLS=${CALLS:-200}
   COMPILE_MODELS=${COMPILE_MODELS:-literal}
   OUT_MD=$(realpath -m "${BENCH_OUT:-$WORK/BENCHMARKS-quick.md}")
 fi
 ROUNDS=${ROUNDS:-5}
 INGEST_ROWS=${INGEST_ROWS:-1000000}
+STREAM_REPEAT=${STREAM_REPEAT:-10}
 STEPS=${STEPS:-8} REPS=${REPS:-20} CALLS=${CALLS:-2000}
 OUT_MD=${OUT_MD:-$(realpath -m "${BENCH_OUT:-BENCHMARKS.md}")}
 export RAYON_NUM_THREADS=2
@@ -47,6 +51,12 @@ echo "==> data, initial weights and parity references in $WORK"
 "$BIN" bench prepare --out-dir "$WORK"
 INGEST="$WORK/ingest-$INGEST_ROWS.csv"
 [ -s "$INGEST" ] || "$BIN" synth --rows "$INGEST_ROWS" --seed 7 --no-auc --out "$INGEST"
+# Streamed training reads a file STREAM_REPEAT times the ingest file (same vocabularies).
+STREAM_FILE="$WORK/stream-${STREAM_REPEAT}x$INGEST_ROWS.csv"
+if [ ! -s "$STREAM_FILE" ]; then
+  echo "==> $STREAM_FILE (the ingest file $STREAM_REPEAT times)"
+  { cat "$INGEST"; for _ in $(seq 2 "$STREAM_REPEAT"); do tail -n +2 "$INGEST"; done; } > "$STREAM_FILE"
+fi
 
 BROWSER_ARGS=()
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
@@ -67,5 +77,5 @@ COMPILE_ARGS=()
 echo "==> adaftr vs PyTorch ($ROUNDS rounds), CSV ingest"
 cd bench
 .venv/bin/python compare.py --adaftr "$BIN" --dir "$WORK" --rounds "$ROUNDS" \
-  --steps "$STEPS" --reps "$REPS" --calls "$CALLS" --ingest-file "$INGEST" "${BROWSER_ARGS[@]}" "${COMPILE_ARGS[@]}" --command "bench/run.sh" \
+  --steps "$STEPS" --reps "$REPS" --calls "$CALLS" --ingest-file "$INGEST" --stream-file "$STREAM_FILE" "${BROWSER_ARGS[@]}" "${COMPILE_ARGS[@]}" --command "bench/run.sh" \
   --out "$OUT_MD" --json-out "$WORK/results.json"

@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use adaftr_core::train::Opener;
 use anyhow::{bail, Context, Result};
 
 /// Bundles and checkpoints larger than this are refused before being read.
@@ -13,7 +14,20 @@ pub const MAX_MODEL_BYTES: u64 = 4 << 30;
 
 pub fn open(path: &Path) -> Result<BufReader<File>> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(BufReader::with_capacity(1 << 20, f))
+    Ok(BufReader::with_capacity(READ_BUFFER, f))
+}
+
+/// Bytes read from a data file at a time.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Opens `path` afresh on every call: what streamed training reads each epoch from.
+pub fn opener(path: &Path) -> Opener<BufReader<File>> {
+    let path = path.to_path_buf();
+    Box::new(move || {
+        File::open(&path)
+            .map(|f| BufReader::with_capacity(READ_BUFFER, f))
+            .map_err(|source| adaftr_core::error::Error::Io { file: label(&path), source })
+    })
 }
 
 /// The path as a label for error messages.

@@ -39,6 +39,7 @@ fn args<'a>(train: &'a str, valid: &'a str, out: &'a str, extra: &[&'a str]) -> 
 /// Runs adaftr to completion and returns its peak resident memory in bytes (the kernel's
 /// count for this child alone, from `wait4`).
 fn peak_rss(args: &[&str]) -> u64 {
+    #[allow(clippy::zombie_processes)] // reaped by `wait4` below
     let child = Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let mut status = 0;
     // SAFETY: plain syscall on our own child; `usage` is written by the kernel.

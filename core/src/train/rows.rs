@@ -7,6 +7,7 @@
 //! rows than the shuffle buffer is read once and then trained on exactly as in memory.
 
 use std::io::Read;
+use std::sync::mpsc::{sync_channel, Receiver};
 
 use candle_core::Device;
 
@@ -91,8 +92,42 @@ impl TrainingRows for InMemory<'_> {
 /// Opens the training input afresh (once per epoch).
 pub type Opener<R> = Box<dyn FnMut() -> Result<R>>;
 
+/// Batches parsed ahead on their own thread, so that parsing overlaps the training step.
+struct Prefetch {
+    rx: Receiver<Result<Dataset>>,
+    size: usize,
+}
+
+impl Prefetch {
+    /// Starts parsing `stream` into batches of `size` rows, at most [`PREFETCH`] ahead.
+    fn spawn<R: Read + Send + 'static>(mut stream: ShuffleStream<R>, size: usize) -> Self {
+        let (tx, rx) = sync_channel(PREFETCH);
+        // Detached: it ends at the end of the input, or once the receiver is dropped (a new
+        // epoch, the end of training) and its next send fails.
+        std::thread::spawn(move || loop {
+            match stream.next_rows(size) {
+                Ok(None) => return,
+                Ok(Some(batch)) => {
+                    if tx.send(Ok(batch)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        });
+        Self { rx, size }
+    }
+}
+
+/// Batches parsed ahead of the one being trained on.
+const PREFETCH: usize = 2;
+
 /// A file read again every epoch through a shuffle buffer of `capacity` rows (see
-/// [`ShuffleStream`]): memory is the buffer, whatever the file's size.
+/// [`ShuffleStream`]): memory is the buffer, whatever the file's size. The rows are parsed
+/// on a thread of their own, a couple of batches ahead (native targets only).
 pub struct Streamed<R: Read> {
     open: Opener<R>,
     label: String,
@@ -100,12 +135,14 @@ pub struct Streamed<R: Read> {
     opts: LoadOptions,
     capacity: usize,
     rows: usize,
+    /// The epoch's stream until its first batch is asked for, then its batches.
     stream: Option<ShuffleStream<R>>,
+    prefetch: Option<Prefetch>,
     /// The whole file, once it turned out to fit in the buffer.
     whole: Option<(Dataset, Permuted)>,
 }
 
-impl<R: Read> Streamed<R> {
+impl<R: Read + Send + 'static> Streamed<R> {
     /// `rows`: the valid rows of the input, as the fit pass counted them (each epoch must
     /// find as many); `opts`: how to read it (its bad-row policy).
     pub fn new(
@@ -124,6 +161,7 @@ impl<R: Read> Streamed<R> {
             capacity: capacity.max(1),
             rows,
             stream: None,
+            prefetch: None,
             whole: None,
         }
     }
@@ -142,12 +180,13 @@ impl<R: Read> Streamed<R> {
     }
 }
 
-impl<R: Read> TrainingRows for Streamed<R> {
+impl<R: Read + Send + 'static> TrainingRows for Streamed<R> {
     fn rows(&self) -> usize {
         self.rows
     }
 
     fn start_epoch(&mut self, seed: u64, epoch: usize, skip: usize) -> Result<()> {
+        self.prefetch = None;
         if let Some((data, at)) = &mut self.whole {
             at.start(seed, epoch, data.len(), skip);
             return Ok(());
@@ -181,10 +220,19 @@ impl<R: Read> TrainingRows for Streamed<R> {
         if let Some((data, at)) = &mut self.whole {
             return at.batch(data, size, device);
         }
-        let stream = self.stream.as_mut().ok_or_else(|| Error::Config("no epoch started".into()))?;
-        match stream.next_rows(size)? {
-            Some(rows) => rows.range_batch(0, rows.len(), device),
-            None => Err(self.changed("fewer valid rows now".into())),
+        if let Some(stream) = self.stream.take() {
+            self.prefetch = Some(Prefetch::spawn(stream, size));
+        }
+        let prefetch = self.prefetch.as_ref().ok_or_else(|| Error::Config("no epoch started".into()))?;
+        if prefetch.size != size {
+            return Err(Error::Config(format!("batches of {size} rows after batches of {}", prefetch.size)));
+        }
+        match prefetch.rx.recv() {
+            Ok(rows) => {
+                let rows = rows?;
+                rows.range_batch(0, rows.len(), device)
+            }
+            Err(_) => Err(self.changed("fewer valid rows now".into())),
         }
     }
 }

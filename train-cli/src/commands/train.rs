@@ -7,10 +7,9 @@ use std::sync::LazyLock;
 
 use adaftr_core::config::{Backbone, ClMode, Config, TrainConfig};
 use adaftr_core::data::{fit_schema, load_train, load_with_schema, BadRows, Dataset, LoadOptions, SchemaSpec};
-use adaftr_core::error::Error as CoreError;
 use adaftr_core::relatedness;
 use adaftr_core::schema::NormKind;
-use adaftr_core::train::{InMemory, Opener, Streamed, Trainer, TrainingRows};
+use adaftr_core::train::{InMemory, Streamed, Trainer, TrainingRows};
 use anyhow::{bail, Context, Result};
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
@@ -292,13 +291,7 @@ pub fn run(a: &Args) -> Result<()> {
                 (t, report.rows)
             }
         };
-        let path = a.train.clone();
-        let open: Opener<_> = Box::new(move || {
-            File::open(&path)
-                .map(|f| BufReader::with_capacity(1 << 20, f))
-                .map_err(|source| CoreError::Io { file: path.display().to_string(), source })
-        });
-        let stream = Streamed::new(open, &label, trainer.schema(), &opts, a.shuffle_buffer, rows);
+        let stream = Streamed::new(files::opener(&a.train), &label, trainer.schema(), &opts, a.shuffle_buffer, rows);
         eprintln!("streaming {label}: {rows} rows, shuffle buffer of {} rows", a.shuffle_buffer);
         (trainer, TrainData::Streamed(Box::new(stream)))
     } else {

@@ -1,18 +1,18 @@
 //! The timed measurements: training steps, batch inference, single-instance latency, GEMM
-//! throughput at the models' shapes, CSV ingest.
+//! throughput at the models' shapes, CSV ingest, training from a loaded or a streamed file.
 
 use std::path::Path;
 use std::time::Instant;
 
-use adaftr_core::data::{load_train, LoadOptions};
+use adaftr_core::data::{fit_schema, load_train, LoadOptions};
 use adaftr_core::inference::Instance;
-use adaftr_core::train::Trainer;
+use adaftr_core::train::{InMemory, Streamed, Trainer, TrainingRows};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use serde_json::{json, Value};
 
 use super::prepared::{load_bundle, load_dataset};
-use super::{threads, BenchModel};
+use super::{threads, BenchModel, StreamMode};
 use crate::files;
 
 /// Seconds of each of `reps` calls of `f`.
@@ -191,5 +191,59 @@ pub(super) fn ingest(file: &Path) -> Result<Value> {
         "peak_mib_per_m_rows": peak.map(per_m),
         "dataset_mib_per_m_rows": per_m(dataset_bytes),
         "file_mib_per_m_rows": per_m(bytes as f64),
+    }))
+}
+
+/// Training from a CSV as `adaftr train` does, loaded or streamed: the time to get ready
+/// (load, or the schema's fit pass), then `steps` steps of epoch 0 (the streamed ones parse
+/// their rows inside the timed steps), and the process's peak memory.
+pub(super) fn stream(
+    file: &Path,
+    mode: StreamMode,
+    model: BenchModel,
+    batch: usize,
+    steps: usize,
+    shuffle_buffer: usize,
+) -> Result<Value> {
+    let bytes = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.len();
+    let (label, opts, dev) = (files::label(file), LoadOptions::default(), Device::Cpu);
+    let mut config = model.config();
+    config.train.batch_size = batch;
+    let seed = config.train.seed;
+    let t = Instant::now();
+    let loaded;
+    let (trainer, mut rows): (Trainer, Box<dyn TrainingRows + '_>) = match mode {
+        StreamMode::Memory => {
+            let (schema, ds, _) = load_train(files::open(file)?, &label, &opts)?;
+            loaded = ds;
+            (Trainer::new(config, schema, &dev)?, Box::new(InMemory::new(&loaded)))
+        }
+        StreamMode::Stream => {
+            let (schema, report) = fit_schema(files::open(file)?, &label, &opts)?;
+            let stream = Streamed::new(files::opener(file), &label, &schema, &opts, shuffle_buffer, report.rows);
+            (Trainer::new(config, schema, &dev)?, Box::new(stream))
+        }
+    };
+    let mut trainer = trainer;
+    let ready = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    rows.start_epoch(seed, 0, 0)?;
+    let start_epoch = t.elapsed().as_secs_f64();
+    let steps = steps.min(rows.rows() / batch).max(1);
+    let mut step = || -> Result<()> {
+        let b = rows.next_batch(batch, &dev)?;
+        trainer.train_step(&b)?;
+        Ok(())
+    };
+    time_each(2, &mut step)?;
+    let secs = time_each(steps, &mut step)?;
+    let total: f64 = secs.iter().sum();
+    Ok(json!({
+        "what": "stream", "mode": format!("{mode:?}").to_lowercase(), "model": model.name(),
+        "rows": rows.rows(), "bytes": bytes, "batch": batch, "steps": secs.len(), "threads": threads(),
+        "shuffle_buffer": (mode == StreamMode::Stream).then_some(shuffle_buffer),
+        "ready_seconds": ready, "start_epoch_seconds": start_epoch,
+        "samples_per_s": (batch * secs.len()) as f64 / total,
+        "peak_rss_mib": memory().map(|(hwm, _)| hwm as f64 / (1 << 20) as f64),
     }))
 }

@@ -25,7 +25,7 @@ mod measure;
 mod prepared;
 mod trace;
 
-use measure::{gemm, infer, ingest, latency, train};
+use measure::{gemm, infer, ingest, latency, stream, train};
 use prepared::prepare;
 use trace::trace;
 
@@ -91,6 +91,13 @@ pub struct Args {
     pub smoke: bool,
 }
 
+/// Where `bench stream` trains from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamMode {
+    Memory,
+    Stream,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
     /// Generate the data and the initial weights of every benchmarked model, and our
@@ -143,6 +150,24 @@ pub enum Cmd {
     Ingest {
         #[arg(long)]
         file: PathBuf,
+    },
+    /// Training throughput over a CSV, loaded (`--mode memory`, as `adaftr train` does by
+    /// default) or streamed (`--mode stream`, as `adaftr train --stream`), with the whole
+    /// process's peak memory: one process per mode, so that peaks do not mix.
+    Stream {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        mode: StreamMode,
+        #[arg(long, value_enum, default_value_t = BenchModel::Default)]
+        model: BenchModel,
+        #[arg(long, default_value_t = 2048)]
+        batch: usize,
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Rows in the shuffle buffer (stream mode).
+        #[arg(long, default_value_t = 1_000_000)]
+        shuffle_buffer: usize,
     },
     /// f32 GEMM throughput (GFLOP/s) at given shapes, through the dense layer the models use
     /// (x W^T + b, adaftr's CPU kernel; the InfoNCE similarity u v^T is the same product).
@@ -230,6 +255,9 @@ fn run_cmd(cmd: &Cmd) -> Result<Value> {
         Cmd::Infer { dir, model, batch, reps } => infer(dir, *model, *batch, *reps),
         Cmd::Latency { dir, model, calls } => latency(dir, *model, *calls),
         Cmd::Ingest { file } => ingest(file),
+        Cmd::Stream { file, mode, model, batch, steps, shuffle_buffer } => {
+            stream(file, *mode, *model, *batch, *steps, *shuffle_buffer)
+        }
         Cmd::Gemm { shapes, reps } => gemm(shapes, *reps),
         Cmd::Trace { train, valid, model, seed, epochs, out_dir } => {
             trace(train, valid, *model, *seed, *epochs, out_dir)
