@@ -1,12 +1,15 @@
 //! Batch prediction over a dataset and the evaluation report built from it.
 
+use std::io::Read;
+
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Dataset;
+use crate::data::{read_with_schema, Dataset, LoadOptions, LoadReport};
 use crate::error::Result;
 use crate::metrics::{auc, group_auc, logloss, spearman, Distribution};
 use crate::model::AdaFtr;
+use crate::schema::Schema;
 
 /// Per-row model outputs, in dataset order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,9 +28,23 @@ fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
 /// Runs the model over every row of `ds` in batches of `batch_size`.
 pub fn predict(model: &AdaFtr, ds: &Dataset, batch_size: usize, device: &Device) -> Result<Predictions> {
     let mut p = Predictions::default();
+    predict_into(&mut p, model, ds, ds.len(), batch_size, device)?;
+    Ok(p)
+}
+
+/// Appends the predictions of the first `rows` rows of `ds`, in batches of `batch_size`.
+fn predict_into(
+    p: &mut Predictions,
+    model: &AdaFtr,
+    ds: &Dataset,
+    rows: usize,
+    batch_size: usize,
+    device: &Device,
+) -> Result<()> {
+    let batch_size = batch_size.max(1);
     let mut start = 0;
-    while start < ds.len() {
-        let b = ds.range_batch(start, batch_size.max(1), device)?;
+    while start < rows {
+        let b = ds.range_batch(start, batch_size.min(rows - start), device)?;
         let out = model.forward(&b.cat, &b.num)?;
         p.pctr.extend(to_vec(&out.pctr)?);
         p.pcvr.extend(to_vec(&out.pcvr)?);
@@ -35,9 +52,67 @@ pub fn predict(model: &AdaFtr, ds: &Dataset, batch_size: usize, device: &Device)
         if let Some(tau) = &out.tau {
             p.tau.extend(to_vec(tau)?);
         }
-        start += batch_size.max(1);
+        start += batch_size;
     }
-    Ok(p)
+    Ok(())
+}
+
+impl Predictions {
+    pub fn len(&self) -> usize {
+        self.pctr.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pctr.is_empty()
+    }
+}
+
+/// A labelled file's predictions and labels, read a chunk at a time.
+pub struct Scored {
+    pub predictions: Predictions,
+    /// The labels and group ids of every row, without features (what
+    /// [`Evaluation::compute`] reads).
+    pub labels: Dataset,
+    pub report: LoadReport,
+}
+
+/// Runs the model over every row of a labelled CSV without holding its features: rows are
+/// predicted while the next ones are parsed, and only the predictions, labels and group ids
+/// are kept (about 20 bytes a row, against some 300 loaded). The batches are those of
+/// [`predict`] on the loaded file, so the predictions are the same bits.
+pub fn score_reader<R: Read>(
+    model: &AdaFtr,
+    reader: R,
+    label: &str,
+    schema: &Schema,
+    opts: &LoadOptions,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Scored> {
+    let (n_cat, n_num) = (schema.num_categorical(), schema.num_numeric());
+    let batch_size = batch_size.max(1);
+    let mut predictions = Predictions::default();
+    let mut labels = Dataset::new(n_cat, n_num);
+    // Rows not yet predicted: fewer than a batch between chunks.
+    let mut pending = Dataset::new(n_cat, n_num);
+    let report = read_with_schema(reader, label, schema, opts, |chunk| {
+        labels.click.extend_from(&chunk.click);
+        labels.conversion.extend_from(&chunk.conversion);
+        if let Some(ids) = &chunk.group {
+            labels.group.get_or_insert_with(Vec::new).extend_from_slice(ids);
+        }
+        pending.append_rows(&chunk);
+        let whole = pending.len() / batch_size * batch_size;
+        predict_into(&mut predictions, model, &pending, whole, batch_size, device)?;
+        let mut rest = Dataset::new(n_cat, n_num);
+        for i in whole..pending.len() {
+            rest.push(pending.cat_row(i), pending.num_row(i), pending.click.get(i), pending.conversion.get(i));
+        }
+        pending = rest;
+        Ok(())
+    })?;
+    predict_into(&mut predictions, model, &pending, pending.len(), batch_size, device)?;
+    Ok(Scored { predictions, labels, report })
 }
 
 /// The metrics of one dataset (docs/MODEL.md lists them). AUCs are `None` where a class is absent.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use adaftr_core::data::{
-    fit_schema, load_train, load_with_schema, BadRows, Dataset, LoadOptions, LoadReport, SchemaSpec,
+    fit_schema, load_train, load_with_schema, read_with_schema, BadRows, Dataset, LoadOptions, LoadReport, SchemaSpec,
 };
 use adaftr_core::error::Error;
 use adaftr_core::schema::{NormKind, Schema};
@@ -165,9 +165,25 @@ fn many_chunks_load_as_one_pass() {
     let (fitted, fit_report) = fit_schema(Trickle(&text, 10_007), "f.csv", &opts()).unwrap();
     assert_eq!((fitted, fit_report), (schema.clone(), report.clone()));
 
-    // Encoding with the fitted schema: the same rows.
+    // Encoding with the fitted schema: the same rows, loaded or chunk by chunk.
     let (encoded, _) = load_with_schema(Trickle(&text, 65_521), "f.csv", &schema, &opts()).unwrap();
     assert_eq!(encoded, data);
+    let mut pieces = Dataset::new(2, 2);
+    let mut groups = Vec::new();
+    let mut chunks = 0;
+    let each_report = read_with_schema(&text[..], "f.csv", &schema, &opts(), |chunk| {
+        pieces.cat.extend_from_slice(&chunk.cat);
+        pieces.num.extend_from_slice(&chunk.num);
+        pieces.click.extend_from(&chunk.click);
+        pieces.conversion.extend_from(&chunk.conversion);
+        groups.extend_from_slice(chunk.group.as_deref().unwrap());
+        chunks += 1;
+        Ok(())
+    })
+    .unwrap();
+    pieces.group = Some(groups);
+    assert!(chunks > 4, "{chunks} chunks");
+    assert_eq!((pieces, each_report), (data.clone(), report.clone()));
 }
 
 #[test]

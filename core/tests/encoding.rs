@@ -1,13 +1,13 @@
 //! One encoding path: the same raw row becomes the same model inputs, and the same
 //! predictions, through the training loader, the labelled loader (eval), the scoring reader
-//! (`adaftr predict`, labels present or not, extra columns or not) and `Bundle::predict`
-//! on an instance of raw values (the browser).
+//! (`adaftr predict`, labels present or not, extra columns or not), the streamed labelled
+//! reader (`adaftr eval`) and `Bundle::predict` on an instance of raw values (the browser).
 
 mod common;
 
 use adaftr_core::bundle;
 use adaftr_core::data::{load_train, load_with_schema, BadRows, LoadOptions, SchemaSpec, ScoreBatch, ScoreReader};
-use adaftr_core::evaluate::predict;
+use adaftr_core::evaluate::{predict, score_reader};
 use adaftr_core::inference::{Inputs, Instance};
 use adaftr_core::schema::{NormKind, Schema};
 use adaftr_core::train::Trainer;
@@ -137,6 +137,10 @@ fn every_path_encodes_a_row_identically() {
     for (i, q) in from_rows.iter().enumerate() {
         assert_eq!([q.pctr, q.pcvr, q.pctcvr, q.tau.unwrap()], [p.pctr[i], p.pcvr[i], p.pctcvr[i], p.tau[i]]);
     }
+    // Eval streamed (`adaftr eval`, streamed validation): the same predictions and labels.
+    let s = score_reader(&b.model, &labelled[..], "t.csv", &b.schema, &opts, 100, &Device::Cpu).unwrap();
+    assert_eq!(s.predictions, p);
+    assert_eq!((&s.labels.click, &s.labels.conversion, &s.labels.group), (&eval.click, &eval.conversion, &eval.group));
 }
 
 #[test]

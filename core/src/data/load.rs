@@ -186,9 +186,16 @@ struct Source<'a> {
     opts: &'a LoadOptions,
     /// `None` while fitting.
     schema: Option<&'a Schema>,
-    /// Whether the rows are kept (`false`: only fitted, in memory bounded by the
-    /// vocabularies).
-    keep_rows: bool,
+}
+
+/// What a pass does with the rows it reads.
+enum Keep<'a> {
+    /// Nothing: the pass only fits (memory is the vocabularies).
+    Nothing,
+    /// All of them, in one dataset.
+    All,
+    /// Each merged chunk is handed over in file order (memory is a few chunks).
+    Each(&'a mut (dyn FnMut(Dataset) -> Result<()> + Send)),
 }
 
 impl Source<'_> {
@@ -243,25 +250,32 @@ impl Source<'_> {
 }
 
 /// The chunks of one input merged in file order.
-struct Merged<'a> {
+struct Merged<'a, 'k> {
     source: &'a Source<'a>,
+    keep: Keep<'k>,
+    /// The rows, under [`Keep::All`].
     data: Dataset,
     /// Fitting only.
     fitter: Option<Fitter>,
-    groups: Option<(GroupIds, Vec<u32>)>,
+    /// Group ids across the whole input, and (under [`Keep::All`]) every row's.
+    groups: Option<GroupIds>,
+    group_ids: Option<Vec<u32>>,
     /// Lines before the next chunk (the header's included).
     lines: u64,
     report: LoadReport,
 }
 
-impl<'a> Merged<'a> {
-    fn new(source: &'a Source<'a>, lines: u64) -> Self {
+impl<'a, 'k> Merged<'a, 'k> {
+    fn new(source: &'a Source<'a>, keep: Keep<'k>, lines: u64) -> Self {
         let (n_cat, n_num) = (source.layout.n_cat, source.layout.n_num);
+        let grouped = source.layout.group.is_some();
         Self {
             source,
+            group_ids: (grouped && matches!(keep, Keep::All)).then(Vec::new),
+            keep,
             data: Dataset::new(n_cat, n_num),
             fitter: source.schema.is_none().then(|| Fitter::new(n_cat, n_num)),
-            groups: source.layout.group.is_some().then(|| (GroupIds::default(), Vec::new())),
+            groups: grouped.then(GroupIds::default),
             lines,
             report: LoadReport::default(),
         }
@@ -292,15 +306,27 @@ impl<'a> Merged<'a> {
         if let Some(fitter) = &mut self.fitter {
             fitter.absorb(&mut chunk);
         }
-        if !self.source.keep_rows {
-            return Ok(max.is_none_or(|m| self.report.rows < m));
+        let more = max.is_none_or(|m| self.report.rows < m);
+        if matches!(self.keep, Keep::Nothing) {
+            return Ok(more);
         }
-        self.data.append_rows(&chunk.data);
-        if let (Some((global, out)), Some(local), Some(ids)) = (&mut self.groups, &chunk.groups, &chunk.data.group) {
+        // The chunk's group ids, numbered across the whole input.
+        if let (Some(global), Some(local), Some(ids)) = (&mut self.groups, &chunk.groups, &mut chunk.data.group) {
             let map: Vec<u32> = local.values().map(|v| global.id(v)).collect();
-            out.extend(ids.iter().map(|&i| map[i as usize]));
+            for id in ids.iter_mut() {
+                *id = map[*id as usize];
+            }
         }
-        Ok(max.is_none_or(|m| self.report.rows < m))
+        match &mut self.keep {
+            Keep::Each(each) => each(chunk.data)?,
+            _ => {
+                self.data.append_rows(&chunk.data);
+                if let (Some(all), Some(ids)) = (&mut self.group_ids, &chunk.data.group) {
+                    all.extend_from_slice(ids);
+                }
+            }
+        }
+        Ok(more)
     }
 }
 
@@ -308,8 +334,9 @@ impl<'a> Merged<'a> {
 fn read_rows<R: Read>(
     lines: LineReader<MaybeGz<R>>,
     source: &Source<'_>,
+    keep: Keep<'_>,
 ) -> Result<(Dataset, Option<Fitter>, LoadReport)> {
-    let mut merged = Merged::new(source, lines.lines_read());
+    let mut merged = Merged::new(source, keep, lines.lines_read());
     let (rest, inner) = lines.into_rest();
     let mut chunks = Chunks::new(rest, inner);
     let cap = source.opts.max_rows;
@@ -319,11 +346,11 @@ fn read_rows<R: Read>(
         |bytes, chunk| merged.add(bytes, chunk),
         |e| Error::Io { file: source.label.to_string(), source: e },
     )?;
-    let Merged { mut data, fitter, groups, report, .. } = merged;
+    let Merged { mut data, fitter, group_ids, report, .. } = merged;
     if report.rows == 0 {
         return Err(no_rows(source.label, &report));
     }
-    data.group = groups.map(|(_, g)| g);
+    data.group = group_ids;
     Ok((data, fitter, report))
 }
 
@@ -346,8 +373,8 @@ fn fitted(
 pub fn fit_schema<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result<(Schema, LoadReport)> {
     let (lines, header) = read_header(reader, label)?;
     let (format, spec, layout) = spec_layout(&header, label, opts)?;
-    let source = Source { label, header, layout, opts, schema: None, keep_rows: false };
-    let (_, fitter, report) = read_rows(lines, &source)?;
+    let source = Source { label, header, layout, opts, schema: None };
+    let (_, fitter, report) = read_rows(lines, &source, Keep::Nothing)?;
     let (schema, _) = fitted(fitter, format, &spec, opts)?;
     Ok((schema, report))
 }
@@ -358,8 +385,8 @@ pub fn load_train<R: Read>(reader: R, label: &str, opts: &LoadOptions) -> Result
     let (lines, header) = read_header(reader, label)?;
     let (format, spec, layout) = spec_layout(&header, label, opts)?;
     let (n_cat, n_num) = (layout.n_cat, layout.n_num);
-    let source = Source { label, header, layout, opts, schema: None, keep_rows: true };
-    let (mut data, fitter, report) = read_rows(lines, &source)?;
+    let source = Source { label, header, layout, opts, schema: None };
+    let (mut data, fitter, report) = read_rows(lines, &source, Keep::All)?;
     let (schema, remaps) = fitted(fitter, format, &spec, opts)?;
     if n_cat > 0 {
         for row in data.cat.chunks_exact_mut(n_cat) {
@@ -418,8 +445,25 @@ pub fn load_with_schema<R: Read>(
 ) -> Result<(Dataset, LoadReport)> {
     let (lines, header) = read_header(reader, label)?;
     let layout = Layout::from_schema(&header, schema, label)?;
-    let source = Source { label, header, layout, opts, schema: Some(schema), keep_rows: true };
-    let (mut data, _, report) = read_rows(lines, &source)?;
+    let source = Source { label, header, layout, opts, schema: Some(schema) };
+    let (mut data, _, report) = read_rows(lines, &source, Keep::All)?;
     shrink(&mut data);
     Ok((data, report))
+}
+
+/// [`load_with_schema`] a chunk of rows at a time: `each` gets every chunk in file order
+/// (group ids numbered across the whole input) while the next chunks are parsed, so memory
+/// is a few chunks whatever the input's size.
+pub fn read_with_schema<R: Read>(
+    reader: R,
+    label: &str,
+    schema: &Schema,
+    opts: &LoadOptions,
+    mut each: impl FnMut(Dataset) -> Result<()> + Send,
+) -> Result<LoadReport> {
+    let (lines, header) = read_header(reader, label)?;
+    let layout = Layout::from_schema(&header, schema, label)?;
+    let source = Source { label, header, layout, opts, schema: Some(schema) };
+    let (_, _, report) = read_rows(lines, &source, Keep::Each(&mut each))?;
+    Ok(report)
 }

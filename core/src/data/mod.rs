@@ -19,7 +19,7 @@ pub(crate) mod vocab;
 pub use csv::{maybe_gunzip, MaybeGz, MAX_LINE_BYTES};
 pub use dataset::{Batch, BitVec, Dataset};
 pub use format::{detect, Format, SchemaSpec};
-pub use load::{fit_schema, load_train, load_with_schema};
+pub use load::{fit_schema, load_train, load_with_schema, read_with_schema};
 pub use rows::{BadRows, LoadOptions, LoadReport};
 pub use score::{ScoreBatch, ScoreReader};
 pub use stream::ShuffleStream;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rows::{epoch_order, InMemory, TrainingRows};
+use super::rows::{epoch_order, InMemory, TrainingRows, ValidationRows};
 use super::step::StepLosses;
 use super::Trainer;
 use crate::bundle::EpochRecord;
@@ -62,11 +62,16 @@ impl Trainer {
     /// Trains until `epochs` or early stopping, resuming from the current state. On return
     /// the parameters hold the best epoch's weights.
     pub fn fit(&mut self, train: &Dataset, valid: &Dataset, obs: &mut dyn Observer) -> Result<()> {
-        self.fit_rows(&mut InMemory::new(train), valid, obs)
+        self.fit_rows(&mut InMemory::new(train), &mut InMemory::new(valid), obs)
     }
 
-    /// [`Self::fit`] on training rows from anywhere (in memory, or streamed from a file).
-    pub fn fit_rows(&mut self, train: &mut dyn TrainingRows, valid: &Dataset, obs: &mut dyn Observer) -> Result<()> {
+    /// [`Self::fit`] on rows from anywhere (in memory, or streamed from a file).
+    pub fn fit_rows(
+        &mut self,
+        train: &mut dyn TrainingRows,
+        valid: &mut dyn ValidationRows,
+        obs: &mut dyn Observer,
+    ) -> Result<()> {
         let n = train.rows();
         if n < 2 {
             return Err(Error::Config(format!("training needs at least 2 rows, got {n}")));
@@ -93,8 +98,8 @@ impl Trainer {
         Ok(())
     }
 
-    fn end_epoch(&mut self, valid: &Dataset, obs: &mut dyn Observer) -> Result<()> {
-        let eval = self.evaluate(valid)?;
+    fn end_epoch(&mut self, valid: &mut dyn ValidationRows, obs: &mut dyn Observer) -> Result<()> {
+        let eval = valid.evaluate(self)?;
         let record = EpochRecord {
             epoch: self.state.epoch + 1,
             train_loss: self.state.epoch_loss_sum / self.state.epoch_loss_steps.max(1) as f64,

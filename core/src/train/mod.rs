@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 
 pub use fit::{Observer, Silent, TrainState};
-pub use rows::{InMemory, Opener, Streamed, TrainingRows};
+pub use rows::{CsvFile, InMemory, Opener, Streamed, TrainingRows, ValidationRows};
 pub use step::StepLosses;
 
 use crate::bundle::{self, TrainingSummary};

@@ -11,8 +11,10 @@ use std::sync::mpsc::{sync_channel, Receiver};
 
 use candle_core::Device;
 
+use super::Trainer;
 use crate::data::{Batch, Dataset, LoadOptions, ShuffleStream};
 use crate::error::{Error, Result};
+use crate::evaluate::{score_reader, Evaluation};
 use crate::rng::Rng;
 use crate::schema::Schema;
 
@@ -89,8 +91,44 @@ impl TrainingRows for InMemory<'_> {
     }
 }
 
-/// Opens the training input afresh (once per epoch).
+/// Opens an input afresh (once per epoch).
 pub type Opener<R> = Box<dyn FnMut() -> Result<R>>;
+
+/// A CSV that is read again whenever its rows are needed, never held.
+pub struct CsvFile<R> {
+    open: Opener<R>,
+    label: String,
+    opts: LoadOptions,
+}
+
+impl<R: Read> CsvFile<R> {
+    /// `label` names the file in errors; `opts` says how to read it (its bad-row policy).
+    pub fn new(open: Opener<R>, label: &str, opts: &LoadOptions) -> Self {
+        Self { open, label: label.to_string(), opts: opts.clone() }
+    }
+}
+
+/// The rows a fit validates on after each epoch.
+pub trait ValidationRows {
+    fn evaluate(&mut self, trainer: &Trainer) -> Result<Evaluation>;
+}
+
+impl ValidationRows for InMemory<'_> {
+    fn evaluate(&mut self, trainer: &Trainer) -> Result<Evaluation> {
+        trainer.evaluate(self.data)
+    }
+}
+
+/// Validation streamed from the file: only predictions and labels are held.
+impl<R: Read> ValidationRows for CsvFile<R> {
+    fn evaluate(&mut self, trainer: &Trainer) -> Result<Evaluation> {
+        let reader = (self.open)()?;
+        let batch = trainer.config().train.batch_size.max(256);
+        let s =
+            score_reader(trainer.model(), reader, &self.label, trainer.schema(), &self.opts, batch, trainer.device())?;
+        Ok(Evaluation::compute(&s.predictions, &s.labels))
+    }
+}
 
 /// Batches parsed ahead on their own thread, so that parsing overlaps the training step.
 struct Prefetch {
@@ -129,10 +167,8 @@ const PREFETCH: usize = 2;
 /// [`ShuffleStream`]): memory is the buffer, whatever the file's size. The rows are parsed
 /// on a thread of their own, a couple of batches ahead (native targets only).
 pub struct Streamed<R: Read> {
-    open: Opener<R>,
-    label: String,
+    file: CsvFile<R>,
     schema: Schema,
-    opts: LoadOptions,
     capacity: usize,
     rows: usize,
     /// The epoch's stream until its first batch is asked for, then its batches.
@@ -143,21 +179,12 @@ pub struct Streamed<R: Read> {
 }
 
 impl<R: Read + Send + 'static> Streamed<R> {
-    /// `rows`: the valid rows of the input, as the fit pass counted them (each epoch must
-    /// find as many); `opts`: how to read it (its bad-row policy).
-    pub fn new(
-        open: Opener<R>,
-        label: &str,
-        schema: &Schema,
-        opts: &LoadOptions,
-        capacity: usize,
-        rows: usize,
-    ) -> Self {
+    /// `rows`: the valid rows of the file, as the fit pass counted them (each epoch must
+    /// find as many).
+    pub fn new(file: CsvFile<R>, schema: &Schema, capacity: usize, rows: usize) -> Self {
         Self {
-            open,
-            label: label.to_string(),
+            file,
             schema: schema.clone(),
-            opts: opts.clone(),
             capacity: capacity.max(1),
             rows,
             stream: None,
@@ -174,7 +201,7 @@ impl<R: Read + Send + 'static> Streamed<R> {
 
     fn changed(&self, what: String) -> Error {
         Error::Input {
-            file: self.label.clone(),
+            file: self.file.label.clone(),
             reason: format!("the file changed during training: {what}, {} when it was fitted", self.rows),
         }
     }
@@ -191,10 +218,11 @@ impl<R: Read + Send + 'static> TrainingRows for Streamed<R> {
             at.start(seed, epoch, data.len(), skip);
             return Ok(());
         }
-        let reader = (self.open)()?;
+        let reader = (self.file.open)()?;
         let epoch_seed = Rng::derive(seed ^ ORDER_STREAM, epoch as u64).next_u64();
+        let f = &self.file;
         let mut stream =
-            ShuffleStream::new(reader, &self.label, &self.schema, &self.opts, self.capacity, SKIP_ROWS, epoch_seed)?;
+            ShuffleStream::new(reader, &f.label, &self.schema, &f.opts, self.capacity, SKIP_ROWS, epoch_seed)?;
         if let Some(data) = stream.whole_input()? {
             if data.len() != self.rows {
                 return Err(self.changed(format!("{} valid rows now", data.len())));

@@ -1,12 +1,14 @@
-//! `adaftr eval`.
+//! `adaftr eval`: the metrics of a bundle on a labelled CSV, read a chunk at a time.
 
 use std::path::PathBuf;
 
-use adaftr_core::evaluate::{fraction_near_bounds, tau_rank_correlation, Evaluation};
+use adaftr_core::data::LoadOptions;
+use adaftr_core::evaluate::{fraction_near_bounds, score_reader, tau_rank_correlation, Evaluation};
 use anyhow::{bail, Result};
 use serde_json::json;
 
 use super::ModelArgs;
+use crate::files;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -27,8 +29,19 @@ pub struct Args {
 
 pub fn run(a: &Args) -> Result<()> {
     let b = a.model.load()?;
-    let ds = super::load_encoded(&a.data, &b.schema, a.model.bad_rows)?;
-    let p = adaftr_core::evaluate::predict(&b.model, &ds, a.model.batch_size, &b.device)?;
+    // Streamed: only predictions and labels are held, so a file of any size evaluates.
+    let opts = LoadOptions { bad_rows: a.model.bad_rows, ..LoadOptions::default() };
+    let scored = score_reader(
+        &b.model,
+        files::open(&a.data)?,
+        &files::label(&a.data),
+        &b.schema,
+        &opts,
+        a.model.batch_size,
+        &b.device,
+    )?;
+    super::report_skipped(&a.data, scored.report.skipped, &scored.report.first_errors);
+    let (p, ds) = (scored.predictions, scored.labels);
     let e = Evaluation::compute(&p, &ds);
     let spearman = match &a.truth {
         Some(t) => {

@@ -9,7 +9,7 @@ use adaftr_core::config::{Backbone, ClMode, Config, TrainConfig};
 use adaftr_core::data::{fit_schema, load_train, load_with_schema, BadRows, Dataset, LoadOptions, SchemaSpec};
 use adaftr_core::relatedness;
 use adaftr_core::schema::NormKind;
-use adaftr_core::train::{InMemory, Streamed, Trainer, TrainingRows};
+use adaftr_core::train::{CsvFile, InMemory, Streamed, Trainer, TrainingRows, ValidationRows};
 use anyhow::{bail, Context, Result};
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
@@ -138,10 +138,10 @@ pub struct Args {
     pub norm: NormKind,
     #[arg(long, value_enum, default_value_t = BadRows::default())]
     pub bad_rows: BadRows,
-    /// Stream the training file instead of loading it: one pass fits the schema, then every
-    /// epoch reads the file again through a shuffle buffer, so memory is the buffer and the
-    /// vocabularies whatever the file's size. Chosen anyway for a file larger than
-    /// --memory-budget-mib.
+    /// Stream the data instead of loading it: one pass fits the schema, then every epoch
+    /// reads the training file again through a shuffle buffer, and validation reads its file
+    /// keeping only predictions and labels; memory is the buffer and the vocabularies,
+    /// whatever the files' sizes. Chosen anyway for a file larger than --memory-budget-mib.
     #[arg(long)]
     pub stream: bool,
     /// Rows held for shuffling while streaming. A file of fewer rows is read once and
@@ -204,10 +204,13 @@ enum TrainData {
     Streamed(Box<Streamed<BufReader<File>>>),
 }
 
-/// Whether the training file would take more memory than the budget once loaded.
-fn too_big_to_load(a: &Args) -> Result<bool> {
-    let bytes = std::fs::metadata(&a.train).with_context(|| format!("cannot open {}", a.train.display()))?.len();
-    let gz = a.train.extension().is_some_and(|e| e == "gz");
+/// Whether `path` is to be streamed: asked for, or larger than the budget once loaded.
+fn streamed(a: &Args, path: &Path) -> Result<bool> {
+    if a.stream {
+        return Ok(true);
+    }
+    let bytes = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?.len();
+    let gz = path.extension().is_some_and(|e| e == "gz");
     let estimate = if gz { bytes.saturating_mul(5) } else { bytes };
     let budget = match a.memory_budget_mib {
         Some(mib) => mib << 20,
@@ -217,7 +220,7 @@ fn too_big_to_load(a: &Args) -> Result<bool> {
     if big {
         eprintln!(
             "{} is about {} MiB loaded, over the {} MiB budget: streaming it (--memory-budget-mib sets the budget)",
-            a.train.display(),
+            path.display(),
             estimate >> 20,
             budget >> 20
         );
@@ -272,8 +275,7 @@ pub fn run(a: &Args) -> Result<()> {
 
     eprintln!("config:\n{}", toml::to_string(&cfg).unwrap_or_default());
     let label = files::label(&a.train);
-    let streaming = a.stream || too_big_to_load(a)?;
-    let (mut trainer, mut data) = if streaming {
+    let (mut trainer, mut data) = if streamed(a, &a.train)? {
         let (trainer, rows) = match resumed {
             // The checkpoint carries the schema fitted on this file and its row count.
             Some(t) if t.state().train_rows > 0 => {
@@ -291,7 +293,8 @@ pub fn run(a: &Args) -> Result<()> {
                 (t, report.rows)
             }
         };
-        let stream = Streamed::new(files::opener(&a.train), &label, trainer.schema(), &opts, a.shuffle_buffer, rows);
+        let file = CsvFile::new(files::opener(&a.train), &label, &opts);
+        let stream = Streamed::new(file, trainer.schema(), a.shuffle_buffer, rows);
         eprintln!("streaming {label}: {rows} rows, shuffle buffer of {} rows", a.shuffle_buffer);
         (trainer, TrainData::Streamed(Box::new(stream)))
     } else {
@@ -324,10 +327,20 @@ pub fn run(a: &Args) -> Result<()> {
         }
         TrainData::Streamed(s) => s.as_mut(),
     };
-    let valid = super::load_encoded(&a.valid, trainer.schema(), a.bad_rows)?;
+    let (mut valid_file, mut valid_memory, loaded_valid);
+    let valid: &mut dyn ValidationRows = if streamed(a, &a.valid)? {
+        let valid_opts = LoadOptions { bad_rows: a.bad_rows, ..LoadOptions::default() };
+        eprintln!("validation: streamed from {} after each epoch", a.valid.display());
+        valid_file = CsvFile::new(files::opener(&a.valid), &files::label(&a.valid), &valid_opts);
+        &mut valid_file
+    } else {
+        loaded_valid = super::load_encoded(&a.valid, trainer.schema(), a.bad_rows)?;
+        eprintln!("validation: {} rows", loaded_valid.len());
+        valid_memory = InMemory::new(&loaded_valid);
+        &mut valid_memory
+    };
     eprintln!(
-        "data: {} validation rows; {} categorical fields, {} numeric; {} parameters",
-        valid.len(),
+        "model: {} categorical fields, {} numeric; {} parameters",
         trainer.schema().num_categorical(),
         trainer.schema().num_numeric(),
         trainer.params().numel()
@@ -337,7 +350,7 @@ pub fn run(a: &Args) -> Result<()> {
     obs.metrics_out = a.metrics_out.clone();
     obs.checkpoint = ckpt.clone();
     obs.checkpoint_every = a.checkpoint_every;
-    let fitted = trainer.fit_rows(train, &valid, &mut obs);
+    let fitted = trainer.fit_rows(train, valid, &mut obs);
     obs.finish();
     if let Err(e) = fitted {
         let kept = ckpt

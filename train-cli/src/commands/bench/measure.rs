@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use adaftr_core::data::{fit_schema, load_train, LoadOptions};
 use adaftr_core::inference::Instance;
-use adaftr_core::train::{InMemory, Streamed, Trainer, TrainingRows};
+use adaftr_core::train::{CsvFile, InMemory, Streamed, Trainer, TrainingRows};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use serde_json::{json, Value};
@@ -220,7 +220,8 @@ pub(super) fn stream(
         }
         StreamMode::Stream => {
             let (schema, report) = fit_schema(files::open(file)?, &label, &opts)?;
-            let stream = Streamed::new(files::opener(file), &label, &schema, &opts, shuffle_buffer, report.rows);
+            let csv = CsvFile::new(files::opener(file), &label, &opts);
+            let stream = Streamed::new(csv, &schema, shuffle_buffer, report.rows);
             (Trainer::new(config, schema, &dev)?, Box::new(stream))
         }
     };
