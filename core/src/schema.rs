@@ -226,7 +226,27 @@ pub struct Schema {
     /// Optional column used as the group key for GAUC (for example `search_id`).
     #[serde(default)]
     pub group: Option<String>,
+    /// How the vocabularies were fitted (absent in bundles from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<VocabularyFit>,
 }
+
+/// How the categorical vocabularies were chosen from the training data.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct VocabularyFit {
+    /// Values seen fewer times were left out (they encode as OOV).
+    pub min_count: u32,
+    /// At most this many values per field, the most frequent.
+    pub max_size: Option<usize>,
+    /// `false`: every value was counted exactly. `true`: a streamed fit pass bounded its
+    /// memory by dropping the rarest values of a field whenever it held more than
+    /// [`PRUNE_FACTOR`] x `max_size` of them (down to half that), so a value's count may miss
+    /// sightings from before its last drop; values frequent throughout the file are kept.
+    pub approximate: bool,
+}
+
+/// A streamed fit pass keeps at most this many times `max_size` values per field.
+pub const PRUNE_FACTOR: usize = 4;
 
 /// The names [`crate::data::Format::name`] writes.
 const FORMATS: [&str; 3] = ["aliexpress", "aliccp", "explicit"];

@@ -18,6 +18,7 @@ pub fn tiny_schema() -> Schema {
         conversion: "conversion".into(),
         ignored: vec![],
         group: None,
+        vocabulary: None,
     }
 }
 

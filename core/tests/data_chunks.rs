@@ -236,3 +236,42 @@ fn max_rows_stops_where_one_pass_stops() {
     let no_nan = file((0..ROWS).map(|r| if r == cap - 1 { "s,u,i,oops,1,0,0".to_string() } else { row(r) }));
     assert_eq!(load_train(&no_nan[..], "f.csv", &strict).unwrap().1.len(), cap - 1);
 }
+
+#[test]
+fn a_vocabulary_cap_keeps_the_most_frequent_and_bounds_a_fit_pass() {
+    // Field u Zipf-like, as ids are: a frequent head and a long tail of rare values.
+    let zipf = |r: usize| {
+        let h = (r as u64).wrapping_mul(0xd6e8_feb8_6659_fd93) >> 32;
+        let mut fields: Vec<String> = row(r).split(',').map(str::to_string).collect();
+        fields[1] = format!("u{}", 1_000_000 / (h % 1_000_000 + 1));
+        fields.join(",")
+    };
+    let text = file((0..ROWS).map(zipf));
+    let (full, _, _) = load_train(&text[..], "f.csv", &opts()).unwrap();
+    let distinct = full.categorical[0].vocab().len();
+    assert!(distinct > 500, "field u must be large for this test ({distinct} values)");
+
+    // Loaded: exact counts, the cap keeps the head of the full vocabulary.
+    let capped = LoadOptions { max_vocab: Some(100), ..opts() };
+    let (schema, data, _) = load_train(&text[..], "f.csv", &capped).unwrap();
+    assert_eq!(schema.categorical[0].vocab(), &full.categorical[0].vocab()[..100]);
+    assert_eq!(schema.categorical[1].vocab(), full.categorical[1].vocab(), "97 values are under the cap");
+    assert!(data.cat.iter().step_by(2).all(|&id| id <= 100));
+    let fit = schema.vocabulary.as_ref().unwrap();
+    assert_eq!((fit.min_count, fit.max_size, fit.approximate), (1, Some(100), false));
+
+    // A fit pass (streamed training) under a cap above the distinct count: exact, the same.
+    let roomy = LoadOptions { max_vocab: Some(distinct), ..opts() };
+    let (streamed, _) = fit_schema(&text[..], "f.csv", &roomy).unwrap();
+    assert_eq!(streamed, load_train(&text[..], "f.csv", &roomy).unwrap().0);
+    assert!(!streamed.vocabulary.as_ref().unwrap().approximate);
+
+    // Under a small cap it prunes as it counts: approximate, flagged, and still the most
+    // frequent values (the head is far above what pruning drops).
+    let (pruned, _) = fit_schema(&text[..], "f.csv", &capped).unwrap();
+    assert!(pruned.vocabulary.as_ref().unwrap().approximate);
+    assert_eq!(pruned.categorical[0].vocab().len(), 100);
+    let head: std::collections::HashSet<&String> = full.categorical[0].vocab()[..30].iter().collect();
+    let kept: std::collections::HashSet<&String> = pruned.categorical[0].vocab().iter().collect();
+    assert!(head.is_subset(&kept), "the 30 most frequent values survive pruning");
+}

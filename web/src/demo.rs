@@ -44,6 +44,7 @@ pub fn demo_schema() -> Schema {
         conversion: "conversion".into(),
         ignored: vec![],
         group: None,
+        vocabulary: None,
     }
 }
 
@@ -60,6 +61,7 @@ pub fn other_schema() -> Schema {
         conversion: "conversion".into(),
         ignored: vec![],
         group: None,
+        vocabulary: None,
     }
 }
 

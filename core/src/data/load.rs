@@ -18,7 +18,7 @@ use super::format::{Format, Layout, SchemaSpec};
 use super::rows::{read_header, shift_line, spec_layout, LoadOptions, LoadReport, Row, RowReader, MAX_REPORTED_ERRORS};
 use super::vocab::{GroupIds, ValueCounter};
 use crate::error::{Error, Result};
-use crate::schema::{CategoricalField, NormKind, NumericField, Schema};
+use crate::schema::{CategoricalField, NormKind, NumericField, Schema, VocabularyFit, PRUNE_FACTOR};
 
 /// Running statistics of one numeric column. Sums are taken around the first value so the
 /// variance does not suffer cancellation on large offsets.
@@ -75,13 +75,18 @@ impl NumStats {
 struct Fitter {
     counters: Vec<ValueCounter>,
     stats: Vec<NumStats>,
+    /// A pass that keeps no rows prunes a field's counter above this many values.
+    prune_above: Option<usize>,
+    pruned: bool,
 }
 
 impl Fitter {
-    fn new(n_cat: usize, n_num: usize) -> Self {
+    fn new(n_cat: usize, n_num: usize, prune_above: Option<usize>) -> Self {
         Self {
             counters: (0..n_cat).map(|_| ValueCounter::default()).collect(),
             stats: vec![NumStats::default(); n_num],
+            prune_above,
+            pruned: false,
         }
     }
 
@@ -112,6 +117,14 @@ impl Fitter {
                 }
             }
         }
+        if let Some(limit) = self.prune_above {
+            for counter in &mut self.counters {
+                if counter.len() > limit {
+                    counter.prune(limit / 2);
+                    self.pruned = true;
+                }
+            }
+        }
     }
 
     /// The schema, plus per field the map provisional id -> final id.
@@ -119,7 +132,7 @@ impl Fitter {
         let mut remaps = Vec::with_capacity(self.counters.len());
         let mut categorical = Vec::with_capacity(self.counters.len());
         for (counter, name) in self.counters.into_iter().zip(&spec.categorical) {
-            let (vocab, remap) = counter.finish(opts.min_count);
+            let (vocab, remap) = counter.finish(opts.min_count, opts.max_vocab);
             categorical.push(CategoricalField::new(name.clone(), spec.side_of(name), vocab));
             remaps.push(remap);
         }
@@ -132,6 +145,11 @@ impl Fitter {
             conversion: spec.conversion.clone(),
             ignored: spec.ignored.clone(),
             group: spec.group.clone(),
+            vocabulary: Some(VocabularyFit {
+                min_count: opts.min_count,
+                max_size: opts.max_vocab,
+                approximate: self.pruned,
+            }),
         };
         (schema, remaps)
     }
@@ -269,12 +287,17 @@ impl<'a, 'k> Merged<'a, 'k> {
     fn new(source: &'a Source<'a>, keep: Keep<'k>, lines: u64) -> Self {
         let (n_cat, n_num) = (source.layout.n_cat, source.layout.n_num);
         let grouped = source.layout.group.is_some();
+        // Only a pass that keeps no rows may forget values (kept rows hold their ids).
+        let prune = source.opts.max_vocab.filter(|_| matches!(keep, Keep::Nothing));
         Self {
             source,
             group_ids: (grouped && matches!(keep, Keep::All)).then(Vec::new),
             keep,
             data: Dataset::new(n_cat, n_num),
-            fitter: source.schema.is_none().then(|| Fitter::new(n_cat, n_num)),
+            fitter: source
+                .schema
+                .is_none()
+                .then(|| Fitter::new(n_cat, n_num, prune.map(|k| k.max(1).saturating_mul(PRUNE_FACTOR)))),
             groups: grouped.then(GroupIds::default),
             lines,
             report: LoadReport::default(),

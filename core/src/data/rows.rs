@@ -36,6 +36,9 @@ pub struct LoadOptions {
     pub bad_rows: BadRows,
     /// Values seen fewer times than this in training map to id 0 (OOV).
     pub min_count: u32,
+    /// At most this many values per categorical field (the most frequent; the rest map to
+    /// OOV). Also what bounds a streamed fit pass's memory (see [`crate::schema::VocabularyFit`]).
+    pub max_vocab: Option<usize>,
     /// Normalisation fitted for every numeric column.
     pub norm: NormKind,
     /// Explicit layout; `None` detects AliExpress or Ali-CCP from the header.
@@ -46,7 +49,14 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { bad_rows: BadRows::Error, min_count: 1, norm: NormKind::None, spec: None, max_rows: None }
+        Self {
+            bad_rows: BadRows::Error,
+            min_count: 1,
+            max_vocab: None,
+            norm: NormKind::None,
+            spec: None,
+            max_rows: None,
+        }
     }
 }
 

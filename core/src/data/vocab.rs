@@ -121,11 +121,39 @@ impl ValueCounter {
         self.values.len()
     }
 
-    /// The vocabulary (values with count >= `min_count`, by descending count, ties by value)
-    /// and the map provisional id -> final id (0 for dropped values and for missing).
-    pub fn finish(self, min_count: u32) -> (Vec<String>, Vec<u32>) {
-        let mut order: Vec<usize> = (0..self.values.len()).filter(|&i| self.counts[i] >= min_count as u64).collect();
+    /// Positions of the values by descending count, ties by value.
+    fn ranked(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.values.len()).collect();
         order.sort_by(|&a, &b| self.counts[b].cmp(&self.counts[a]).then_with(|| self.values[a].cmp(&self.values[b])));
+        order
+    }
+
+    /// Distinct values held.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Keeps the `keep` most frequent values (ties by value) and forgets the others, which
+    /// start again from nothing if seen later. Provisional ids change: only for a pass that
+    /// keeps no rows.
+    pub fn prune(&mut self, keep: usize) {
+        let mut order = self.ranked();
+        order.truncate(keep);
+        order.sort_unstable();
+        let mut pruned = ValueCounter::default();
+        for i in order {
+            pruned.absorb(&self.values[i], self.counts[i]);
+        }
+        *self = pruned;
+    }
+
+    /// The vocabulary (values with count >= `min_count`, by descending count, ties by value,
+    /// at most `max` of them) and the map provisional id -> final id (0 for dropped values
+    /// and for missing).
+    pub fn finish(self, min_count: u32, max: Option<usize>) -> (Vec<String>, Vec<u32>) {
+        let mut order = self.ranked();
+        order.retain(|&i| self.counts[i] >= min_count as u64);
+        order.truncate(max.unwrap_or(usize::MAX));
         let mut remap = vec![0u32; self.values.len() + 1];
         for (rank, &i) in order.iter().enumerate() {
             remap[i + 1] = rank as u32 + 1;
@@ -200,7 +228,7 @@ mod tests {
         let ids: Vec<u32> = ["b", "a", "", "c", "a", "b", "a", "d"].iter().map(|v| c.observe(v)).collect();
         assert_eq!(ids, [1, 2, 0, 3, 2, 1, 2, 4]);
         assert_eq!(c.distinct(), 4);
-        let (vocab, remap) = c.finish(2);
+        let (vocab, remap) = c.finish(2, None);
         // a: 3, b: 2, c and d: 1 (dropped).
         assert_eq!(vocab, ["a", "b"]);
         assert_eq!(remap, [0, 2, 1, 0, 0]);
@@ -209,7 +237,20 @@ mod tests {
             c.observe(v);
         }
         // All count 1: ties broken by value (byte order).
-        assert_eq!(c.finish(1).0, ["10", "9", "y", "z"]);
+        assert_eq!(c.finish(1, Some(3)).0, ["10", "9", "y"]);
+    }
+
+    #[test]
+    fn pruning_keeps_the_most_frequent() {
+        let mut c = ValueCounter::default();
+        for v in ["a", "b", "b", "c", "c", "c", "d"] {
+            c.observe(v);
+        }
+        c.prune(2);
+        assert_eq!(c.len(), 2);
+        // "a" comes back from nothing; "c" and "b" kept their counts.
+        c.observe("a");
+        assert_eq!(c.finish(1, None).0, ["c", "b", "a"]);
     }
 
     #[test]

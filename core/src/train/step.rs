@@ -148,6 +148,7 @@ mod tests {
             conversion: "conversion".into(),
             ignored: vec![],
             group: None,
+            vocabulary: None,
         };
         let mut cfg = Config::default();
         cfg.model.embedding_dim = 3;

@@ -133,6 +133,12 @@ pub struct Args {
     /// Drop vocabulary values seen fewer times than this in training (they become OOV).
     #[arg(long, default_value_t = 1)]
     pub min_count: u32,
+    /// Keep at most this many values per categorical field, the most frequent (the rest
+    /// become OOV). A streamed fit pass then holds at most 4 times as many per field while
+    /// counting, so its memory stays bounded for id fields with millions of values; the
+    /// bundle's schema records whether counts were exact.
+    #[arg(long)]
+    pub max_vocab: Option<usize>,
     /// Normalisation of numeric features, fitted on the training split.
     #[arg(long, value_enum, default_value_t = NormKind::default())]
     pub norm: NormKind,
@@ -195,7 +201,14 @@ fn load_options(a: &Args) -> Result<LoadOptions> {
         }
         None => None,
     };
-    Ok(LoadOptions { bad_rows: a.bad_rows, min_count: a.min_count, norm: a.norm, spec, ..LoadOptions::default() })
+    Ok(LoadOptions {
+        bad_rows: a.bad_rows,
+        min_count: a.min_count,
+        max_vocab: a.max_vocab,
+        norm: a.norm,
+        spec,
+        ..LoadOptions::default()
+    })
 }
 
 /// The training rows: loaded, or read from the file every epoch.
