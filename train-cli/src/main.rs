@@ -32,6 +32,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Write pctr, pcvr, pctcvr and tau for every row of a CSV, labelled or not.
     Predict(commands::predict::Args),
+    /// Convert a CSV to Parquet (which loads to the same dataset).
+    Convert(commands::convert::Args),
     /// Benchmarks (driven by bench/run.sh; `--smoke` checks that they run).
     Bench(commands::bench::Args),
     /// Train a grid of variants x seeds and summarise them against the generator's truth.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(&a),
         Command::Eval(a) => commands::eval::run(&a),
         Command::Predict(a) => commands::predict::run(&a),
+        Command::Convert(a) => commands::convert::run(&a),
         Command::Study(a) => commands::study::run(&a),
         Command::Plot(a) => commands::plot::run(&a),
         Command::Inspect { model } => commands::inspect::run(&model),

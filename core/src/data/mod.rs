@@ -10,6 +10,8 @@ pub mod csv;
 pub mod dataset;
 pub mod format;
 pub mod load;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod rows;
 pub mod score;
 pub mod stream;

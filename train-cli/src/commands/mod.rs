@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod convert;
 pub mod eval;
 pub mod inspect;
 pub mod plot;

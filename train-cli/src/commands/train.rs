@@ -1,7 +1,5 @@
 //! `adaftr train`.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -15,7 +13,7 @@ use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::device::{self, DeviceArg};
-use crate::files;
+use crate::files::{self, DataReader};
 use crate::progress::TrainObserver;
 
 /// `--model`: AdaFTR as the config sets it, or one backbone as a plain baseline. The
@@ -89,7 +87,8 @@ fn train_help(what: &str, key: &str, default: impl std::fmt::Display) -> String 
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Training CSV (.csv or .csv.gz); vocabularies and normalisation are fitted on it.
+    /// Training data: CSV (.csv or .csv.gz) or Parquet (.parquet, or a directory of them);
+    /// vocabularies and normalisation are fitted on it.
     #[arg(long)]
     pub train: PathBuf,
     /// Validation CSV, for early stopping and per-epoch metrics.
@@ -156,7 +155,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     pub shuffle_buffer: usize,
     /// Memory the training data may take when loaded, in MiB: a larger file is streamed
-    /// (gzipped files are counted at 5 times their size). Default: half the memory available.
+    /// (gzipped files are counted at 5 times their size, Parquet at 4). Default: half the
+    /// memory available.
     #[arg(long)]
     pub memory_budget_mib: Option<u64>,
 }
@@ -193,14 +193,14 @@ pub fn resolve_config(a: &Args) -> Result<Config> {
     Ok(cfg)
 }
 
+/// An explicit schema (`--schema`) from its JSON file.
+pub fn read_schema_spec(path: &Path) -> Result<SchemaSpec> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("invalid schema {}", path.display()))
+}
+
 fn load_options(a: &Args) -> Result<LoadOptions> {
-    let spec = match &a.schema {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            Some(serde_json::from_str::<SchemaSpec>(&text).with_context(|| format!("invalid schema {}", p.display()))?)
-        }
-        None => None,
-    };
+    let spec = a.schema.as_deref().map(read_schema_spec).transpose()?;
     Ok(LoadOptions {
         bad_rows: a.bad_rows,
         min_count: a.min_count,
@@ -214,7 +214,7 @@ fn load_options(a: &Args) -> Result<LoadOptions> {
 /// The training rows: loaded, or read from the file every epoch.
 enum TrainData {
     Loaded(Dataset),
-    Streamed(Box<Streamed<BufReader<File>>>),
+    Streamed(Box<Streamed<DataReader>>),
 }
 
 /// Whether `path` is to be streamed: asked for, or larger than the budget once loaded.
@@ -222,9 +222,7 @@ fn streamed(a: &Args, path: &Path) -> Result<bool> {
     if a.stream {
         return Ok(true);
     }
-    let bytes = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?.len();
-    let gz = path.extension().is_some_and(|e| e == "gz");
-    let estimate = if gz { bytes.saturating_mul(5) } else { bytes };
+    let estimate = files::loaded_size_estimate(path)?;
     let budget = match a.memory_budget_mib {
         Some(mib) => mib << 20,
         None => available_memory().map_or(u64::MAX, |b| b / 2),
