@@ -6,7 +6,8 @@
 #     plain shared-bottom and plain PLE; batch inference; single-instance latency; parity of
 #     every model;
 #   - the browser demo in headless Chromium (single instance, 64-point what-if sweep, wasm gzip);
-#   - CSV ingest of a generated file of INGEST_ROWS rows (rows/s, MB/s, peak memory);
+#   - CSV ingest of a generated file of INGEST_ROWS rows (rows/s, MB/s, peak memory), and of
+#     the same rows as Parquet;
 #   - streamed training: peak memory on that file repeated STREAM_REPEAT times, and samples/s
 #     streamed against loaded;
 # and writes BENCHMARKS.md. Before any timing, bench/test_parity.py checks that the PyTorch
@@ -51,6 +52,8 @@ echo "==> data, initial weights and parity references in $WORK"
 "$BIN" bench prepare --out-dir "$WORK"
 INGEST="$WORK/ingest-$INGEST_ROWS.csv"
 [ -s "$INGEST" ] || "$BIN" synth --rows "$INGEST_ROWS" --seed 7 --no-auc --out "$INGEST"
+PARQUET="${INGEST%.csv}.parquet"
+[ -s "$PARQUET" ] || "$BIN" convert --input "$INGEST" --output "$PARQUET"
 # Streamed training reads a file STREAM_REPEAT times the ingest file (same vocabularies).
 STREAM_FILE="$WORK/stream-${STREAM_REPEAT}x$INGEST_ROWS.csv"
 if [ ! -s "$STREAM_FILE" ]; then
@@ -77,5 +80,5 @@ COMPILE_ARGS=()
 echo "==> adaftr vs PyTorch ($ROUNDS rounds), CSV ingest"
 cd bench
 .venv/bin/python compare.py --adaftr "$BIN" --dir "$WORK" --rounds "$ROUNDS" \
-  --steps "$STEPS" --reps "$REPS" --calls "$CALLS" --ingest-file "$INGEST" --stream-file "$STREAM_FILE" "${BROWSER_ARGS[@]}" "${COMPILE_ARGS[@]}" --command "bench/run.sh" \
+  --steps "$STEPS" --reps "$REPS" --calls "$CALLS" --ingest-file "$INGEST" --parquet-file "$PARQUET" --stream-file "$STREAM_FILE" "${BROWSER_ARGS[@]}" "${COMPILE_ARGS[@]}" --command "bench/run.sh" \
   --out "$OUT_MD" --json-out "$WORK/results.json"
