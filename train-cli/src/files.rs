@@ -1,90 +1,15 @@
-//! File access at the binary's edge: data readers, bundle reading with a size bound, and
+//! File access at the binary's edge: bundle reading with a size bound, and
 //! atomic writes (temp file in the same directory, fsync, rename) so that a crash or kill
 //! never leaves a half-written bundle or checkpoint in place of a good one.
 
 use std::fs::{self, File};
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use adaftr_core::data::parquet::ParquetText;
-use adaftr_core::train::Opener;
 use anyhow::{bail, Context, Result};
 
 /// Bundles and checkpoints larger than this are refused before being read.
 pub const MAX_MODEL_BYTES: u64 = 4 << 30;
-
-/// A data file opened for reading, whatever its kind, as the CSV text the loaders read.
-pub type DataReader = Box<dyn Read + Send>;
-
-/// Opens a data file: a CSV (plain or gzipped; the loaders tell), or Parquet (a `.parquet`
-/// file, or a directory whose `.parquet` files are read in name order), read as CSV text.
-pub fn open(path: &Path) -> Result<DataReader> {
-    Ok(open_data(path)?)
-}
-
-/// [`open`] with core's error, for [`opener`].
-fn open_data(path: &Path) -> adaftr_core::Result<DataReader> {
-    let io = |source| adaftr_core::error::Error::Io { file: label(path), source };
-    if path.is_dir() {
-        let mut parts: Vec<PathBuf> = fs::read_dir(path)
-            .map_err(io)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_parquet(p))
-            .collect();
-        parts.sort();
-        let files = parts
-            .iter()
-            .map(|p| Ok((label(p), File::open(p).map_err(io)?)))
-            .collect::<adaftr_core::Result<Vec<_>>>()?;
-        if files.is_empty() {
-            return Err(adaftr_core::error::Error::Input {
-                file: label(path),
-                reason: "a directory without .parquet files".into(),
-            });
-        }
-        return Ok(Box::new(ParquetText::new(files)?));
-    }
-    let f = File::open(path).map_err(io)?;
-    if is_parquet(path) {
-        return Ok(Box::new(ParquetText::new(vec![(label(path), f)])?));
-    }
-    Ok(Box::new(BufReader::with_capacity(READ_BUFFER, f)))
-}
-
-/// Roughly the bytes a data file takes once loaded: a CSV its size; gzip and Parquet
-/// compress, so 5 and 4 times theirs.
-pub fn loaded_size_estimate(path: &Path) -> Result<u64> {
-    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).with_context(|| format!("cannot open {}", p.display()));
-    if path.is_dir() {
-        let entries = fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut total = 0u64;
-        for p in entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_parquet(p)) {
-            total = total.saturating_add(size(&p)?);
-        }
-        return Ok(total.saturating_mul(4));
-    }
-    let factor = if is_parquet(path) {
-        4
-    } else if path.extension().is_some_and(|e| e == "gz") {
-        5
-    } else {
-        1
-    };
-    Ok(size(path)?.saturating_mul(factor))
-}
-
-fn is_parquet(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
-}
-
-/// Bytes read from a data file at a time.
-const READ_BUFFER: usize = 1 << 20;
-
-/// Opens `path` afresh on every call: what streamed training reads each epoch from.
-pub fn opener(path: &Path) -> Opener<DataReader> {
-    let path = path.to_path_buf();
-    Box::new(move || open_data(&path))
-}
 
 /// The path as a label for error messages.
 pub fn label(path: &Path) -> String {

@@ -3,6 +3,7 @@
 mod commands;
 mod device;
 mod files;
+mod inputs;
 mod progress;
 mod runtime;
 

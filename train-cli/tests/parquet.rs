@@ -1,5 +1,6 @@
-//! Parquet through the real binary: `convert` writes a file that trains, streams, evaluates
-//! and predicts exactly as its CSV; a directory of Parquet files is one input.
+//! Data inputs through the real binary: `convert` writes a Parquet file that trains,
+//! streams, evaluates and predicts exactly as its CSV; a directory of Parquet files, or of
+//! CSV files (plain or gzipped), is one input.
 
 use std::path::Path;
 
@@ -7,27 +8,7 @@ mod common;
 use common::*;
 
 fn train(train: &str, valid: &str, out: &str, extra: &[&str]) {
-    let mut a = vec![
-        "train",
-        "--train",
-        train,
-        "--valid",
-        valid,
-        "--out",
-        out,
-        "--model",
-        "shared-bottom",
-        "--cl",
-        "transfer",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "256",
-        "--seed",
-        "3",
-    ];
-    a.extend_from_slice(extra);
-    ok(&a);
+    ok(&quick_train(train, valid, out, extra));
 }
 
 #[test]
@@ -68,4 +49,34 @@ fn parquet_trains_evaluates_and_predicts_as_its_csv() {
     std::fs::write(&fake, "search_id,click\n1,0\n").unwrap();
     let err = fails(&["eval", "--model", &from_csv, "--data", &fake]);
     assert!(err.contains("fake.parquet") && err.contains("not a readable Parquet file"), "{err}");
+}
+
+#[test]
+fn a_directory_of_csv_parts_is_one_input() {
+    use std::io::Write;
+    let dir = Tmp::new("csv-parts");
+    let (train_csv, valid_csv) = synth(&dir, 2_000, 400);
+    let text = std::fs::read_to_string(&train_csv).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let parts = dir.path("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let part = |name: &str| Path::new(&parts).join(name);
+    // A plain part without a final newline, a gzipped one, a plain one.
+    std::fs::write(part("a.csv"), format!("{header}\n{}", rows[..700].join("\n"))).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(format!("{header}\r\n{}\n", rows[700..1500].join("\n")).as_bytes()).unwrap();
+    std::fs::write(part("b.csv.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(part("c.csv"), format!("{header}\n{}\n", rows[1500..].join("\n"))).unwrap();
+
+    let (whole, split) = (dir.path("whole.safetensors"), dir.path("split.safetensors"));
+    train(&train_csv, &valid_csv, &whole, &[]);
+    train(&parts, &valid_csv, &split, &[]);
+    assert_eq!(predictions_of(&whole, &valid_csv), predictions_of(&split, &valid_csv));
+
+    // A part whose header differs is named.
+    std::fs::write(part("d.csv"), "search_id,click\n1,0\n").unwrap();
+    let err = fails(&["eval", "--model", &whole, "--data", &parts]);
+    assert!(err.contains("d.csv") && err.contains("header differs"), "{err}");
 }

@@ -16,30 +16,6 @@ use candle_core::Device;
 mod common;
 use common::*;
 
-fn args<'a>(train: &'a str, valid: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "train",
-        "--train",
-        train,
-        "--valid",
-        valid,
-        "--out",
-        out,
-        "--model",
-        "shared-bottom",
-        "--cl",
-        "transfer",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "256",
-        "--seed",
-        "5",
-    ];
-    v.extend_from_slice(extra);
-    v
-}
-
 /// Runs adaftr to completion and returns its peak resident memory in bytes (the kernel's
 /// count for this child alone, from `wait4`).
 fn peak_rss(args: &[&str]) -> u64 {
@@ -60,19 +36,19 @@ fn a_buffer_that_holds_the_file_trains_the_in_memory_model() {
     let dir = Tmp::new("stream-same");
     let (train, valid) = synth(&dir, 3_000, 500);
     let (loaded, streamed) = (dir.path("loaded.safetensors"), dir.path("streamed.safetensors"));
-    ok(&args(&train, &valid, &loaded, &[]));
-    let out = ok(&args(&train, &valid, &streamed, &["--stream", "--shuffle-buffer", "3001"]));
+    ok(&quick_train(&train, &valid, &loaded, &[]));
+    let out = ok(&quick_train(&train, &valid, &streamed, &["--stream", "--shuffle-buffer", "3001"]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("streaming"));
     assert_eq!(predictions_of(&loaded, &valid), predictions_of(&streamed, &valid));
 
     // A smaller buffer shuffles differently, but trains a model of the same data.
     let small = dir.path("small.safetensors");
-    ok(&args(&train, &valid, &small, &["--stream", "--shuffle-buffer", "400"]));
+    ok(&quick_train(&train, &valid, &small, &["--stream", "--shuffle-buffer", "400"]));
     assert_ne!(predictions_of(&loaded, &valid), predictions_of(&small, &valid));
 
     // Over the memory budget, streaming is chosen without being asked.
     let auto = dir.path("auto.safetensors");
-    let out = ok(&args(&train, &valid, &auto, &["--memory-budget-mib", "0", "--shuffle-buffer", "400"]));
+    let out = ok(&quick_train(&train, &valid, &auto, &["--memory-budget-mib", "0", "--shuffle-buffer", "400"]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("over the 0 MiB budget"));
     assert_eq!(predictions_of(&small, &valid), predictions_of(&auto, &valid));
 }
@@ -89,7 +65,7 @@ fn a_small_buffer_keeps_memory_flat_as_the_file_grows() {
         ok(&["synth", "--rows", &rows.to_string(), "--seed", "1", "--no-auc", "--out", &train]);
         let size = std::fs::metadata(&train).unwrap().len();
         let out = dir.path("m.safetensors");
-        let mut a = args(&train, &valid, &out, &["--stream", "--shuffle-buffer", "2000"]);
+        let mut a = quick_train(&train, &valid, &out, &["--stream", "--shuffle-buffer", "2000"]);
         for (flag, value) in [("--epochs", "1"), ("--batch-size", "1024")] {
             let at = a.iter().position(|&x| x == flag).unwrap() + 1;
             a[at] = value;
@@ -120,11 +96,11 @@ fn a_run_killed_mid_file_resumes_to_the_uninterrupted_model() {
     let (train, valid) = synth(&dir, 5_000, 500);
     let (reference, out, ck) = (dir.path("ref.safetensors"), dir.path("out.safetensors"), dir.path("ck"));
     let streaming = ["--stream", "--shuffle-buffer", "700"];
-    ok(&args(&train, &valid, &reference, &streaming));
+    ok(&quick_train(&train, &valid, &reference, &streaming));
 
     let mut resumable = streaming.to_vec();
     resumable.extend(["--checkpoint-dir", &ck, "--checkpoint-every", "1", "--resume"]);
-    let a = args(&train, &valid, &out, &resumable);
+    let a = quick_train(&train, &valid, &out, &resumable);
     let ckpt = Path::new(&ck).join("checkpoint.safetensors");
     let position = || {
         let bytes = std::fs::read(&ckpt).ok()?;

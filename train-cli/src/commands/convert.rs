@@ -7,6 +7,7 @@ use adaftr_core::data::{BadRows, LoadOptions};
 use anyhow::{Context, Result};
 
 use crate::files;
+use crate::inputs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -30,7 +31,7 @@ pub fn run(a: &Args) -> Result<()> {
     let spec = a.schema.as_deref().map(super::train::read_schema_spec).transpose()?;
     let opts = LoadOptions { bad_rows: a.bad_rows, spec, ..LoadOptions::default() };
     let out = std::fs::File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
-    let done = csv_to_parquet(files::open(&a.input)?, &files::label(&a.input), &opts, out)
+    let done = csv_to_parquet(inputs::open(&a.input)?, &files::label(&a.input), &opts, out)
         .with_context(|| format!("converting {} to {}", a.input.display(), a.output.display()))?;
     super::report_skipped(&a.input, done.report.skipped, &done.report.first_errors);
     eprintln!("wrote {} rows of {} columns to {}", done.report.rows, done.columns, a.output.display());

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::ModelArgs;
 use crate::files;
+use crate::inputs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -33,7 +34,7 @@ pub fn run(a: &Args) -> Result<()> {
     let opts = LoadOptions { bad_rows: a.model.bad_rows, ..LoadOptions::default() };
     let scored = score_reader(
         &b.model,
-        files::open(&a.data)?,
+        inputs::open(&a.data)?,
         &files::label(&a.data),
         &b.schema,
         &opts,

@@ -15,6 +15,7 @@ use adaftr_core::schema::Schema;
 use anyhow::{bail, Context, Result};
 
 use crate::files;
+use crate::inputs;
 
 /// The flags shared by the commands that run a bundle over a CSV (`eval`, `predict`).
 #[derive(clap::Args, Debug)]
@@ -43,7 +44,7 @@ impl ModelArgs {
 /// Loads a labelled CSV with a fitted schema, reporting skipped rows on stderr.
 pub fn load_encoded(path: &Path, schema: &Schema, bad_rows: BadRows) -> Result<Dataset> {
     let opts = LoadOptions { bad_rows, ..LoadOptions::default() };
-    let (ds, report) = load_with_schema(files::open(path)?, &files::label(path), schema, &opts)?;
+    let (ds, report) = load_with_schema(inputs::open(path)?, &files::label(path), schema, &opts)?;
     report_skipped(path, report.skipped, &report.first_errors);
     Ok(ds)
 }

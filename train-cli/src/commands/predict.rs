@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::ModelArgs;
 use crate::files;
+use crate::inputs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -35,7 +36,7 @@ pub fn run(a: &Args) -> Result<()> {
         bail!("--keep `{name}` would clash with the prediction column of that name in the output");
     }
     let opts = LoadOptions { bad_rows: a.model.bad_rows, ..LoadOptions::default() };
-    let mut reader = ScoreReader::new(files::open(&a.data)?, &files::label(&a.data), &b.schema, &a.keep, &opts)?;
+    let mut reader = ScoreReader::new(inputs::open(&a.data)?, &files::label(&a.data), &b.schema, &a.keep, &opts)?;
     let mut w = files::create(&a.out)?;
     let written = (|| -> Result<usize> {
         let io = |e| anyhow::Error::new(e).context(format!("cannot write {}", a.out.display()));

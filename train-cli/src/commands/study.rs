@@ -25,6 +25,7 @@ use serde_json::json;
 use super::{read_truth, Truth};
 use crate::device::{self, DeviceArg};
 use crate::files;
+use crate::inputs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -205,7 +206,7 @@ pub fn run(a: &Args) -> Result<()> {
     }
 
     let opts = adaftr_core::data::LoadOptions { bad_rows: BadRows::Error, ..Default::default() };
-    let (schema, train, _) = adaftr_core::data::load_train(files::open(&a.train)?, &files::label(&a.train), &opts)?;
+    let (schema, train, _) = adaftr_core::data::load_train(inputs::open(&a.train)?, &files::label(&a.train), &opts)?;
     let valid = super::load_encoded(&a.valid, &schema, BadRows::Error)?;
     let test = super::load_encoded(&a.test, &schema, BadRows::Error)?;
     let truth = a.truth.as_ref().map(|p| read_truth(p)).transpose()?;

@@ -13,7 +13,8 @@ use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::device::{self, DeviceArg};
-use crate::files::{self, DataReader};
+use crate::files;
+use crate::inputs::{self, DataReader};
 use crate::progress::TrainObserver;
 
 /// `--model`: AdaFTR as the config sets it, or one backbone as a plain baseline. The
@@ -222,7 +223,7 @@ fn streamed(a: &Args, path: &Path) -> Result<bool> {
     if a.stream {
         return Ok(true);
     }
-    let estimate = files::loaded_size_estimate(path)?;
+    let estimate = inputs::loaded_size_estimate(path)?;
     let budget = match a.memory_budget_mib {
         Some(mib) => mib << 20,
         None => available_memory().map_or(u64::MAX, |b| b / 2),
@@ -295,7 +296,7 @@ pub fn run(a: &Args) -> Result<()> {
             }
             resumed => {
                 eprintln!("streaming {label}: fitting the schema (one pass)");
-                let (schema, report) = fit_schema(files::open(&a.train)?, &label, &opts)?;
+                let (schema, report) = fit_schema(inputs::open(&a.train)?, &label, &opts)?;
                 super::report_skipped(&a.train, report.skipped, &report.first_errors);
                 let t = match resumed {
                     Some(t) => t,
@@ -304,7 +305,7 @@ pub fn run(a: &Args) -> Result<()> {
                 (t, report.rows)
             }
         };
-        let file = CsvFile::new(files::opener(&a.train), &label, &opts);
+        let file = CsvFile::new(inputs::opener(&a.train), &label, &opts);
         let stream = Streamed::new(file, trainer.schema(), a.shuffle_buffer, rows);
         eprintln!("streaming {label}: {rows} rows, shuffle buffer of {} rows", a.shuffle_buffer);
         (trainer, TrainData::Streamed(Box::new(stream)))
@@ -312,12 +313,12 @@ pub fn run(a: &Args) -> Result<()> {
         let (trainer, train) = match resumed {
             Some(t) => {
                 // The checkpoint carries the schema fitted on this training file; reuse it.
-                let (train, report) = load_with_schema(files::open(&a.train)?, &label, t.schema(), &opts)?;
+                let (train, report) = load_with_schema(inputs::open(&a.train)?, &label, t.schema(), &opts)?;
                 super::report_skipped(&a.train, report.skipped, &report.first_errors);
                 (t, train)
             }
             None => {
-                let (schema, train, report) = load_train(files::open(&a.train)?, &label, &opts)?;
+                let (schema, train, report) = load_train(inputs::open(&a.train)?, &label, &opts)?;
                 super::report_skipped(&a.train, report.skipped, &report.first_errors);
                 (Trainer::new(cfg.clone(), schema, &device)?, train)
             }
@@ -342,7 +343,7 @@ pub fn run(a: &Args) -> Result<()> {
     let valid: &mut dyn ValidationRows = if streamed(a, &a.valid)? {
         let valid_opts = LoadOptions { bad_rows: a.bad_rows, ..LoadOptions::default() };
         eprintln!("validation: streamed from {} after each epoch", a.valid.display());
-        valid_file = CsvFile::new(files::opener(&a.valid), &files::label(&a.valid), &valid_opts);
+        valid_file = CsvFile::new(inputs::opener(&a.valid), &files::label(&a.valid), &valid_opts);
         &mut valid_file
     } else {
         loaded_valid = super::load_encoded(&a.valid, trainer.schema(), a.bad_rows)?;

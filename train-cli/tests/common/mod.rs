@@ -68,6 +68,15 @@ pub fn synth(dir: &Tmp, train_rows: usize, valid_rows: usize) -> (String, String
     (train, valid)
 }
 
+/// `adaftr train` with a quick model that has a tau (shared-bottom with the contrastive
+/// term; 2 epochs of batches of 256; seed 5), then `extra` flags.
+pub fn quick_train<'a>(train: &'a str, valid: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["train", "--train", train, "--valid", valid, "--out", out, "--model", "shared-bottom"];
+    args.extend(["--cl", "transfer", "--epochs", "2", "--batch-size", "256", "--seed", "5"]);
+    args.extend_from_slice(extra);
+    args
+}
+
 /// pctr, pcvr, pctcvr, tau of every row of `data` under the bundle `model`, in memory.
 pub fn predictions_of(model: &str, data: &str) -> Vec<[f32; 4]> {
     let b = bundle::load(&std::fs::read(model).unwrap(), &Device::Cpu).unwrap();

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::prepared::{load_bundle, load_dataset};
 use super::{threads, BenchModel, StreamMode};
 use crate::files;
+use crate::inputs;
 
 /// Seconds of each of `reps` calls of `f`.
 fn time_each(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
@@ -169,7 +170,7 @@ pub(super) fn ingest(file: &Path) -> Result<Value> {
     let before = memory();
     let cpu0 = cpu_seconds();
     let t = Instant::now();
-    let (schema, ds, report) = load_train(files::open(file)?, &files::label(file), &LoadOptions::default())?;
+    let (schema, ds, report) = load_train(inputs::open(file)?, &files::label(file), &LoadOptions::default())?;
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     let after = memory();
@@ -214,13 +215,13 @@ pub(super) fn stream(
     let loaded;
     let (trainer, mut rows): (Trainer, Box<dyn TrainingRows + '_>) = match mode {
         StreamMode::Memory => {
-            let (schema, ds, _) = load_train(files::open(file)?, &label, &opts)?;
+            let (schema, ds, _) = load_train(inputs::open(file)?, &label, &opts)?;
             loaded = ds;
             (Trainer::new(config, schema, &dev)?, Box::new(InMemory::new(&loaded)))
         }
         StreamMode::Stream => {
-            let (schema, report) = fit_schema(files::open(file)?, &label, &opts)?;
-            let csv = CsvFile::new(files::opener(file), &label, &opts);
+            let (schema, report) = fit_schema(inputs::open(file)?, &label, &opts)?;
+            let csv = CsvFile::new(inputs::opener(file), &label, &opts);
             let stream = Streamed::new(csv, &schema, shuffle_buffer, report.rows);
             (Trainer::new(config, schema, &dev)?, Box::new(stream))
         }

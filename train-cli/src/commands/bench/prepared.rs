@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::{threads, BenchModel};
 use crate::files;
+use crate::inputs;
 
 pub(super) fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
@@ -67,7 +68,7 @@ pub(super) fn prepare(dir: &Path, rows: usize, batch: usize, seed: u64) -> Resul
     let csv = dir.join("train.csv");
     let cfg = SynthConfig { rows, seed, compute_auc: false, ..SynthConfig::default() };
     generate(&cfg, files::create(&csv)?, std::io::sink())?;
-    let (schema, ds, _) = load_train(files::open(&csv)?, &files::label(&csv), &LoadOptions::default())?;
+    let (schema, ds, _) = load_train(inputs::open(&csv)?, &files::label(&csv), &LoadOptions::default())?;
     if ds.len() < batch {
         bail!("{} rows is fewer than one batch of {batch}", ds.len());
     }

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::prepared::{dataset_tensors, save_tensors, write};
 use super::{threads, BenchModel};
 use crate::files;
+use crate::inputs;
 
 pub(super) fn trace(
     train_csv: &Path,
@@ -24,7 +25,7 @@ pub(super) fn trace(
     dir: &Path,
 ) -> Result<Value> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (schema, train, _) = load_train(files::open(train_csv)?, &files::label(train_csv), &LoadOptions::default())?;
+    let (schema, train, _) = load_train(inputs::open(train_csv)?, &files::label(train_csv), &LoadOptions::default())?;
     let valid = crate::commands::load_encoded(valid_csv, &schema, BadRows::Error)?;
     let mut config = model.config();
     config.train.seed = seed;

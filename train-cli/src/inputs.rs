@@ -1,0 +1,180 @@
+//! Data inputs: whatever a data path names (a CSV, plain or gzipped; a Parquet file; a
+//! directory of either), opened as the one stream of CSV text the loaders read.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use adaftr_core::data::maybe_gunzip;
+use adaftr_core::data::parquet::ParquetText;
+use adaftr_core::error::Error;
+use adaftr_core::train::Opener;
+use anyhow::{Context, Result};
+
+use crate::files::label;
+
+/// A data input opened for reading, as CSV text.
+pub type DataReader = Box<dyn Read + Send>;
+
+/// Bytes read from a data file at a time.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Opens a data input: a CSV (plain or gzipped; the loaders tell), a `.parquet` file, or a
+/// directory of `.parquet` files or of `.csv` / `.csv.gz` files (not both), read in name
+/// order as one input (the header once; every file must have the same).
+pub fn open(path: &Path) -> Result<DataReader> {
+    Ok(open_data(path)?)
+}
+
+/// Opens `path` afresh on every call: what streamed training reads each epoch from.
+pub fn opener(path: &Path) -> Opener<DataReader> {
+    let path = path.to_path_buf();
+    Box::new(move || open_data(&path))
+}
+
+fn is_parquet(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+fn is_csv(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    name.ends_with(".csv") || name.ends_with(".csv.gz")
+}
+
+/// The data files of a directory, in name order: its Parquet files, or its CSV files.
+fn parts(dir: &Path) -> adaftr_core::Result<(Vec<PathBuf>, bool)> {
+    let io = |source| Error::Io { file: label(dir), source };
+    let mut all: Vec<PathBuf> = fs::read_dir(dir).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    all.sort();
+    let parquet: Vec<PathBuf> = all.iter().filter(|p| is_parquet(p)).cloned().collect();
+    let csv: Vec<PathBuf> = all.into_iter().filter(|p| is_csv(p)).collect();
+    let input = |reason: &str| Error::Input { file: label(dir), reason: reason.into() };
+    match (parquet.is_empty(), csv.is_empty()) {
+        (false, false) => Err(input("a directory of both Parquet and CSV files (keep one kind)")),
+        (true, true) => Err(input("a directory without .parquet, .csv or .csv.gz files")),
+        (false, true) => Ok((parquet, true)),
+        (true, false) => Ok((csv, false)),
+    }
+}
+
+fn open_data(path: &Path) -> adaftr_core::Result<DataReader> {
+    let open = |p: &Path| File::open(p).map_err(|source| Error::Io { file: label(p), source });
+    if path.is_dir() {
+        let (files, parquet) = parts(path)?;
+        if parquet {
+            let files = files.iter().map(|p| Ok((label(p), open(p)?))).collect::<adaftr_core::Result<Vec<_>>>()?;
+            return Ok(Box::new(ParquetText::new(files)?));
+        }
+        return Ok(Box::new(CsvParts::new(files)));
+    }
+    let f = open(path)?;
+    if is_parquet(path) {
+        return Ok(Box::new(ParquetText::new(vec![(label(path), f)])?));
+    }
+    Ok(Box::new(BufReader::with_capacity(READ_BUFFER, f)))
+}
+
+/// Roughly the bytes a data input takes once loaded: a CSV its size; gzip and Parquet
+/// compress, so 5 and 4 times theirs.
+pub fn loaded_size_estimate(path: &Path) -> Result<u64> {
+    let file = |p: &Path| -> Result<u64> {
+        let size = fs::metadata(p).map(|m| m.len()).with_context(|| format!("cannot open {}", p.display()))?;
+        let gz = p.extension().is_some_and(|e| e == "gz");
+        Ok(size.saturating_mul(if is_parquet(p) {
+            4
+        } else if gz {
+            5
+        } else {
+            1
+        }))
+    };
+    if path.is_dir() {
+        let (files, _) = parts(path)?;
+        return files.iter().try_fold(0u64, |sum, p| Ok(sum.saturating_add(file(p)?)));
+    }
+    file(path)
+}
+
+/// The CSV files of a directory as one: the first file's header, then every file's rows
+/// (each file's header must equal the first's and is skipped).
+struct CsvParts {
+    left: VecDeque<PathBuf>,
+    current: Option<(String, BufReader<adaftr_core::data::MaybeGz<File>>)>,
+    /// The first file's header line.
+    header: Option<Vec<u8>>,
+    /// Bytes to hand out before reading on: the header, or a line end a file lacked.
+    pending: Vec<u8>,
+    pos: usize,
+    /// Whether the last byte handed out ended a line (a file without a final newline must
+    /// not run into the next file's first row).
+    at_line_start: bool,
+}
+
+impl CsvParts {
+    fn new(files: Vec<PathBuf>) -> Self {
+        Self { left: files.into(), current: None, header: None, pending: Vec::new(), pos: 0, at_line_start: true }
+    }
+
+    /// Opens the next file and reads its header; `false` after the last file.
+    fn next_file(&mut self) -> io::Result<bool> {
+        let Some(path) = self.left.pop_front() else { return Ok(false) };
+        let name = label(&path);
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{name}: {e}"));
+        let gz = maybe_gunzip(File::open(&path).map_err(named)?).map_err(named)?;
+        let mut reader = BufReader::with_capacity(READ_BUFFER, gz);
+        let mut line = Vec::new();
+        reader.read_until(b'\n', &mut line).map_err(named)?;
+        match &self.header {
+            None => {
+                self.header = Some(line.clone());
+                if line.last() != Some(&b'\n') {
+                    line.push(b'\n');
+                }
+                self.pending = line;
+                self.pos = 0;
+            }
+            Some(first) if trim_end(first) == trim_end(&line) => {}
+            Some(_) => {
+                let reason = format!("{name}: its header differs from the first file's in the directory");
+                return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
+            }
+        }
+        self.current = Some((name, reader));
+        Ok(true)
+    }
+}
+
+impl Read for CsvParts {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.pending.len() {
+                let n = buf.len().min(self.pending.len() - self.pos);
+                buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+                self.pos += n;
+                self.at_line_start = buf[n - 1] == b'\n';
+                return Ok(n);
+            }
+            if let Some((name, reader)) = &mut self.current {
+                let n = reader.read(buf).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+                if n > 0 {
+                    self.at_line_start = buf[n - 1] == b'\n';
+                    return Ok(n);
+                }
+                self.current = None;
+                if !self.at_line_start {
+                    (self.pending, self.pos) = (vec![b'\n'], 0);
+                    continue;
+                }
+            }
+            if !self.next_file()? {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+fn trim_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
