@@ -25,6 +25,14 @@ pub fn run(path: &Path) -> Result<()> {
     if let Some(g) = &s.group {
         println!("  group column: {g}");
     }
+    if let Some(v) = &s.vocabulary {
+        println!(
+            "  vocabularies: min count {}, at most {} values a field, counted {}",
+            v.min_count,
+            v.max_size.map_or("any number of".to_string(), |m| m.to_string()),
+            if v.approximate { "approximately (a streamed fit pass pruned rare values)" } else { "exactly" }
+        );
+    }
     println!("  {} categorical fields (vocabulary sizes, OOV excluded):", s.num_categorical());
     for f in &s.categorical {
         println!("    {:<16} {:<8} {}", f.name, format!("{:?}", f.side).to_lowercase(), f.vocab().len());
