@@ -5,7 +5,7 @@
 //! training checkpoints; building the model from the weights is `AdaFtr::for_inference`
 //! (training from a bundle's weights starts from `Bundle::params`).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -43,8 +43,9 @@ pub struct TrainingSummary {
     pub best_epoch: Option<usize>,
     pub best_valid: Option<Evaluation>,
     pub history: Vec<EpochRecord>,
-    /// Free-form notes (data files, command line).
-    pub notes: HashMap<String, String>,
+    /// Free-form notes (data files, command line), in key order (so a bundle is
+    /// reproducible byte for byte).
+    pub notes: BTreeMap<String, String>,
 }
 
 /// A loaded bundle: the ready model plus everything needed to use it.

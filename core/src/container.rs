@@ -31,7 +31,28 @@ pub(crate) fn write(
     all.extend(meta.into_iter().map(|(k, v)| (k.to_string(), v)));
     let tensors: Vec<(String, Tensor)> =
         tensors.into_iter().map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?))).collect::<Result<_>>()?;
-    safetensors::tensor::serialize(tensors, Some(all)).map_err(|e| Error::BundleFormat(e.to_string()))
+    let bytes = safetensors::tensor::serialize(tensors, Some(all)).map_err(|e| Error::BundleFormat(e.to_string()))?;
+    sorted_header(bytes)
+}
+
+/// The same file with its header's keys in sorted order. safetensors writes the metadata
+/// from a `HashMap`, whose order changes from map to map, so the same weights and metadata
+/// would give different bytes; sorted, a file is reproducible byte for byte. The header
+/// keeps its length (the same compact JSON, reordered), so no offset moves.
+fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let bad = |why: &str| Error::BundleFormat(format!("writing the header: {why}"));
+    let len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+    let len = len.filter(|&n| bytes.len() >= 8 + n).ok_or_else(|| bad("too short"))?;
+    let header = &bytes[8..8 + len];
+    // serde_json's maps are ordered by key (no `preserve_order`).
+    let value: serde_json::Value = serde_json::from_slice(header.trim_ascii_end()).map_err(|e| bad(&e.to_string()))?;
+    let sorted = serde_json::to_vec(&value).map_err(|e| bad(&e.to_string()))?;
+    if sorted.len() > len {
+        return Err(bad("the sorted header is longer"));
+    }
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes[8 + sorted.len()..8 + len].fill(b' ');
+    Ok(bytes)
 }
 
 /// The `__metadata__` of a container, checked to be of the expected format and version.

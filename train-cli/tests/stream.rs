@@ -40,6 +40,7 @@ fn a_buffer_that_holds_the_file_trains_the_in_memory_model() {
     let out = ok(&quick_train(&train, &valid, &streamed, &["--stream", "--shuffle-buffer", "3001"]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("streaming"));
     assert_eq!(predictions_of(&loaded, &valid), predictions_of(&streamed, &valid));
+    assert!(std::fs::read(&loaded).unwrap() == std::fs::read(&streamed).unwrap(), "the bundles' bytes differ");
 
     // A smaller buffer shuffles differently, but trains a model of the same data.
     let small = dir.path("small.safetensors");

@@ -18,7 +18,7 @@ pub mod objective;
 mod rows;
 mod step;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 
@@ -104,7 +104,7 @@ impl Trainer {
             best_epoch: self.state.best_epoch,
             best_valid,
             history: self.state.history.clone(),
-            notes: HashMap::new(),
+            notes: BTreeMap::new(),
         }
     }
 
