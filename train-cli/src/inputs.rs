@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use adaftr_core::data::maybe_gunzip;
 use adaftr_core::data::parquet::ParquetText;
@@ -64,9 +65,18 @@ fn open_data(path: &Path) -> adaftr_core::Result<DataReader> {
         let (files, parquet) = parts(path)?;
         if parquet {
             let files = files.iter().map(|p| Ok((label(p), open(p)?))).collect::<adaftr_core::Result<Vec<_>>>()?;
-            return Ok(Box::new(ParquetText::new(files)?));
+            let text = ParquetText::new(files)?;
+            // Row r of the whole input is line r + 2 (after the one header).
+            let mut first = 2;
+            let starts = text.rows_per_file().into_iter().map(|(part, rows)| {
+                let start = (first, part);
+                first += rows;
+                start
+            });
+            PartLines::register(&label(path), starts.collect());
+            return Ok(Box::new(text));
         }
-        return Ok(Box::new(CsvParts::new(files)));
+        return Ok(Box::new(CsvParts::new(label(path), files)));
     }
     let f = open(path)?;
     if is_parquet(path) {
@@ -96,9 +106,67 @@ pub fn loaded_size_estimate(path: &Path) -> Result<u64> {
     file(path)
 }
 
+/// Where the parts of each directory input opened so far begin, so that an error located
+/// in the whole input (a line counted across its parts) can name the part and the line in
+/// it. Registered by the readers as they reach each part; read when an error is reported.
+struct PartLines;
+
+/// Where each part of one directory input begins: (the whole input's line holding the
+/// part's first row, the part's label), in order.
+type Starts = Vec<(u64, String)>;
+
+/// Per directory label, its parts' starts.
+static PART_LINES: Mutex<Vec<(String, Starts)>> = Mutex::new(Vec::new());
+
+impl PartLines {
+    fn register(dir: &str, starts: Starts) {
+        let mut all = PART_LINES.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|(d, _)| d != dir);
+        all.push((dir.to_string(), starts));
+    }
+
+    fn add(dir: &str, start: (u64, String)) {
+        let mut all = PART_LINES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, starts)) = all.iter_mut().find(|(d, _)| d == dir) {
+            starts.push(start);
+        }
+    }
+
+    /// The part holding line `line` of the directory input `dir`, and that line's number in
+    /// the part (its own header being line 1).
+    fn locate(dir: &str, line: u64) -> Option<(String, u64)> {
+        let all = PART_LINES.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, starts) = all.iter().find(|(d, _)| d == dir)?;
+        let (first, part) = starts.iter().rev().find(|(first, _)| *first <= line)?;
+        Some((part.clone(), line - first + 2))
+    }
+}
+
+/// An error message with a directory input's location replaced by the part's file and
+/// line (for an error of core's, or a skipped row's message that starts with one).
+pub fn locate_in_parts(message: &str) -> String {
+    // Core's form: `FILE:LINE[, column `NAME`]: REASON`.
+    let Some((at, rest)) = message.split_once(": ") else { return message.to_string() };
+    let (place, column) = match at.split_once(", column ") {
+        Some((p, c)) => (p, Some(c)),
+        None => (at, None),
+    };
+    let Some((dir, line)) = place.rsplit_once(':') else { return message.to_string() };
+    match line.parse::<u64>().ok().and_then(|l| PartLines::locate(dir, l)) {
+        Some((part, own)) => match column {
+            Some(c) => format!("{part}:{own}, column {c}: {rest}"),
+            None => format!("{part}:{own}: {rest}"),
+        },
+        None => message.to_string(),
+    }
+}
+
 /// The CSV files of a directory as one: the first file's header, then every file's rows
 /// (each file's header must equal the first's and is skipped).
 struct CsvParts {
+    dir: String,
+    /// Lines handed out so far.
+    lines: u64,
     left: VecDeque<PathBuf>,
     current: Option<(String, BufReader<adaftr_core::data::MaybeGz<File>>)>,
     /// The first file's header line.
@@ -112,8 +180,25 @@ struct CsvParts {
 }
 
 impl CsvParts {
-    fn new(files: Vec<PathBuf>) -> Self {
-        Self { left: files.into(), current: None, header: None, pending: Vec::new(), pos: 0, at_line_start: true }
+    fn new(dir: String, files: Vec<PathBuf>) -> Self {
+        PartLines::register(&dir, Vec::new());
+        Self {
+            dir,
+            lines: 0,
+            left: files.into(),
+            current: None,
+            header: None,
+            pending: Vec::new(),
+            pos: 0,
+            at_line_start: true,
+        }
+    }
+
+    /// Hands out `buf[..n]`, counting its lines.
+    fn out(&mut self, buf: &[u8], n: usize) -> usize {
+        self.lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.at_line_start = buf[n - 1] == b'\n';
+        n
     }
 
     /// Opens the next file and reads its header; `false` after the last file.
@@ -127,6 +212,7 @@ impl CsvParts {
         reader.read_until(b'\n', &mut line).map_err(named)?;
         match &self.header {
             None => {
+                PartLines::add(&self.dir, (2, name.clone()));
                 self.header = Some(line.clone());
                 if line.last() != Some(&b'\n') {
                     line.push(b'\n');
@@ -134,7 +220,11 @@ impl CsvParts {
                 self.pending = line;
                 self.pos = 0;
             }
-            Some(first) if trim_end(first) == trim_end(&line) => {}
+            Some(first) if trim_end(first) == trim_end(&line) => {
+                // Its first row is the next line handed out.
+                let next = self.lines + 1;
+                PartLines::add(&self.dir, (next, name.clone()));
+            }
             Some(_) => {
                 let reason = format!("{name}: its header differs from the first file's in the directory");
                 return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
@@ -152,14 +242,12 @@ impl Read for CsvParts {
                 let n = buf.len().min(self.pending.len() - self.pos);
                 buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
                 self.pos += n;
-                self.at_line_start = buf[n - 1] == b'\n';
-                return Ok(n);
+                return Ok(self.out(buf, n));
             }
             if let Some((name, reader)) = &mut self.current {
                 let n = reader.read(buf).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
                 if n > 0 {
-                    self.at_line_start = buf[n - 1] == b'\n';
-                    return Ok(n);
+                    return Ok(self.out(buf, n));
                 }
                 self.current = None;
                 if !self.at_line_start {
@@ -177,4 +265,38 @@ impl Read for CsvParts {
 fn trim_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_of_a_parquet_directory_is_named_by_its_part() {
+        use adaftr_core::data::parquet::csv_to_parquet;
+        use adaftr_core::data::{LoadOptions, SchemaSpec};
+        let dir = std::env::temp_dir().join(format!("adaftr-parts-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let spec: SchemaSpec = serde_json::from_str(r#"{"categorical": ["u"], "numeric": ["x"]}"#).unwrap();
+        let opts = LoadOptions { spec: Some(spec), ..LoadOptions::default() };
+        for (name, rows) in [("a.parquet", 3), ("b.parquet", 4)] {
+            let csv: String = std::iter::once("u,x,click,conversion\n".to_string())
+                .chain((0..rows).map(|r| format!("v{r},{r},0,0\n")))
+                .collect();
+            csv_to_parquet(csv.as_bytes(), name, &opts, File::create(dir.join(name)).unwrap()).unwrap();
+        }
+        let mut text = String::new();
+        open_data(&dir).unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text.lines().count(), 1 + 3 + 4);
+        let d = label(&dir);
+        // Lines 2-4 are a's rows, 5-8 b's: line 6 is b's second row, its line 3.
+        let b = label(&dir.join("b.parquet"));
+        assert_eq!(locate_in_parts(&format!("{d}:6, column `x`: bad")), format!("{b}:3, column `x`: bad"));
+        assert_eq!(locate_in_parts(&format!("{d}:4: bad")), format!("{}:4: bad", label(&dir.join("a.parquet"))));
+        // Anything else is left as it is.
+        assert_eq!(locate_in_parts("other.csv:6: bad"), "other.csv:6: bad");
+        assert_eq!(locate_in_parts("no location"), "no location");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -67,7 +67,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // As `{e:#}` would, with a location in a directory input named by its part.
+            let chain: Vec<String> = e.chain().map(|c| inputs::locate_in_parts(&c.to_string())).collect();
+            eprintln!("error: {}", chain.join(": "));
             ExitCode::FAILURE
         }
     }

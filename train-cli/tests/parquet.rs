@@ -75,7 +75,23 @@ fn a_directory_of_csv_parts_is_one_input() {
     train(&parts, &valid_csv, &split, &[]);
     assert_eq!(predictions_of(&whole, &valid_csv), predictions_of(&split, &valid_csv));
 
+    // A bad value is located in its part, at the part's own line: row 1600 of the whole
+    // input is the 101st row of c.csv, its line 102.
+    let mut bad: Vec<String> = rows[1500..].iter().map(|r| r.to_string()).collect();
+    let mut fields: Vec<&str> = bad[100].split(',').collect();
+    let numeric = fields.len() - 3;
+    fields[numeric] = "oops";
+    bad[100] = fields.join(",");
+    std::fs::write(part("c.csv"), format!("{header}\n{}\n", bad.join("\n"))).unwrap();
+    let err = fails(&["eval", "--model", &whole, "--data", &parts]);
+    let column = header.split(',').nth(numeric).unwrap();
+    assert!(err.contains(&format!("c.csv:102, column `{column}`: not a number")), "{err}");
+    let out = ok(&["eval", "--model", &whole, "--data", &parts, "--bad-rows", "skip"]);
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(warning.contains("skipped 1 bad rows") && warning.contains("c.csv:102"), "{warning}");
+
     // A part whose header differs is named.
+    std::fs::write(part("c.csv"), format!("{header}\n{}\n", rows[1500..].join("\n"))).unwrap();
     std::fs::write(part("d.csv"), "search_id,click\n1,0\n").unwrap();
     let err = fails(&["eval", "--model", &whole, "--data", &parts]);
     assert!(err.contains("d.csv") && err.contains("header differs"), "{err}");

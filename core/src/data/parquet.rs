@@ -261,6 +261,16 @@ impl<R: ChunkReader + 'static> ParquetText<R> {
         &self.names
     }
 
+    /// Each file's label and row count, in reading order (rows of file k are read after
+    /// all rows of the files before it).
+    pub fn rows_per_file(&self) -> Vec<(String, u64)> {
+        self.files
+            .as_slice()
+            .iter()
+            .map(|(l, r)| (l.clone(), r.metadata().file_metadata().num_rows().max(0) as u64))
+            .collect()
+    }
+
     /// Decodes the next rows into `text`; `false` at the end of the last file.
     fn refill(&mut self) -> Result<bool> {
         while self.left == 0 {

@@ -53,7 +53,7 @@ pub fn report_skipped(path: &Path, skipped: usize, first: &[String]) {
     if skipped > 0 {
         eprintln!("warning: skipped {skipped} bad rows in {}; the first:", path.display());
         for e in first {
-            eprintln!("  {e}");
+            eprintln!("  {}", inputs::locate_in_parts(e));
         }
     }
 }
