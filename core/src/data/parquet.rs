@@ -36,9 +36,6 @@ const ROWS_PER_STEP: usize = 4096;
 /// Rows per row group written by [`csv_to_parquet`].
 const ROWS_PER_GROUP: usize = 65_536;
 
-/// The 4-byte magic a Parquet file starts (and ends) with.
-pub const MAGIC: &[u8; 4] = b"PAR1";
-
 fn unreadable(file: &str, e: impl std::fmt::Display) -> Error {
     Error::Input { file: file.to_string(), reason: format!("not a readable Parquet file: {e}") }
 }
