@@ -269,6 +269,23 @@ pub fn split_fields(line: &[u8], spans: &mut Vec<Span>, scratch: &mut Vec<u8>) -
     Ok(false)
 }
 
+/// Appends `v` as one field of this dialect: quoted, with its quotes doubled, when it holds
+/// a comma, a quote or a line break; as it is otherwise. What [`split_fields`] reads back.
+pub fn push_field(out: &mut Vec<u8>, v: &[u8]) {
+    if v.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        out.push(b'"');
+        for &b in v {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(v);
+    }
+}
+
 /// The slow path: unquotes fields into `scratch`.
 fn split_quoted(line: &[u8], spans: &mut Vec<Span>, scratch: &mut Vec<u8>) -> Result<(), QuoteError> {
     spans.clear();
@@ -388,6 +405,17 @@ mod tests {
             .iter()
             .map(|s| String::from_utf8_lossy(&text[s.start as usize..s.end as usize]).into_owned())
             .collect())
+    }
+
+    #[test]
+    fn written_fields_read_back() {
+        for v in ["plain", "", "a,b", "say \"hi\"", "two\nlines", "cr\r", "\""] {
+            let mut line = Vec::new();
+            push_field(&mut line, v.as_bytes());
+            line.extend_from_slice(b",x");
+            let text = String::from_utf8(line).unwrap();
+            assert_eq!(fields(&text).unwrap(), [v, "x"], "{text}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::schema::types::Type;
 use rayon::prelude::*;
 
+use super::csv::push_field;
 use super::format::Role;
 use super::rows::{read_header, spec_layout, LoadOptions, LoadReport, Row, RowReader};
 use crate::error::{Error, Result};
@@ -140,22 +141,6 @@ fn push_float<F: ryu::Float + Copy + Into<f64>>(out: &mut Vec<u8>, x: F) {
         out.extend_from_slice(b"NaN");
     } else {
         out.extend_from_slice(if x64 > 0.0 { b"inf" } else { b"-inf" });
-    }
-}
-
-/// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn push_field(out: &mut Vec<u8>, v: &[u8]) {
-    if v.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
-        out.push(b'"');
-        for &b in v {
-            if b == b'"' {
-                out.push(b'"');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(v);
     }
 }
 

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use adaftr_core::data::csv::push_field;
 use adaftr_core::data::{LoadOptions, ScoreBatch, ScoreReader};
 use anyhow::{bail, Context, Result};
 
@@ -40,18 +41,29 @@ pub fn run(a: &Args) -> Result<()> {
     let mut w = files::create(&a.out)?;
     let written = (|| -> Result<usize> {
         let io = |e| anyhow::Error::new(e).context(format!("cannot write {}", a.out.display()));
-        let header: Vec<&str> = a.keep.iter().map(String::as_str).chain(PREDICTION_COLUMNS).collect();
-        write_record(&mut w, &header).map_err(io)?;
+        // Each line is built here, its fields in the dialect the loaders read (a
+        // passed-through value was unquoted on reading, so it is quoted again).
+        let mut line = Vec::new();
+        for (i, name) in a.keep.iter().map(String::as_str).chain(PREDICTION_COLUMNS).enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            push_field(&mut line, name.as_bytes());
+        }
+        line.push(b'\n');
+        w.write_all(&line).map_err(io)?;
         let (mut batch, mut rows) = (ScoreBatch::default(), 0);
         while reader.next_batch(&mut batch, a.model.batch_size)? {
             let predictions = b.predict_inputs(&batch.inputs)?;
             for (i, p) in predictions.iter().enumerate() {
+                line.clear();
                 for v in batch.kept(i) {
-                    write_field(&mut w, v).map_err(io)?;
-                    w.write_all(b",").map_err(io)?;
+                    push_field(&mut line, v.as_bytes());
+                    line.push(b',');
                 }
                 let tau = p.tau.map_or(String::new(), |t| t.to_string());
-                writeln!(w, "{},{},{},{}", p.pctr, p.pcvr, p.pctcvr, tau).map_err(io)?;
+                writeln!(line, "{},{},{},{}", p.pctr, p.pcvr, p.pctcvr, tau).map_err(io)?;
+                w.write_all(&line).map_err(io)?;
             }
             rows += predictions.len();
         }
@@ -66,23 +78,3 @@ pub fn run(a: &Args) -> Result<()> {
 }
 
 const PREDICTION_COLUMNS: [&str; 4] = ["pctr", "pcvr", "pctcvr", "tau"];
-
-fn write_record(w: &mut impl Write, fields: &[&str]) -> std::io::Result<()> {
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            w.write_all(b",")?;
-        }
-        write_field(w, f)?;
-    }
-    w.write_all(b"\n")
-}
-
-/// One CSV field, quoted when it holds a comma, a quote or a line break (a passed-through
-/// value was unquoted on reading, so it is quoted again here).
-fn write_field(w: &mut impl Write, v: &str) -> std::io::Result<()> {
-    if v.contains([',', '"', '\n', '\r']) {
-        write!(w, "\"{}\"", v.replace('"', "\"\""))
-    } else {
-        w.write_all(v.as_bytes())
-    }
-}
