@@ -175,14 +175,7 @@ where
         }
         let last = next.is_empty();
         let (merged, next_parsed) = rayon::join(
-            || -> Result<bool> {
-                for (bytes, result) in parsed.drain(..) {
-                    if !merge(&bytes, result)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            },
+            || merge_all(&mut parsed, &mut merge),
             || {
                 next.into_par_iter()
                     .map(|chunk| {
@@ -199,14 +192,20 @@ where
             return failed.map_or(Ok(()), |e| Err(read_error(e)));
         }
         parsed = next_parsed;
-        if chunks.cut_long_line() {
-            for (bytes, result) in parsed.drain(..) {
-                if !merge(&bytes, result)? {
-                    return Ok(());
-                }
-            }
+        if chunks.cut_long_line() && !merge_all(&mut parsed, &mut merge)? {
+            return Ok(());
         }
     }
+}
+
+/// Merges `parsed` in order; `false` once `merge` says to stop.
+fn merge_all<T>(parsed: &mut Vec<(Vec<u8>, T)>, merge: &mut impl FnMut(&[u8], T) -> Result<bool>) -> Result<bool> {
+    for (bytes, result) in parsed.drain(..) {
+        if !merge(&bytes, result)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<()> {
     let spec = a.schema.as_deref().map(super::train::read_schema_spec).transpose()?;
     let opts = LoadOptions { bad_rows: a.bad_rows, spec, ..LoadOptions::default() };
-    let out = std::fs::File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+    let out = files::create(&a.output)?;
     let done = csv_to_parquet(inputs::open(&a.input)?, &files::label(&a.input), &opts, out)
         .with_context(|| format!("converting {} to {}", a.input.display(), a.output.display()))?;
     super::report_skipped(&a.input, done.report.skipped, &done.report.first_errors);
