@@ -73,6 +73,10 @@ pub enum Error {
     #[error("non-finite {what}: {value}")]
     NonFinite { what: String, value: f64 },
 
+    /// Data-parallel training: the group could not communicate, or its replicas disagree.
+    #[error("data-parallel training: {0}")]
+    Parallel(String),
+
     /// A schema (in a bundle or checkpoint, or fitted, or about to be saved) that would
     /// encode inputs differently from training, or not at all. `field` is the column name
     /// at fault, or the schema entry (`format`, `categorical`, `numeric`) for a problem of

@@ -2,6 +2,7 @@
 
 mod commands;
 mod device;
+mod distributed;
 mod files;
 mod inputs;
 mod progress;

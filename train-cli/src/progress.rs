@@ -1,10 +1,11 @@
 //! Training progress: a progress bar with samples/s, loss terms and ETA (hidden when stderr
-//! is not a terminal), one line per epoch with validation metrics and the tau distribution,
-//! JSON lines for `--metrics-out`, and periodic checkpoints.
+//! is not a terminal), one line per epoch with validation metrics, the tau distribution and
+//! the training throughput, JSON lines for `--metrics-out`, and periodic checkpoints.
 
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use adaftr_core::bundle::EpochRecord;
 use adaftr_core::train::{Observer, StepLosses, Trainer};
@@ -22,6 +23,13 @@ pub struct TrainObserver {
     batch_size: usize,
     /// Exponential moving averages of the loss terms, for a readable bar.
     ema: Option<StepLosses>,
+    /// When the epoch's first and latest steps ended: the throughput excludes validation
+    /// and the first step's warm-up.
+    first_step: Option<Instant>,
+    last_step: Option<Instant>,
+    steps_after_first: usize,
+    /// No bar and no epoch lines (the other ranks of a data-parallel job).
+    quiet: bool,
 }
 
 impl TrainObserver {
@@ -35,7 +43,32 @@ impl TrainObserver {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        Self { bar, metrics_out: None, checkpoint: None, checkpoint_every: 0, steps_per_epoch, batch_size, ema: None }
+        Self {
+            bar,
+            metrics_out: None,
+            checkpoint: None,
+            checkpoint_every: 0,
+            steps_per_epoch,
+            batch_size,
+            ema: None,
+            first_step: None,
+            last_step: None,
+            steps_after_first: 0,
+            quiet: false,
+        }
+    }
+
+    /// Reports nothing (but still checkpoints and writes metrics if told to).
+    pub fn quiet(&mut self) {
+        self.bar.set_draw_target(ProgressDrawTarget::hidden());
+        self.quiet = true;
+    }
+
+    /// Rows per second over the epoch's steps after the first (of this run: a resumed
+    /// epoch counts from where it resumed).
+    fn samples_per_second(&self) -> Option<f64> {
+        let secs = self.last_step?.duration_since(self.first_step?).as_secs_f64();
+        (secs > 0.0).then(|| (self.steps_after_first * self.batch_size) as f64 / secs)
     }
 
     fn save_checkpoint(&self, trainer: &Trainer) -> adaftr_core::Result<()> {
@@ -61,6 +94,15 @@ fn fmt_opt(x: Option<f64>) -> String {
 impl Observer for TrainObserver {
     fn on_step(&mut self, trainer: &Trainer, l: &StepLosses) -> adaftr_core::Result<()> {
         let s = trainer.state();
+        let now = Instant::now();
+        self.last_step = Some(now);
+        match self.first_step {
+            None => {
+                self.first_step = Some(now);
+                self.steps_after_first = 0;
+            }
+            Some(_) => self.steps_after_first += 1,
+        }
         if s.step == 1 {
             self.bar.reset();
             self.bar.set_length(self.steps_per_epoch as u64);
@@ -100,15 +142,20 @@ impl Observer for TrainObserver {
         let tau = v.tau.map_or(String::new(), |t| {
             format!(" | tau mean {:.3} p5 {:.3} p50 {:.3} p95 {:.3}", t.mean, t.p5, t.p50, t.p95)
         });
-        eprintln!(
-            "epoch {:>2}: train loss {:.4} | valid AUC ctr {} cvr {} ctcvr {}{tau}{}",
-            r.epoch,
-            r.train_loss,
-            fmt_opt(v.auc_ctr),
-            fmt_opt(v.auc_cvr),
-            fmt_opt(v.auc_ctcvr),
-            if improved { " *" } else { "" }
-        );
+        let speed = self.samples_per_second();
+        if !self.quiet {
+            eprintln!(
+                "epoch {:>2}: train loss {:.4} | valid AUC ctr {} cvr {} ctcvr {}{tau} | {}{}",
+                r.epoch,
+                r.train_loss,
+                fmt_opt(v.auc_ctr),
+                fmt_opt(v.auc_cvr),
+                fmt_opt(v.auc_ctcvr),
+                speed.map_or("n/a".into(), |x| format!("{x:.0} samples/s")),
+                if improved { " *" } else { "" }
+            );
+        }
+        self.first_step = None;
         if let Some(path) = &self.metrics_out {
             let mut line = json!({
                 "epoch": r.epoch,
@@ -118,6 +165,7 @@ impl Observer for TrainObserver {
                 "logloss_ctr": v.logloss_ctr, "logloss_cvr": v.logloss_cvr, "logloss_ctcvr": v.logloss_ctcvr,
                 "gauc_ctr": v.gauc_ctr,
                 "rows": v.rows, "clicks": v.clicks, "conversions": v.conversions,
+                "samples_per_second": speed,
             });
             if let Some(t) = v.tau {
                 line["tau_mean"] = json!(t.mean);

@@ -16,6 +16,8 @@
 //!   they stay on one thread unless `CANDLE_NUM_THREADS` says otherwise.
 //! - The command runs on a rayon worker, so the gemm calls made by a step are shared with
 //!   the calling thread instead of handed to two sleeping workers and waited for.
+//! - Under `mpirun`, the ranks on one machine share its cores: each gets its share of
+//!   threads, since more busy threads than cores slows every rank down.
 
 /// Call first thing in `main`, before any other thread exists.
 pub fn configure() {
@@ -40,10 +42,16 @@ pub fn configure() {
 }
 
 /// Runs `f` on a worker of a rayon pool (sized by `RAYON_NUM_THREADS`, else one thread per
-/// core), so that the parallel kernels it calls use the current thread too.
+/// core, shared among the MPI ranks on this machine), so that the parallel kernels it
+/// calls use the current thread too.
 pub fn run_in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     // 8 MiB, like a main thread: candle walks the autograd graph recursively.
-    match rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build() {
+    let mut pool = rayon::ThreadPoolBuilder::new().stack_size(8 << 20);
+    if let (None, Some(ranks)) = (std::env::var_os("RAYON_NUM_THREADS"), crate::distributed::ranks_on_this_machine()) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        pool = pool.num_threads((cores / ranks.max(1)).max(1));
+    }
+    match pool.build() {
         Ok(pool) => pool.install(f),
         Err(_) => f(),
     }

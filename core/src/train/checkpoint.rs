@@ -81,6 +81,6 @@ impl Trainer {
             return Err(Error::MissingTensor("best.* (the best-epoch snapshot is incomplete)".into()));
         }
         let best = if best.is_empty() { None } else { Some(best) };
-        Ok(Self { step, schema, state, device: device.clone(), best })
+        Ok(Self { step, schema, state, device: device.clone(), best, group: None })
     }
 }

@@ -48,9 +48,10 @@ impl Observer for Silent {}
 impl Trainer {
     /// Batches per epoch over `rows` training rows.
     pub fn steps_per_epoch(&self, rows: usize) -> usize {
-        // A final batch of one row has no negatives; it is dropped.
+        // A final batch of one row has no negatives, and in a group every rank needs a row
+        // of it: a smaller one is dropped.
         let b = self.config().train.batch_size;
-        rows / b + usize::from(rows % b >= 2)
+        rows / b + usize::from(rows % b >= self.rank().1.max(2))
     }
 
     /// The order in which [`Trainer::fit`] visits the `rows` training rows in `epoch`
@@ -99,6 +100,12 @@ impl Trainer {
     }
 
     fn end_epoch(&mut self, valid: &mut dyn ValidationRows, obs: &mut dyn Observer) -> Result<()> {
+        if let Some(g) = self.group.as_deref_mut() {
+            let when = format!("after epoch {}", self.state.epoch + 1);
+            super::parallel::check_replicas(&self.step.params, g, &when)?;
+        }
+        // Every rank validates on the whole validation set, so that all take the same
+        // early-stopping decision and keep the same best weights.
         let eval = valid.evaluate(self)?;
         let record = EpochRecord {
             epoch: self.state.epoch + 1,

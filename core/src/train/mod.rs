@@ -2,7 +2,8 @@
 //! parameters, optimiser), [`fit`] the loop around it (epochs, validation, early stopping,
 //! the observer) over [`rows`] (in memory, or streamed from a file), [`checkpoint`] the
 //! recorder that lets a killed run resume to exactly the result of an uninterrupted one
-//! (on CPU), and [`objective`] what a step minimises.
+//! (on CPU), and [`objective`] what a step minimises. [`parallel`] shares each step over a
+//! group of processes (data-parallel training, see [`Trainer::join`]).
 //!
 //! A [`Trainer`] is built from its config and never changes it: the optimiser's learning
 //! rates and parameter groups, the relatedness mode and the model's shape all follow from
@@ -15,6 +16,7 @@
 mod checkpoint;
 mod fit;
 pub mod objective;
+pub mod parallel;
 mod rows;
 mod step;
 
@@ -23,6 +25,7 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 
 pub use fit::{Observer, Silent, TrainState};
+pub use parallel::Collective;
 pub use rows::{CsvFile, InMemory, Opener, Streamed, TrainingRows, ValidationRows};
 pub use step::StepLosses;
 
@@ -43,6 +46,8 @@ pub struct Trainer {
     device: Device,
     /// The best epoch's weights so far.
     best: Option<Vec<(String, Tensor)>>,
+    /// The data-parallel group this replica trains in, if any.
+    group: Option<Box<dyn Collective>>,
 }
 
 impl Trainer {
@@ -51,7 +56,7 @@ impl Trainer {
         config.validate()?;
         let (model, params) = AdaFtr::seeded(&config, &schema, config.train.seed, device)?;
         let step = Step::new(config, model, params)?;
-        Ok(Self { step, schema, state: TrainState::default(), device: device.clone(), best: None })
+        Ok(Self { step, schema, state: TrainState::default(), device: device.clone(), best: None, group: None })
     }
 
     pub fn config(&self) -> &Config {
@@ -82,8 +87,53 @@ impl Trainer {
 
     /// One optimisation step on `batch`, at the current position of the loop (which it
     /// does not advance). A non-finite loss is an error and leaves the weights untouched.
+    /// In a group (see [`Self::join`]), `batch` is the global batch: every rank passes the
+    /// same one and trains on its share.
     pub fn train_step(&mut self, batch: &Batch) -> Result<StepLosses> {
-        self.step.run(batch, self.state.epoch, self.state.step)
+        let group = match self.group.as_deref_mut() {
+            Some(g) if g.size() > 1 => Some(g as &mut dyn Collective),
+            _ => None,
+        };
+        self.step.run(batch, self.state.epoch, self.state.step, group)
+    }
+
+    /// Makes this trainer one replica of a data-parallel group: from now on each step runs
+    /// the forward pass on this rank's share of the global batch and sums the gradients
+    /// over the group, so that the group trains the model one process would on the same
+    /// batches (see [`parallel`]). Every rank must be built from the same config, schema and
+    /// seed (or checkpoint) and fed the same batches; this is checked now and after every
+    /// epoch.
+    pub fn join(&mut self, mut group: Box<dyn Collective>) -> Result<()> {
+        if group.size() > 1 {
+            let c = self.config();
+            if c.loss.cl == crate::config::ClMode::Meta && c.loss.lambda > 0.0 {
+                return Err(crate::Error::Config(
+                    "`meta`'s lookahead hypergradient is not data-parallel; train it in one process or choose \
+                     another relatedness mode"
+                        .into(),
+                ));
+            }
+            if c.train.batch_size < group.size() {
+                return Err(crate::Error::Config(format!(
+                    "batch_size {} is smaller than the {} processes sharing each batch",
+                    c.train.batch_size,
+                    group.size()
+                )));
+            }
+            parallel::check_replicas(self.params(), group.as_mut(), "on joining")?;
+        }
+        self.group = Some(group);
+        Ok(())
+    }
+
+    /// This replica's rank and the group's size: (0, 1) outside a group.
+    pub fn rank(&self) -> (usize, usize) {
+        self.group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()))
+    }
+
+    /// Leaves the group (the trainer goes on alone), returning it.
+    pub fn leave(&mut self) -> Option<Box<dyn Collective>> {
+        self.group.take()
     }
 
     pub fn evaluate(&self, ds: &Dataset) -> Result<Evaluation> {

@@ -7,6 +7,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::objective::{self, StepContext};
+use super::parallel::{self, Collective};
 use crate::config::Config;
 use crate::data::Batch;
 use crate::error::{Error, Result};
@@ -73,10 +74,26 @@ impl Step {
 
     /// One optimisation step on `batch`, the `index`-th of `epoch` (both 0-based; they pick
     /// the step's random stream). A non-finite loss is an error and leaves the weights
-    /// untouched.
-    pub(super) fn run(&mut self, batch: &Batch, epoch: usize, index: usize) -> Result<StepLosses> {
+    /// untouched. With a `group`, `batch` is the global batch and this rank runs the
+    /// network on its share (see [`parallel`]).
+    pub(super) fn run(
+        &mut self,
+        batch: &Batch,
+        epoch: usize,
+        index: usize,
+        mut group: Option<&mut dyn Collective>,
+    ) -> Result<StepLosses> {
         let mut rng = Rng::derive(self.config.train.seed ^ NEGATIVES_STREAM, ((epoch as u64) << 32) | index as u64);
-        let out = self.model.forward_t(&batch.cat, &batch.num, true)?;
+        let out = match group.as_deref_mut() {
+            None => self.model.forward_t(&batch.cat, &batch.num, true)?,
+            Some(g) => {
+                let counts = parallel::shares(batch.cat.dim(0)?, g.size());
+                let (start, n) = (counts[..g.rank()].iter().sum(), counts[g.rank()]);
+                let local =
+                    self.model.forward_t(&batch.cat.narrow(0, start, n)?, &batch.num.narrow(0, start, n)?, true)?;
+                parallel::gather_outputs(&local, g, &counts)?
+            }
+        };
         // The mode's hook recomputes the contrastive term with the step's own negatives.
         let step_rng = rng.clone();
         let ctx = StepContext {
@@ -103,6 +120,9 @@ impl Step {
             contrastive_at: &contrastive_at,
         };
         self.mode.after_backward(&view, &mut grads)?;
+        if let Some(g) = group {
+            parallel::sum_gradients(&self.params, &mut grads, g)?;
+        }
         self.opt.step(&grads)?;
         let opt = |t: &Option<Tensor>| t.as_ref().map(scalar).transpose();
         Ok(StepLosses {

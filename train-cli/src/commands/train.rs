@@ -7,12 +7,13 @@ use adaftr_core::config::{Backbone, ClMode, Config, TrainConfig};
 use adaftr_core::data::{fit_schema, load_train, load_with_schema, BadRows, Dataset, LoadOptions, SchemaSpec};
 use adaftr_core::relatedness;
 use adaftr_core::schema::NormKind;
-use adaftr_core::train::{CsvFile, InMemory, Streamed, Trainer, TrainingRows, ValidationRows};
+use adaftr_core::train::{Collective, CsvFile, InMemory, Streamed, Trainer, TrainingRows, ValidationRows};
 use anyhow::{bail, Context, Result};
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::device::{self, DeviceArg};
+use crate::distributed;
 use crate::files;
 use crate::inputs::{self, DataReader};
 use crate::progress::TrainObserver;
@@ -253,6 +254,44 @@ fn checkpoint_path(dir: &Path) -> PathBuf {
 }
 
 pub fn run(a: &Args) -> Result<()> {
+    #[cfg(feature = "mpi")]
+    if let Some((universe, group)) = distributed::join()? {
+        use mpi::traits::Communicator;
+        let (rank, size, time) = (group.rank(), group.size(), group.time.clone());
+        return match train(a, Some(Box::new(group))) {
+            Ok(()) => {
+                if rank == 0 {
+                    let t = *time.lock().unwrap_or_else(|p| p.into_inner());
+                    eprintln!("data-parallel over {size} ranks, {}", t.describe());
+                }
+                Ok(())
+            }
+            // The other ranks may be waiting in a collective: end the whole job.
+            Err(e) => {
+                eprintln!("error (rank {rank} of {size}): {e:#}");
+                universe.world().abort(1)
+            }
+        };
+    }
+    if let Some(n) = distributed::launched_size().filter(|&n| n > 1) {
+        if !cfg!(feature = "mpi") {
+            bail!(
+                "this process is one of {n} MPI ranks, but this adaftr was built without the `mpi` feature, so each \
+                 rank would train alone; build it with `--features mpi` (see docs/DISTRIBUTED.md)"
+            );
+        }
+    }
+    train(a, None)
+}
+
+/// Trains alone, or as one rank of `group`; only rank 0 writes (checkpoints, metrics, the
+/// bundle) and reports.
+fn train(a: &Args, group: Option<Box<dyn Collective>>) -> Result<()> {
+    let rank = group.as_ref().map_or(0, |g| g.rank());
+    // The other ranks say only what goes wrong.
+    macro_rules! note {
+        ($($t:tt)*) => { if rank == 0 { eprintln!($($t)*) } };
+    }
     let device = device::select(a.device)?;
     let cfg = resolve_config(a)?;
     let opts = load_options(a)?;
@@ -270,7 +309,7 @@ pub fn run(a: &Args) -> Result<()> {
                     p.display()
                 );
             }
-            eprintln!(
+            note!(
                 "resuming from {} at epoch {}, batch {}",
                 p.display(),
                 t.state().epoch.saturating_add(1),
@@ -279,13 +318,13 @@ pub fn run(a: &Args) -> Result<()> {
             Some(t)
         }
         (Some(p), true) => {
-            eprintln!("no checkpoint at {} yet; starting from scratch", p.display());
+            note!("no checkpoint at {} yet; starting from scratch", p.display());
             None
         }
         _ => None,
     };
 
-    eprintln!("config:\n{}", toml::to_string(&cfg).unwrap_or_default());
+    note!("config:\n{}", toml::to_string(&cfg).unwrap_or_default());
     let label = files::label(&a.train);
     let (mut trainer, mut data) = if streamed(a, &a.train)? {
         let (trainer, rows) = match resumed {
@@ -295,7 +334,7 @@ pub fn run(a: &Args) -> Result<()> {
                 (t, rows)
             }
             resumed => {
-                eprintln!("streaming {label}: fitting the schema (one pass)");
+                note!("streaming {label}: fitting the schema (one pass)");
                 let (schema, report) = fit_schema(inputs::open(&a.train)?, &label, &opts)?;
                 super::report_skipped(&a.train, report.skipped, &report.first_errors);
                 let t = match resumed {
@@ -307,7 +346,7 @@ pub fn run(a: &Args) -> Result<()> {
         };
         let file = CsvFile::new(inputs::opener(&a.train), &label, &opts);
         let stream = Streamed::new(file, trainer.schema(), a.shuffle_buffer, rows);
-        eprintln!("streaming {label}: {rows} rows, shuffle buffer of {} rows", a.shuffle_buffer);
+        note!("streaming {label}: {rows} rows, shuffle buffer of {} rows", a.shuffle_buffer);
         (trainer, TrainData::Streamed(Box::new(stream)))
     } else {
         let (trainer, train) = match resumed {
@@ -323,12 +362,7 @@ pub fn run(a: &Args) -> Result<()> {
                 (Trainer::new(cfg.clone(), schema, &device)?, train)
             }
         };
-        eprintln!(
-            "data: {} training rows ({} clicks, {} conversions)",
-            train.len(),
-            train.clicks(),
-            train.conversions()
-        );
+        note!("data: {} training rows ({} clicks, {} conversions)", train.len(), train.clicks(), train.conversions());
         (trainer, TrainData::Loaded(train))
     };
     let mut in_memory;
@@ -342,26 +376,35 @@ pub fn run(a: &Args) -> Result<()> {
     let (mut valid_file, mut valid_memory, loaded_valid);
     let valid: &mut dyn ValidationRows = if streamed(a, &a.valid)? {
         let valid_opts = LoadOptions { bad_rows: a.bad_rows, ..LoadOptions::default() };
-        eprintln!("validation: streamed from {} after each epoch", a.valid.display());
+        note!("validation: streamed from {} after each epoch", a.valid.display());
         valid_file = CsvFile::new(inputs::opener(&a.valid), &files::label(&a.valid), &valid_opts);
         &mut valid_file
     } else {
         loaded_valid = super::load_encoded(&a.valid, trainer.schema(), a.bad_rows)?;
-        eprintln!("validation: {} rows", loaded_valid.len());
+        note!("validation: {} rows", loaded_valid.len());
         valid_memory = InMemory::new(&loaded_valid);
         &mut valid_memory
     };
-    eprintln!(
+    note!(
         "model: {} categorical fields, {} numeric; {} parameters",
         trainer.schema().num_categorical(),
         trainer.schema().num_numeric(),
         trainer.params().numel()
     );
 
+    if let Some(g) = group {
+        note!("data-parallel: {} ranks share each batch of {} rows", g.size(), cfg.train.batch_size);
+        trainer.join(g)?;
+    }
+
     let mut obs = TrainObserver::new(trainer.steps_per_epoch(train.rows()), cfg.train.batch_size);
-    obs.metrics_out = a.metrics_out.clone();
-    obs.checkpoint = ckpt.clone();
-    obs.checkpoint_every = a.checkpoint_every;
+    if rank == 0 {
+        obs.metrics_out = a.metrics_out.clone();
+        obs.checkpoint = ckpt.clone();
+        obs.checkpoint_every = a.checkpoint_every;
+    } else {
+        obs.quiet();
+    }
     let fitted = trainer.fit_rows(train, valid, &mut obs);
     obs.finish();
     if let Err(e) = fitted {
@@ -371,13 +414,19 @@ pub fn run(a: &Args) -> Result<()> {
         return Err(anyhow::Error::new(e).context(format!("training stopped{kept}")));
     }
 
+    if rank != 0 {
+        return Ok(());
+    }
     let mut summary = trainer.summary();
     summary.notes.insert("train".into(), files::file_name(&a.train));
     summary.notes.insert("valid".into(), files::file_name(&a.valid));
+    if let (_, ranks @ 2..) = trainer.rank() {
+        summary.notes.insert("data_parallel_ranks".into(), ranks.to_string());
+    }
     let bytes = trainer.bundle_bytes(&summary)?;
     files::write_atomic(&a.out, &bytes)?;
     let best = summary.best_valid.as_ref();
-    eprintln!(
+    note!(
         "wrote {} ({} bytes): best epoch {} of {}, valid AUC ctr {} ctcvr {}",
         a.out.display(),
         bytes.len(),
