@@ -10,9 +10,11 @@
 #     the same rows as Parquet;
 #   - streamed training: peak memory on that file repeated STREAM_REPEAT times, and samples/s
 #     streamed against loaded;
+#   - data-parallel training under mpirun (the `mpi` feature; scripts/setup-mpi.sh installs
+#     Open MPI): 2 ranks against one process, on the first MPI_ROWS rows of the ingest file;
 # and writes BENCHMARKS.md. Before any timing, bench/test_parity.py checks that the PyTorch
 # reference computes what adaftr computes (and that the check catches a wrong reference).
-# Environment knobs: ROUNDS (default 5), INGEST_ROWS (1000000), STREAM_REPEAT (10), STEPS
+# Environment knobs: ROUNDS (default 5), INGEST_ROWS (1000000), STREAM_REPEAT (10), MPI_ROWS (300000), STEPS
 # (training steps per measurement, 8), REPS (inference batches, 20), CALLS (single-instance
 # calls, 2000),
 # SKIP_BROWSER=1, SKIP_WEB_BUILD=1 (use the existing dist/), COMPILE=0 (no torch.compile
@@ -26,19 +28,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=$(realpath -m "${BENCH_DIR:-bench/out}")
 if [ "${QUICK:-0}" = 1 ]; then
-  ROUNDS=${ROUNDS:-1} INGEST_ROWS=${INGEST_ROWS:-100000} STREAM_REPEAT=${STREAM_REPEAT:-2} STEPS=${STEPS:-3} REPS=${REPS:-5} CALLS=${CALLS:-200}
+  ROUNDS=${ROUNDS:-1} INGEST_ROWS=${INGEST_ROWS:-100000} MPI_ROWS=${MPI_ROWS:-20000} STREAM_REPEAT=${STREAM_REPEAT:-2} STEPS=${STEPS:-3} REPS=${REPS:-5} CALLS=${CALLS:-200}
   COMPILE_MODELS=${COMPILE_MODELS:-literal}
   OUT_MD=$(realpath -m "${BENCH_OUT:-$WORK/BENCHMARKS-quick.md}")
 fi
 ROUNDS=${ROUNDS:-5}
 INGEST_ROWS=${INGEST_ROWS:-1000000}
 STREAM_REPEAT=${STREAM_REPEAT:-10}
+MPI_ROWS=${MPI_ROWS:-300000}
 STEPS=${STEPS:-8} REPS=${REPS:-20} CALLS=${CALLS:-2000}
 OUT_MD=${OUT_MD:-$(realpath -m "${BENCH_OUT:-BENCHMARKS.md}")}
 export RAYON_NUM_THREADS=2
 
-echo "==> cargo build --release -p adaftr-cli"
-cargo build --release -p adaftr-cli
+echo "==> Open MPI (scripts/setup-mpi.sh), then cargo build --release -p adaftr-cli --features mpi"
+scripts/setup-mpi.sh
+cargo build --release -p adaftr-cli --features mpi
 BIN=$PWD/target/release/adaftr
 
 echo "==> PyTorch reference environment (bench/.venv)"
@@ -61,6 +65,12 @@ if [ ! -s "$STREAM_FILE" ]; then
   { cat "$INGEST"; for _ in $(seq 2 "$STREAM_REPEAT"); do tail -n +2 "$INGEST"; done; } > "$STREAM_FILE"
 fi
 
+# Data-parallel training trains on the first MPI_ROWS rows of the ingest file.
+MPI_TRAIN="$WORK/mpi-train-$MPI_ROWS.csv"
+[ -s "$MPI_TRAIN" ] || head -n "$((MPI_ROWS + 1))" "$INGEST" > "$MPI_TRAIN"
+MPI_VALID="$WORK/mpi-valid.csv"
+[ -s "$MPI_VALID" ] || "$BIN" synth --rows 20000 --seed 9 --no-auc --out "$MPI_VALID"
+
 BROWSER_ARGS=()
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
   if [ "${SKIP_WEB_BUILD:-0}" != 1 ] || ! ls dist/*.wasm >/dev/null 2>&1; then
@@ -80,5 +90,5 @@ COMPILE_ARGS=()
 echo "==> adaftr vs PyTorch ($ROUNDS rounds), CSV ingest"
 cd bench
 .venv/bin/python compare.py --adaftr "$BIN" --dir "$WORK" --rounds "$ROUNDS" \
-  --steps "$STEPS" --reps "$REPS" --calls "$CALLS" --ingest-file "$INGEST" --parquet-file "$PARQUET" --stream-file "$STREAM_FILE" "${BROWSER_ARGS[@]}" "${COMPILE_ARGS[@]}" --command "bench/run.sh" \
+  --steps "$STEPS" --reps "$REPS" --calls "$CALLS" --ingest-file "$INGEST" --parquet-file "$PARQUET" --stream-file "$STREAM_FILE" --mpi-train "$MPI_TRAIN" --mpi-valid "$MPI_VALID" "${BROWSER_ARGS[@]}" "${COMPILE_ARGS[@]}" --command "bench/run.sh" \
   --out "$OUT_MD" --json-out "$WORK/results.json"

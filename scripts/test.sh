@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up whatever is missing and runs every test: the Rust workspace (core, CLI, web
-# logic), the wasm32 build of core, and the browser tests (headless Chromium).
+# logic), data-parallel training under mpirun (Open MPI), the wasm32 build of core, and the
+# browser tests (headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test (workspace, dev profile; the browser end-to-end test runs below, on a fresh build)"
 cargo test --workspace --exclude adaftr-e2e
+
+step "data-parallel training under mpirun: Open MPI setup, then the \`mpi\` feature's lints and tests"
+scripts/setup-mpi.sh
+cargo clippy -p adaftr-cli --features mpi --all-targets -- -D warnings
+cargo test -p adaftr-cli --features mpi --test mpi
 
 step "web: toolchain setup, wasm build, browser component tests, end-to-end test"
 scripts/web-test.sh

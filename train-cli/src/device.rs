@@ -13,14 +13,39 @@ pub enum DeviceArg {
 pub fn select(arg: DeviceArg) -> Result<Device> {
     match arg {
         DeviceArg::Cpu => Ok(Device::Cpu),
-        // Device 0 of those the process sees (CUDA_VISIBLE_DEVICES picks another).
-        DeviceArg::Cuda if cfg!(feature = "cuda") => Device::new_cuda(0).context(
-            "cannot open CUDA device 0: is an NVIDIA GPU visible (nvidia-smi) with a driver at least as \
-             new as the CUDA toolkit this adaftr was built with?",
-        ),
+        DeviceArg::Cuda if cfg!(feature = "cuda") => {
+            let ordinal = gpu_ordinal();
+            Device::new_cuda(ordinal).with_context(|| {
+                format!(
+                    "cannot open CUDA device {ordinal}: is an NVIDIA GPU visible (nvidia-smi) with a driver at least \
+                     as new as the CUDA toolkit this adaftr was built with?"
+                )
+            })
+        }
         DeviceArg::Cuda => bail!(
             "this adaftr was built without CUDA support; rebuild it with \
              `cargo build --release -p adaftr-cli --features cuda` on a machine with nvcc"
         ),
     }
+}
+
+/// Device 0 of those the process sees (CUDA_VISIBLE_DEVICES picks another); under
+/// `mpirun`, the ranks on a machine take its GPUs in turn by local rank.
+fn gpu_ordinal() -> usize {
+    let local = crate::distributed::local_rank().unwrap_or(0);
+    #[cfg(feature = "cuda")]
+    {
+        use candle_core::cuda_backend::cudarc::driver::CudaContext;
+        if let Ok(n @ 1..) = CudaContext::device_count() {
+            return local % n as usize;
+        }
+    }
+    local
+}
+
+/// The number of GPUs this process sees.
+#[cfg(feature = "nccl")]
+pub fn gpu_count() -> usize {
+    use candle_core::cuda_backend::cudarc::driver::CudaContext;
+    CudaContext::device_count().map_or(0, |n| n.max(0) as usize)
 }

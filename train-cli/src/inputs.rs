@@ -1,5 +1,6 @@
 //! Data inputs: whatever a data path names (a CSV, plain or gzipped; a Parquet file; a
-//! directory of either), opened as the one stream of CSV text the loaders read.
+//! directory of either, or a pattern such as `logs/part-*.csv.gz`), opened as the one
+//! stream of CSV text the loaders read.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -21,9 +22,11 @@ pub type DataReader = Box<dyn Read + Send>;
 /// Bytes read from a data file at a time.
 const READ_BUFFER: usize = 1 << 20;
 
-/// Opens a data input: a CSV (plain or gzipped; the loaders tell), a `.parquet` file, or a
-/// directory of `.parquet` files or of `.csv` / `.csv.gz` files (not both), read in name
-/// order as one input (the header once; every file must have the same).
+/// Opens a data input: a CSV (plain or gzipped; the loaders tell), a `.parquet` file, or
+/// several of them read in name order as one input (the header once; every file must have
+/// the same): a directory of `.parquet` files or of `.csv` / `.csv.gz` files (not both), or
+/// a pattern whose file name has `*` (any characters) or `?` (one), such as
+/// `logs/day-*.parquet`.
 pub fn open(path: &Path) -> Result<DataReader> {
     Ok(open_data(path)?)
 }
@@ -43,17 +46,59 @@ fn is_csv(path: &Path) -> bool {
     name.ends_with(".csv") || name.ends_with(".csv.gz")
 }
 
-/// The data files of a directory, in name order: its Parquet files, or its CSV files.
-fn parts(dir: &Path) -> adaftr_core::Result<(Vec<PathBuf>, bool)> {
-    let io = |source| Error::Io { file: label(dir), source };
-    let mut all: Vec<PathBuf> = fs::read_dir(dir).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+/// The file-name pattern of `path`, if its last component has a wildcard.
+fn pattern(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    name.contains(['*', '?']).then_some(name)
+}
+
+/// Whether `path` names several files: a directory, or a pattern.
+fn is_several(path: &Path) -> bool {
+    path.is_dir() || pattern(path).is_some()
+}
+
+/// Whether `name` matches `pattern`, where `*` is any run of characters and `?` one.
+fn matches(pattern: &[char], name: &[char]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, _) => name.is_empty(),
+        (Some('*'), _) => matches(&pattern[1..], name) || (!name.is_empty() && matches(pattern, &name[1..])),
+        (Some('?'), Some(_)) => matches(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) => p == n && matches(&pattern[1..], &name[1..]),
+        (Some(_), None) => false,
+    }
+}
+
+/// The data files `path` names, in name order: a directory's Parquet files or its CSV
+/// files, or the files a pattern matches (all Parquet, or all CSV).
+fn parts(path: &Path) -> adaftr_core::Result<(Vec<PathBuf>, bool)> {
+    let (dir, wanted) = match pattern(path) {
+        Some(p) => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            (dir.to_path_buf(), Some(p.chars().collect::<Vec<_>>()))
+        }
+        None => (path.to_path_buf(), None),
+    };
+    let io = |source| Error::Io { file: label(&dir), source };
+    let mut all: Vec<PathBuf> = fs::read_dir(&dir).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    if let Some(w) = &wanted {
+        all.retain(|p| {
+            let name: Vec<char> = p.file_name().map(|n| n.to_string_lossy().chars().collect()).unwrap_or_default();
+            p.is_file() && matches(w, &name)
+        });
+    }
     all.sort();
     let parquet: Vec<PathBuf> = all.iter().filter(|p| is_parquet(p)).cloned().collect();
-    let csv: Vec<PathBuf> = all.into_iter().filter(|p| is_csv(p)).collect();
-    let input = |reason: &str| Error::Input { file: label(dir), reason: reason.into() };
+    let csv: Vec<PathBuf> = all.iter().filter(|p| is_csv(p)).cloned().collect();
+    let input = |reason: String| Error::Input { file: label(path), reason };
+    let what = if wanted.is_some() { "a pattern that matches" } else { "a directory of" };
+    if wanted.is_some() && parquet.len() + csv.len() < all.len() {
+        let odd = all.iter().find(|p| !is_parquet(p) && !is_csv(p)).map(|p| label(p)).unwrap_or_default();
+        return Err(input(format!("{what} {odd}, which is neither .parquet, .csv nor .csv.gz")));
+    }
     match (parquet.is_empty(), csv.is_empty()) {
-        (false, false) => Err(input("a directory of both Parquet and CSV files (keep one kind)")),
-        (true, true) => Err(input("a directory without .parquet, .csv or .csv.gz files")),
+        (false, false) => Err(input(format!("{what} both Parquet and CSV files (keep one kind)"))),
+        (true, true) if wanted.is_some() => Err(input("a pattern that matches no file".into())),
+        (true, true) => Err(input("a directory without .parquet, .csv or .csv.gz files".into())),
         (false, true) => Ok((parquet, true)),
         (true, false) => Ok((csv, false)),
     }
@@ -61,7 +106,7 @@ fn parts(dir: &Path) -> adaftr_core::Result<(Vec<PathBuf>, bool)> {
 
 fn open_data(path: &Path) -> adaftr_core::Result<DataReader> {
     let open = |p: &Path| File::open(p).map_err(|source| Error::Io { file: label(p), source });
-    if path.is_dir() {
+    if is_several(path) {
         let (files, parquet) = parts(path)?;
         if parquet {
             let files = files.iter().map(|p| Ok((label(p), open(p)?))).collect::<adaftr_core::Result<Vec<_>>>()?;
@@ -99,7 +144,7 @@ pub fn loaded_size_estimate(path: &Path) -> Result<u64> {
             1
         }))
     };
-    if path.is_dir() {
+    if is_several(path) {
         let (files, _) = parts(path)?;
         return files.iter().try_fold(0u64, |sum, p| Ok(sum.saturating_add(file(p)?)));
     }
@@ -270,6 +315,15 @@ fn trim_end(line: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_match_whole_names() {
+        let m = |p: &str, n: &str| matches(&p.chars().collect::<Vec<_>>(), &n.chars().collect::<Vec<_>>());
+        assert!(m("*.csv", "a.csv") && m("part-*.csv.gz", "part-0001.csv.gz") && m("?.csv", "b.csv"));
+        assert!(m("*", "") && m("a*b*c", "aXbYc") && m("day-*-*.parquet", "day-1-2.parquet"));
+        assert!(!m("*.csv", "a.csv.gz") && !m("?.csv", "ab.csv") && !m("a*", "ba") && !m("x", "xy"));
+        assert!(pattern(Path::new("logs/part-*.csv")).is_some() && pattern(Path::new("logs/a.csv")).is_none());
+    }
 
     #[test]
     fn a_line_of_a_parquet_directory_is_named_by_its_part() {

@@ -75,6 +75,17 @@ fn a_directory_of_csv_parts_is_one_input() {
     train(&parts, &valid_csv, &split, &[]);
     assert_eq!(predictions_of(&whole, &valid_csv), predictions_of(&split, &valid_csv));
 
+    // A pattern names the same parts, or some of them: `?.csv` leaves out b.csv.gz.
+    let (globbed, some) = (dir.path("globbed.safetensors"), dir.path("some.safetensors"));
+    let (every, two) = (format!("{parts}/*.csv*"), format!("{parts}/?.csv"));
+    train(&every, &valid_csv, &globbed, &[]);
+    assert_eq!(predictions_of(&whole, &valid_csv), predictions_of(&globbed, &valid_csv));
+    let out = ok(&quick_train(&two, &valid_csv, &some, &[]));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains(&format!("data: {} training rows", rows.len() - 800)), "{log}");
+    let err = fails(&["eval", "--model", &whole, "--data", &format!("{parts}/*.tsv")]);
+    assert!(err.contains("*.tsv") && err.contains("matches no file"), "{err}");
+
     // A bad value is located in its part, at the part's own line: row 1600 of the whole
     // input is the 101st row of c.csv, its line 102.
     let mut bad: Vec<String> = rows[1500..].iter().map(|r| r.to_string()).collect();

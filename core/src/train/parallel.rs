@@ -32,6 +32,24 @@ pub trait Collective: Send {
     fn gather(&mut self, local: &[f32], counts: &[usize]) -> Result<Vec<f32>>;
     /// Every rank's `value`, in rank order.
     fn gather_u64(&mut self, value: u64) -> Result<Vec<u64>>;
+
+    /// [`Self::sum`] of a tensor of any shape, as a new tensor on its device. Through host
+    /// memory by default; a transport that reduces device memory directly (NCCL) overrides
+    /// it.
+    fn sum_tensor(&mut self, t: &Tensor) -> Result<Tensor> {
+        let mut host = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        self.sum(&mut host)?;
+        Ok(Tensor::from_vec(host, t.shape(), t.device())?.to_dtype(t.dtype())?)
+    }
+
+    /// Every rank's `local` (rows, width) stacked in rank order into (sum of `counts`,
+    /// width); `counts[r]` is rank r's number of rows. Through host memory by default.
+    fn gather_rows(&mut self, local: &Tensor, counts: &[usize]) -> Result<Tensor> {
+        let width = local.dim(1)?;
+        let host = local.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let all = self.gather(&host, &counts.iter().map(|c| c * width).collect::<Vec<_>>())?;
+        Ok(Tensor::from_vec(all, (counts.iter().sum::<usize>(), width), local.device())?)
+    }
 }
 
 /// How many of a batch's `rows` each of `size` ranks takes: contiguous shares that differ
@@ -66,16 +84,14 @@ pub(crate) fn gather_outputs(local: &Outputs, group: &mut dyn Collective, counts
         .iter()
         .map(|t| if t.rank() == 1 { t.unsqueeze(1) } else { Ok((*t).clone()) })
         .collect::<candle_core::Result<_>>()?;
-    let packed = Tensor::cat(&columns, 1)?.detach().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let packed = Tensor::cat(&columns, 1)?.detach().to_dtype(DType::F32)?;
     let me = group.rank();
-    let rows = packed.len() / width.max(1);
+    let rows = packed.dim(0)?;
     if counts.get(me) != Some(&rows) || counts.contains(&0) {
         return Err(Error::Parallel(format!("rank {me} holds {rows} rows of a batch shared as {counts:?}")));
     }
-    let all = group.gather(&packed, &counts.iter().map(|c| c * width).collect::<Vec<_>>())?;
-    let total: usize = counts.iter().sum();
-    let device = local.logit_ctr.device();
-    let everyone = Tensor::from_vec(all, (total, width), device)?;
+    let everyone = group.gather_rows(&packed, counts)?;
+    debug_assert_eq!(everyone.dims(), [counts.iter().sum::<usize>(), width]);
     let mut gathered = Vec::with_capacity(fields.len());
     let mut col = 0;
     for (t, w) in fields.iter().zip(&widths) {
@@ -117,28 +133,33 @@ pub(crate) fn gather_outputs(local: &Outputs, group: &mut dyn Collective, counts
 /// it had none), so that every rank's optimiser updates the same parameters.
 pub(crate) fn sum_gradients(params: &Params, grads: &mut GradStore, group: &mut dyn Collective) -> Result<()> {
     let vars = params.sorted();
-    let numel: usize = vars.iter().map(|(_, v)| v.elem_count()).sum();
-    let mut buf = Vec::with_capacity(numel + vars.len());
+    let Some((_, first)) = vars.first() else { return Ok(()) };
+    let device = first.device();
+    // One flat buffer on the parameters' device: every gradient (zeros where there is
+    // none), then one presence flag per parameter.
+    let mut parts = Vec::with_capacity(vars.len() + 1);
     let mut present = Vec::with_capacity(vars.len());
     for (_, var) in &vars {
         match grads.get(var.as_tensor()) {
             Some(g) => {
-                buf.extend(g.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?);
-                present.push(1.0);
+                parts.push(g.flatten_all()?.to_dtype(DType::F32)?);
+                present.push(1f32);
             }
             None => {
-                buf.resize(buf.len() + var.elem_count(), 0.0);
+                parts.push(Tensor::zeros(var.elem_count(), DType::F32, device)?);
                 present.push(0.0);
             }
         }
     }
-    buf.extend(present);
-    group.sum(&mut buf)?;
+    parts.push(Tensor::from_vec(present, vars.len(), device)?);
+    let summed = group.sum_tensor(&Tensor::cat(&parts, 0)?)?;
+    let numel = summed.dim(0)? - vars.len();
+    let present = summed.narrow(0, numel, vars.len())?.to_vec1::<f32>()?;
     let mut start = 0;
-    for (i, (_, var)) in vars.iter().enumerate() {
+    for ((_, var), flag) in vars.iter().zip(present) {
         let n = var.elem_count();
-        if buf[numel + i] > 0.0 {
-            let g = Tensor::from_slice(&buf[start..start + n], var.shape(), var.device())?.to_dtype(var.dtype())?;
+        if flag > 0.0 {
+            let g = summed.narrow(0, start, n)?.reshape(var.shape())?.to_dtype(var.dtype())?;
             grads.insert(var.as_tensor(), g);
         }
         start += n;

@@ -89,8 +89,9 @@ fn train_help(what: &str, key: &str, default: impl std::fmt::Display) -> String 
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Training data: CSV (.csv or .csv.gz) or Parquet (.parquet, or a directory of them);
-    /// vocabularies and normalisation are fitted on it.
+    /// Training data: CSV (.csv or .csv.gz) or Parquet (.parquet), or several read as one:
+    /// a directory of them, or a quoted pattern such as 'logs/part-*.csv.gz'; vocabularies
+    /// and normalisation are fitted on it.
     #[arg(long)]
     pub train: PathBuf,
     /// Validation CSV, for early stopping and per-epoch metrics.
@@ -258,7 +259,14 @@ pub fn run(a: &Args) -> Result<()> {
     if let Some((universe, group)) = distributed::join()? {
         use mpi::traits::Communicator;
         let (rank, size, time) = (group.rank(), group.size(), group.time.clone());
-        return match train(a, Some(Box::new(group))) {
+        let trained = device::select(a.device).and_then(|device| {
+            let (group, over) = distributed::transport(group, &device)?;
+            if rank == 0 {
+                eprintln!("data-parallel: {size} ranks over {over} share each batch");
+            }
+            train(a, device, Some(group))
+        });
+        return match trained {
             Ok(()) => {
                 if rank == 0 {
                     let t = *time.lock().unwrap_or_else(|p| p.into_inner());
@@ -281,18 +289,17 @@ pub fn run(a: &Args) -> Result<()> {
             );
         }
     }
-    train(a, None)
+    train(a, device::select(a.device)?, None)
 }
 
 /// Trains alone, or as one rank of `group`; only rank 0 writes (checkpoints, metrics, the
 /// bundle) and reports.
-fn train(a: &Args, group: Option<Box<dyn Collective>>) -> Result<()> {
+fn train(a: &Args, device: candle_core::Device, group: Option<Box<dyn Collective>>) -> Result<()> {
     let rank = group.as_ref().map_or(0, |g| g.rank());
     // The other ranks say only what goes wrong.
     macro_rules! note {
         ($($t:tt)*) => { if rank == 0 { eprintln!($($t)*) } };
     }
-    let device = device::select(a.device)?;
     let cfg = resolve_config(a)?;
     let opts = load_options(a)?;
     let ckpt = a.checkpoint_dir.as_deref().map(checkpoint_path);
@@ -393,7 +400,6 @@ fn train(a: &Args, group: Option<Box<dyn Collective>>) -> Result<()> {
     );
 
     if let Some(g) = group {
-        note!("data-parallel: {} ranks share each batch of {} rows", g.size(), cfg.train.batch_size);
         trainer.join(g)?;
     }
 
