@@ -6,6 +6,9 @@
 #   scripts/build-cuda.sh                 # debug build   -> target/cuda/debug/adaftr
 #   scripts/build-cuda.sh --release       # release build -> target/cuda/release/adaftr
 #   scripts/build-cuda.sh --env           # print the `export` lines only (source them)
+#   scripts/build-cuda.sh --nccl          # also the `nccl` feature: data-parallel training over
+#                                         # NCCL on GPUs (NCCL 2.30 wheel; Open MPI through
+#                                         # scripts/setup-mpi.sh; docs/DISTRIBUTED.md)
 #
 # Anything after the script's own flags goes to `cargo build`. Environment knobs:
 #   CUDA_COMPUTE_CAP   GPU architecture the kernels are compiled for (default 90 = H100/H200)
@@ -30,11 +33,13 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 env_only=0
+nccl=0
 profile_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --env) env_only=1; shift ;;
         --release) profile_args+=(--release); shift ;;
+        --nccl) nccl=1; shift ;;
         --) shift; break ;;
         *) break ;;
     esac
@@ -49,6 +54,8 @@ wheels=(
     nvidia-cuda-runtime==13.0.96 nvidia-cuda-nvrtc==13.0.88 nvidia-cuda-cccl==13.0.85
     nvidia-curand==10.4.0.35 nvidia-cublas==13.0.2.14
 )
+# NCCL 2.30: the version of the bindings cudarc 0.19's `nccl` feature selects.
+if [ "$nccl" = 1 ]; then wheels+=(nvidia-nccl-cu13==2.30.7); fi
 stamp=$tk/.installed-$(printf '%s\n' "${wheels[@]}" | cksum | cut -d' ' -f1)
 
 log() { echo "build-cuda: $*" >&2; }
@@ -81,6 +88,12 @@ if [ ! -f "$link/lib/stubs/libcuda.so" ]; then
     gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$link/lib/stubs/libcuda.so" "$link/libcuda-stub.c"
 fi
 
+if [ "$nccl" = 1 ] && [ ! -e "$link/lib/libnccl.so" ]; then
+    so=$(find "$venv" -name 'libnccl.so.2*' | head -1)
+    [ -n "$so" ] || { log "libnccl.so.2 not found under $venv"; exit 1; }
+    ln -sfn "$so" "$link/lib/libnccl.so"
+fi
+
 exports=(
     "PATH=$cu/bin:$cu/nvvm/bin:\$PATH"
     "CUDA_HOME=$cu"
@@ -98,5 +111,10 @@ for e in "${exports[@]}"; do eval "export $e"; done
 
 log "nvcc: $(nvcc --version | tail -1); compute cap $CUDA_COMPUTE_CAP; target dir $CARGO_TARGET_DIR"
 start=$(date +%s)
-cargo build -p adaftr-cli --features cuda "${profile_args[@]}" "$@"
+features=cuda
+if [ "$nccl" = 1 ]; then
+    scripts/setup-mpi.sh
+    features=cuda,nccl
+fi
+cargo build -p adaftr-cli --features "$features" "${profile_args[@]}" "$@"
 log "built in $(( $(date +%s) - start ))s"
