@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--edits", type=int, default=60)
     a = ap.parse_args()
 
-    wasm = glob.glob(os.path.join(a.dist, "*.wasm"))[0]
+    wasm = glob.glob(os.path.join(a.dist, "adaftr-web-*.wasm"))[0]
     raw = open(wasm, "rb").read()
     res = {"wasm_bytes": len(raw), "wasm_gzip_bytes": len(gzip.compress(raw, 9))}
 

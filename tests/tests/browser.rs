@@ -296,3 +296,176 @@ async fn site_predicts_like_native_core() {
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Polls `check` for up to `secs` seconds.
+async fn wait_long<T, F>(c: &Client, what: &str, secs: u64, mut check: impl FnMut(Client) -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = check(c.clone()).await {
+            return v;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn train_phase(c: &Client) -> Option<String> {
+    c.find(Locator::Css("#adaftr-train")).await.ok()?.attr("data-phase").await.ok()?
+}
+
+/// Standard base64 (what the page's `btoa` writes) to bytes.
+fn from_base64(s: &str) -> Vec<u8> {
+    let value = |b: u8| match b {
+        b'A'..=b'Z' => b - b'A',
+        b'a'..=b'z' => b - b'a' + 26,
+        b'0'..=b'9' => b - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s.bytes().filter(|&b| b != b'=').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let v: Vec<u32> = chunk.iter().map(|&b| value(b) as u32).collect();
+        let n = v.iter().enumerate().fold(0u32, |acc, (i, x)| acc | (x << (18 - 6 * i)));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_trains_in_the_browser_as_native_core_does() {
+    use adaftr_core::data::{generate, holdout, load_with_schema, LoadOptions, SynthConfig};
+    use adaftr_core::evaluate::{predict, Evaluation};
+    use adaftr_web::training::TrainRequest;
+
+    if let Some(why) = skip_reason() {
+        assert!(std::env::var_os("ADAFTR_E2E_REQUIRED").is_none(), "end-to-end test required but: {why}");
+        eprintln!("SKIPPED browser training end-to-end test: {why}");
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("adaftr-e2e-train-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    // A file large enough that training lasts a few seconds, so that the editor is used
+    // while the worker trains.
+    let csv_path = tmp.join("clicks.csv");
+    let mut csv = Vec::new();
+    generate(
+        &SynthConfig { rows: 60_000, seed: 21, compute_auc: false, ..SynthConfig::default() },
+        &mut csv,
+        std::io::sink(),
+    )
+    .unwrap();
+    std::fs::write(&csv_path, &csv).unwrap();
+
+    let site = start_server(workspace().join("dist"));
+    let (_driver, webdriver) = start_chromedriver();
+    let c = connect(&webdriver, &tmp.join("profile")).await;
+    c.goto(&site).await.unwrap();
+    let (_, _, id0) = wait_for(&c, "default model predictions", |c| async move { shown(&c).await }).await;
+    let default =
+        bundle::load(&std::fs::read(workspace().join("dist/assets/default-model.safetensors")).unwrap(), &Device::Cpu)
+            .unwrap();
+    let field = default.schema.categorical.iter().position(|f| f.vocab().len() >= 3).expect("a field with 3+ values");
+
+    // 1. One epoch from scratch on the file.
+    let epochs = c.find(Locator::Css("#adaftr-train-epochs")).await.unwrap();
+    epochs.clear().await.unwrap();
+    epochs.send_keys("1").await.unwrap();
+    c.find(Locator::Css("#adaftr-train-file")).await.unwrap().send_keys(csv_path.to_str().unwrap()).await.unwrap();
+    c.find(Locator::Css("#adaftr-train-start-button")).await.unwrap().click().await.unwrap();
+    wait_long(&c, "training to start", 60, |c| async move { train_phase(&c).await.filter(|p| p == "Training") }).await;
+
+    // 2. The editor answers while the worker trains: a change of a categorical shows its
+    // prediction within a generous bound.
+    let mut latencies = Vec::new();
+    for value in ["2", "1", "3"] {
+        let t0 = Instant::now();
+        c.find(Locator::Css(&format!("#adaftr-cat-{field}"))).await.unwrap().select_by_value(value).await.unwrap();
+        let want: u32 = value.parse().unwrap();
+        wait_for(
+            &c,
+            "an edit during training",
+            |c| async move { shown(&c).await.filter(|(_, i, _)| i.cat[field] == want) },
+        )
+        .await;
+        latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let during = train_phase(&c).await.unwrap_or_default();
+    eprintln!("edit-to-prediction while training ({during}): {latencies:.0?} ms (through webdriver)");
+    assert!(latencies.iter().all(|&ms| ms < 1500.0), "the page froze while training: {latencies:?} ms");
+
+    // 3. The run ends, the trained model becomes the current one, with curves drawn.
+    wait_long(&c, "training to finish", 300, |c| async move { train_phase(&c).await.filter(|p| p == "Done") }).await;
+    let (p1, inst1, id1) = wait_for(&c, "the trained model's predictions", |c| {
+        let id0 = id0.clone();
+        async move { shown(&c).await.filter(|(_, _, id)| *id != id0) }
+    })
+    .await;
+    let name = c.find(Locator::Css("#adaftr-model-name")).await.unwrap().text().await.unwrap();
+    assert_eq!(name, "trained on clicks.csv");
+    for chart in ["#adaftr-train-loss", "#adaftr-train-aucs"] {
+        assert!(c.find(Locator::Css(&format!("{chart} polyline"))).await.is_ok(), "{chart} is not drawn");
+    }
+    let row = c.find(Locator::Css("#adaftr-train-epochs tbody tr[data-epoch='1']")).await.unwrap();
+    let auc = |v: Option<String>| v.and_then(|s| s.parse::<f64>().ok());
+    let page_aucs = [
+        auc(row.attr("data-auc-ctr").await.unwrap()),
+        auc(row.attr("data-auc-cvr").await.unwrap()),
+        auc(row.attr("data-auc-ctcvr").await.unwrap()),
+    ];
+
+    // 4. The download is a bundle that native core loads, predicts with as the page does,
+    // and evaluates to the AUCs the page showed, on the same held-out rows.
+    let href = c.find(Locator::Css("#adaftr-train-download")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let b64 = c
+        .execute_async(
+            "const [url, done] = arguments; fetch(url).then(r => r.arrayBuffer()).then(b => { \
+             const u = new Uint8Array(b); let s = ''; \
+             for (let i = 0; i < u.length; i += 32768) s += String.fromCharCode.apply(null, u.subarray(i, i + 32768)); \
+             done(btoa(s)); });",
+            vec![json!(href)],
+        )
+        .await
+        .unwrap();
+    let bytes = from_base64(b64.as_str().unwrap());
+    let trained = bundle::load(&bytes, &Device::Cpu).unwrap();
+    assert_eq!(trained.summary.notes.get("trained").map(String::as_str), Some("in the browser"));
+    assert_matches_native(&trained, &p1, &inst1);
+    let req = TrainRequest::default();
+    let split = holdout(&csv[..], "clicks.csv", None, req.valid_fraction, req.seed).unwrap();
+    let (valid, _) =
+        load_with_schema(&split.valid[..], "clicks.csv", &trained.schema, &LoadOptions::default()).unwrap();
+    let native = Evaluation::compute(&predict(&trained.model, &valid, 2048, &Device::Cpu).unwrap(), &valid);
+    for (page, native) in page_aucs.iter().zip([native.auc_ctr, native.auc_cvr, native.auc_ctcvr]) {
+        let (page, native) = (page.unwrap(), native.unwrap());
+        assert!((page - native).abs() < 1e-4, "page AUC {page} vs native {native}");
+    }
+
+    // 5. A malformed CSV: the error names the file, line and column; the model stays.
+    let mut text = String::from_utf8(csv[..200_000].to_vec()).unwrap();
+    text.truncate(text.rfind('\n').unwrap() + 1);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header: Vec<String> = lines[0].split(',').map(str::to_string).collect();
+    let col = header.iter().position(|h| h == "numerical_3").unwrap();
+    let mut fields: Vec<String> = lines[120].split(',').map(str::to_string).collect();
+    fields[col] = "oops".into();
+    lines[120] = fields.join(",");
+    let bad = tmp.join("bad.csv");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    c.find(Locator::Css("#adaftr-train-file")).await.unwrap().send_keys(bad.to_str().unwrap()).await.unwrap();
+    c.find(Locator::Css("#adaftr-train-start-button")).await.unwrap().click().await.unwrap();
+    let err = wait_long(&c, "the training error", 60, |c| async move {
+        c.find(Locator::Css("#adaftr-train-error")).await.ok()?.text().await.ok()
+    })
+    .await;
+    assert!(err.contains("bad.csv:121") && err.contains("numerical_3"), "{err}");
+    let after = shown(&c).await.unwrap();
+    assert_eq!(after.2, id1, "a failed run replaced the model");
+    assert_matches_native(&trained, &after.0, &after.1);
+
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+}

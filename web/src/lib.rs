@@ -5,7 +5,8 @@
 //! editing instances, examples), [`sweep`] (what-if sweeps and chart geometry),
 //! [`format`] (numbers and the relatedness reading), [`timing`] (timing with the
 //! browser's coarse clock), [`model`] (loading bundles, upload checks, the model card) and
-//! [`demo`] (small trained bundles for development and tests).
+//! [`demo`] (small trained bundles for development and tests); [`training`] is what the
+//! Train panel and its worker exchange, and the training session the worker runs.
 //! The Yew components in [`ui`] only exist on `wasm32`. Inference is always
 //! `adaftr_core::bundle::Bundle::predict`, the same code the CLI runs.
 
@@ -16,6 +17,7 @@ pub mod model;
 pub mod state;
 pub mod sweep;
 pub mod timing;
+pub mod training;
 
 #[cfg(target_arch = "wasm32")]
 pub mod ui;

@@ -34,6 +34,8 @@ pub struct LoadedModel {
     pub name: String,
     pub size: usize,
     pub bundle: Bundle,
+    /// The bundle's bytes, which fine-tuning in the Train panel starts from.
+    pub bytes: std::rc::Rc<Vec<u8>>,
     /// Examples shipped with the model (only the default model has them).
     pub examples: Vec<Example>,
 }
@@ -53,7 +55,14 @@ impl LoadedModel {
         let bundle = bundle::load(bytes, &Device::Cpu).map_err(|e| refuse(e.to_string()))?;
         bundle.predict(&[default_instance(&bundle.schema)]).map_err(|e| refuse(e.to_string()))?;
         let examples = examples_for(&bundle.schema, examples);
-        Ok(Self { id, name: name.to_string(), size: bytes.len(), bundle, examples })
+        Ok(Self {
+            id,
+            name: name.to_string(),
+            size: bytes.len(),
+            bundle,
+            bytes: std::rc::Rc::new(bytes.to_vec()),
+            examples,
+        })
     }
 
     pub fn tau_bounds(&self) -> (f32, f32) {

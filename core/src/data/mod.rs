@@ -9,6 +9,7 @@ pub(crate) mod chunks;
 pub mod csv;
 pub mod dataset;
 pub mod format;
+pub mod holdout;
 pub mod load;
 #[cfg(feature = "parquet")]
 pub mod parquet;
@@ -21,6 +22,7 @@ pub(crate) mod vocab;
 pub use csv::{maybe_gunzip, MaybeGz, MAX_LINE_BYTES};
 pub use dataset::{Batch, BitVec, Dataset};
 pub use format::{detect, Format, SchemaSpec};
+pub use holdout::{holdout, Holdout};
 pub use load::{fit_schema, load_train, load_with_schema, read_with_schema};
 pub use rows::{BadRows, LoadOptions, LoadReport};
 pub use score::{ScoreBatch, ScoreReader};

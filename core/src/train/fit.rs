@@ -73,18 +73,41 @@ impl Trainer {
         valid: &mut dyn ValidationRows,
         obs: &mut dyn Observer,
     ) -> Result<()> {
+        self.fit_for(train, valid, obs, usize::MAX).map(drop)
+    }
+
+    /// [`Self::fit_rows`] for at most `steps` more optimisation steps (an epoch's validation
+    /// runs after its last step, within the call that ran it); returns whether training has
+    /// finished. Calling it again goes on where it stopped, exactly as if it had not
+    /// stopped: what a caller that must give control back now and then (a browser worker
+    /// between messages) runs instead of one long [`Self::fit_rows`].
+    pub fn fit_for(
+        &mut self,
+        train: &mut dyn TrainingRows,
+        valid: &mut dyn ValidationRows,
+        obs: &mut dyn Observer,
+        steps: usize,
+    ) -> Result<bool> {
         let n = train.rows();
         if n < 2 {
             return Err(Error::Config(format!("training needs at least 2 rows, got {n}")));
         }
         self.state.train_rows = n;
         let (bs, seed) = (self.config().train.batch_size, self.config().train.seed);
-        let steps = self.steps_per_epoch(n);
+        let per_epoch = self.steps_per_epoch(n);
+        let mut left = steps;
         while !self.state.finished && self.state.epoch < self.config().train.epochs {
+            if left == 0 {
+                return Ok(false);
+            }
             train.start_epoch(seed, self.state.epoch, self.state.step * bs)?;
-            while self.state.step < steps {
+            while self.state.step < per_epoch {
+                if left == 0 {
+                    return Ok(false);
+                }
                 let batch = train.next_batch(bs, &self.device)?;
                 let losses = self.train_step(&batch)?;
+                left -= 1;
                 self.state.step += 1;
                 self.state.epoch_loss_sum += losses.total;
                 self.state.epoch_loss_steps += 1;
@@ -92,6 +115,13 @@ impl Trainer {
             }
             self.end_epoch(valid, obs)?;
         }
+        self.finish()?;
+        Ok(true)
+    }
+
+    /// Ends training where it stands (after the last completed step): the parameters
+    /// become the best epoch's weights, if an epoch has been validated.
+    pub fn finish(&mut self) -> Result<()> {
         self.state.finished = true;
         if let Some(best) = &self.best {
             self.params().restore(best)?;

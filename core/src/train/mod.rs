@@ -59,6 +59,21 @@ impl Trainer {
         Ok(Self { step, schema, state: TrainState::default(), device: device.clone(), best: None, group: None })
     }
 
+    /// A trainer that starts from a trained bundle's weights, schema and model (fine-tuning):
+    /// `train` replaces the bundle's training settings (epochs, learning rate, batch size,
+    /// seed); the optimiser starts afresh.
+    pub fn fine_tune(
+        bundle: &crate::bundle::Bundle,
+        train: crate::config::TrainConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut config = bundle.config.clone();
+        config.train = train;
+        let t = Self::new(config, bundle.schema.clone(), device)?;
+        t.params().restore(&bundle.params.snapshot()?)?;
+        Ok(t)
+    }
+
     pub fn config(&self) -> &Config {
         &self.step.config
     }

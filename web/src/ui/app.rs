@@ -11,7 +11,7 @@ use yew::prelude::*;
 use super::load::{load_default, load_file, Source};
 use super::panels::{Diagnostics, ModelCard, Predictions, Timings};
 use super::upload::UploadZone;
-use super::{FeatureEditor, WhatIf};
+use super::{FeatureEditor, TrainPanel, WhatIf};
 use crate::state::{Action, State};
 use crate::timing::{mean_duration, Measured, BUDGET_MS};
 
@@ -152,6 +152,7 @@ pub fn app(props: &AppProps) -> Html {
                         <WhatIf model={m.clone()} feature={state.sweep} sweep={sweep.0.clone()} on_action={on_action.clone()} />
                     }
                     <UploadZone {on_file} />
+                    <TrainPanel model={state.model.clone()} on_action={on_action.clone()} />
                     if let Some(m) = &state.model {
                         <ModelCard model={m.clone()} />
                     }

@@ -42,7 +42,7 @@ fn next_model_id() -> u64 {
     })
 }
 
-fn js_err(e: JsValue) -> String {
+pub(crate) fn js_err(e: JsValue) -> String {
     e.as_string()
         .or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string()))
         .unwrap_or_else(|| format!("{e:?}"))
@@ -112,4 +112,12 @@ pub fn load_file(file: web_sys::File, dispatch: impl Fn(Action) + 'static) {
         };
         dispatch(action);
     });
+}
+
+/// A model trained in this page (the Train panel's worker sent its bundle).
+pub fn load_trained(name: &str, bytes: &[u8]) -> Action {
+    match LoadedModel::from_bytes(next_model_id(), name, bytes, Vec::new()) {
+        Ok(m) => Action::Loaded(Rc::new(m)),
+        Err(e) => Action::LoadFailed(e),
+    }
 }

@@ -2,7 +2,8 @@
 //! by the [`App`] shell); components get small props and send [`Action`]s back. One file
 //! per part of the page: `app` (the shell and its memoised inference), `editor` (the
 //! feature inputs), `chart` (the what-if sweep), `panels` (predictions, model card,
-//! diagnostics), `upload` (the upload zone) and `load` (fetching and reading models).
+//! diagnostics), `upload` (the upload zone), `train` (the Train panel and its worker) and
+//! `load` (fetching and reading models).
 //!
 //! [`Action`]: crate::state::Action
 
@@ -11,6 +12,7 @@ mod chart;
 mod editor;
 mod load;
 mod panels;
+mod train;
 mod upload;
 
 pub use app::{App, AppProps};
@@ -18,6 +20,7 @@ pub use chart::WhatIf;
 pub use editor::{show_value, FeatureEditor};
 pub use load::Source;
 pub use panels::{Diagnostics, ModelCard, Predictions, Timings};
+pub use train::TrainPanel;
 pub use upload::UploadZone;
 
 /// Mounts the app on `#adaftr-app` (or the body).
