@@ -3,7 +3,13 @@ diagnostics line (#adaftr-diag: data-single-ms = mean of 50 single-instance pred
 model load; data-sweep-ms = the last what-if sweep, one batch). Talks to chromedriver over
 the plain WebDriver HTTP protocol (no Python packages needed).
 
-Usage: browser_bench.py DIST_DIR OUT_JSON [--loads 15] [--edits 60]
+With --train-csv FILE it also trains one epoch on FILE in the Train panel (the default
+configuration, from scratch, in the page's worker) and reports the rows/s the panel measured
+mid-epoch, the worker's wasm memory at the end, the page's input latency while the worker
+trains (a click on "random example" until the new prediction is on the page, timed in the
+page), and the worker's wasm size.
+
+Usage: browser_bench.py DIST_DIR OUT_JSON [--loads 15] [--edits 60] [--train-csv FILE]
 """
 
 import argparse
@@ -52,6 +58,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--loads", type=int, default=15)
     ap.add_argument("--edits", type=int, default=60)
+    ap.add_argument("--train-csv")
     a = ap.parse_args()
 
     wasm = glob.glob(os.path.join(a.dist, "adaftr-web-*.wasm"))[0]
@@ -111,6 +118,10 @@ def main():
             time.sleep(0.02)
             sweeps.append(float(diag()["sweep"]))
             _ = before
+        if a.train_csv:
+            res["train"] = measure_training(base, s, js, port, a.train_csv)
+            worker = open(os.path.join(a.dist, "adaftr-train-worker_bg.wasm"), "rb").read()
+            res["train"].update({"worker_wasm_bytes": len(worker), "worker_wasm_gzip_bytes": len(gzip.compress(worker, 9))})
         res.update({
             "single_ms": statistics.median(singles), "samples": len(singles),
             "sweep_ms": statistics.median(sweeps), "sweep_samples": len(sweeps), "sweep_points": points,
@@ -126,6 +137,65 @@ def main():
         srv.shutdown()
     json.dump(res, open(a.out, "w"), indent=1)
     print(json.dumps({k: v for k, v in res.items() if not k.endswith("_all")}))
+
+
+def measure_training(base, s, js, port, csv):
+    """One epoch in the Train panel; see the module's docstring."""
+    wd(base, "POST", s + "/url", {"url": f"http://127.0.0.1:{port}/index.html"})
+    for _ in range(600):
+        if js("return document.getElementById('adaftr-predictions') !== null;"):
+            break
+        time.sleep(0.05)
+
+    def element(css):
+        found = wd(base, "POST", s + "/element", {"using": "css selector", "value": css})
+        return next(iter(found.values()))
+
+    js("const e = document.getElementById('adaftr-train-epochs'); e.value = '1';")
+    wd(base, "POST", f"{s}/element/{element('#adaftr-train-file')}/value", {"text": os.path.abspath(csv)})
+    js("document.getElementById('adaftr-train-start-button').click();")
+    status = ("const p = document.getElementById('adaftr-train'); const t = document.getElementById('adaftr-train-status');"
+              " return {phase: p.dataset.phase, steps: +t.dataset.steps, rate: +t.dataset.rowsPerSecond,"
+              " memory: +t.dataset.memoryBytes, text: t.textContent};")
+    started = time.time()
+    while js(status)["phase"] != "Training":
+        if time.time() - started > 600:
+            raise TimeoutError("training never started")
+        time.sleep(0.1)
+    read_s = time.time() - started
+    # Input latency while the worker trains: click, then wait in the page for the new
+    # prediction (the predictions card's instance changes).
+    latencies = []
+    for _ in range(20):
+        ms = wd(base, "POST", s + "/execute/async", {"script": """
+            const done = arguments[0];
+            const before = document.getElementById('adaftr-predictions').dataset.instance;
+            const t0 = performance.now();
+            document.getElementById('adaftr-random').click();
+            const f = () => document.getElementById('adaftr-predictions').dataset.instance !== before
+                ? done(performance.now() - t0) : requestAnimationFrame(f);
+            requestAnimationFrame(f);""", "args": []})
+        latencies.append(ms)
+        time.sleep(0.05)
+    # The rate mid-epoch (before the epoch's validation).
+    rate, text = None, ""
+    while True:
+        st = js(status)
+        total = st["text"].split("step ")[1].split(" of ")[1].split(",")[0] if "step " in st["text"] else "0"
+        if st["phase"] != "Training" or st["steps"] >= max(2, int(total) // 2):
+            rate, text = st["rate"], st["text"]
+            break
+        time.sleep(0.2)
+    while js(status)["phase"] not in ("Done", "Failed", "Stopped"):
+        if time.time() - started > 3600:
+            raise TimeoutError("training never finished")
+        time.sleep(0.5)
+    end = js(status)
+    if end["phase"] != "Done":
+        raise RuntimeError(f"training ended {end['phase']}: {end['text']}")
+    return {"rows_per_s": rate, "status_mid_epoch": text, "read_seconds": read_s, "memory_bytes": end["memory"],
+            "input_latency_ms_median": statistics.median(latencies), "input_latency_ms_max": max(latencies),
+            "csv_bytes": os.path.getsize(csv), "rows": sum(1 for _ in open(csv)) - 1}
 
 
 if __name__ == "__main__":

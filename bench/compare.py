@@ -114,6 +114,7 @@ BROWSER_LATENCY_TARGET_MS = 0.050
 INGEST_TARGET_MB_S = 300.0
 STREAM_RSS_TARGET_MIB = 1024.0
 STREAM_SPEED_TARGET = 0.9
+BROWSER_TRAIN_TARGET = 0.3
 
 
 def targets(measured, browser, ingest, stream=None):
@@ -136,6 +137,11 @@ def targets(measured, browser, ingest, stream=None):
     if ingest:
         mb = ingest["mb_per_s"]
         out.append(f"| CSV ingest: at least {INGEST_TARGET_MB_S:.0f} MB/s | {mb:.0f} MB/s | {yes(mb >= INGEST_TARGET_MB_S)} |")
+    if browser and browser.get("train") and browser["train"].get("native_rows_per_s"):
+        t = browser["train"]
+        share = t["rows_per_s"] / t["native_rows_per_s"]
+        out.append(f"| Training in the browser: at least {BROWSER_TRAIN_TARGET:.0%} of native single-thread rows/s | "
+                   f"{share:.0%} | {yes(share >= BROWSER_TRAIN_TARGET)} |")
     if stream:
         big, speed = stream["big"], stream["speed"]
         rss = big["peak_rss_mib"]
@@ -159,6 +165,21 @@ def measure_stream(bin_, big_file, file, rounds=3):
     pick = {m: {k: med([x[k] for x in v if x.get(k) is not None]) for k in v[0] if isinstance(v[0][k], (int, float))}
             for m, v in runs.items()}
     return {"big": big, **pick, "speed": pick["stream"]["samples_per_s"] / pick["memory"]["samples_per_s"]}
+
+
+def native_single_thread(bin_, train, valid, work, rounds=3):
+    """`adaftr train` of the default configuration for one epoch on one thread: the epoch
+    line's samples/s (steps after the first, validation excluded), median of `rounds`."""
+    import re
+    env = dict(os.environ, RAYON_NUM_THREADS="1")
+    speeds = []
+    for _ in range(rounds):
+        res = subprocess.run([bin_, "train", "--train", train, "--valid", valid, "--epochs", "1", "--out",
+                              os.path.join(work, "native-1t.safetensors")], env=env, capture_output=True, text=True)
+        if res.returncode != 0:
+            sys.exit(f"native single-thread training failed:\n{res.stderr}")
+        speeds.append(float(re.search(r"\| (\d+) samples/s", res.stderr).group(1)))
+    return med(speeds)
 
 
 def measure_mpi(bin_, train, valid, work, rounds=3):
@@ -215,6 +236,8 @@ def main():
     ap.add_argument("--stream-file", help="a large CSV for streamed training (peak memory); "
                     "--ingest-file is used for streamed against loaded samples/s")
     ap.add_argument("--browser", help="JSON written by the browser benchmark")
+    ap.add_argument("--browser-train-csv", help="the CSV the browser benchmark trained on: trained natively on one "
+                    "thread for the comparison (with --mpi-valid as its validation file)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile column")
     ap.add_argument("--compile-models", default=",".join(MODELS),
                     help="the models to run under torch.compile (comma-separated; compiling takes minutes each)")
@@ -297,6 +320,8 @@ def main():
         runs = [ours(a.adaftr, "ingest", "--file", a.parquet_file) for _ in range(3)]
         parquet = {k: med([x[k] for x in runs if x.get(k) is not None]) for k in runs[0] if isinstance(runs[0][k], (int, float))}
     browser = json.load(open(a.browser)) if a.browser and os.path.exists(a.browser) else None
+    if browser and browser.get("train") and a.browser_train_csv:
+        browser["train"]["native_rows_per_s"] = native_single_thread(a.adaftr, a.browser_train_csv, a.mpi_valid, a.dir)
     stream = measure_stream(a.adaftr, a.stream_file, a.ingest_file) if a.stream_file and a.ingest_file else None
     mpi = measure_mpi(a.adaftr, a.mpi_train, a.mpi_valid, a.dir) if a.mpi_train and a.mpi_valid else None
 
@@ -410,6 +435,22 @@ def main():
         L.append(f"| Single-instance inference (median of {browser.get('samples', '?')} page measurements, each the mean of 50 calls) | {browser['single_ms']:.3f} ms | under {BROWSER_LATENCY_TARGET_MS:.3f} ms |")
         L.append(f"| What-if sweep of {browser.get('sweep_points', '?')} points, one batch (median of {browser.get('sweep_samples', '?')} updates) | {browser['sweep_ms']:.2f} ms | under 8 ms (64 points) |")
         L.append(f"| wasm size, gzip -9 | {browser['wasm_gzip_bytes'] / 1024:,.0f} KiB ({browser['wasm_bytes'] / 1024:,.0f} KiB raw) | |")
+        t = browser.get("train")
+        if t:
+            native = t.get("native_rows_per_s")
+            share = f" ({t['rows_per_s'] / native:.0%} of native)" if native else ""
+            L.append(f"| Training in the Train panel's worker, default configuration, batch 2,048: rows/s mid-epoch "
+                     f"(one thread, wasm) | {t['rows_per_s']:,.0f}{share} | at least {BROWSER_TRAIN_TARGET:.0%} of native |")
+            if native:
+                L.append(f"| The same training natively, `adaftr train` on one thread (median of 3) | {native:,.0f} | |")
+            L.append(f"| Worker wasm memory after one epoch on {t['csv_bytes'] / 1e6:,.0f} MB ({t.get('rows', 200000):,} "
+                     f"rows) | {t['memory_bytes'] / 2**20:,.0f} MiB | |")
+            L.append(f"| Reading and encoding that file in the worker | {t['read_seconds']:.1f} s | |")
+            L.append(f"| Page input latency while the worker trains (a click to the new prediction on the page, "
+                     f"median / max of 20) | {t['input_latency_ms_median']:.1f} / {t['input_latency_ms_max']:.1f} ms | "
+                     f"within a frame or two |")
+            L.append(f"| Size the worker adds to the site (loaded only on Train), gzip -9 | "
+                     f"{t['worker_wasm_gzip_bytes'] / 1024:,.0f} KiB ({t['worker_wasm_bytes'] / 1024:,.0f} KiB raw) | |")
         L.append("\nChromium coarsens `performance.now()` to 100 µs, so the single-instance number is the page's own "
                  "mean of 50 calls, and the sweep time is read from the page's diagnostics line after each edit.\n")
     if ingest:

@@ -5,7 +5,8 @@
 #     2 threads each, batch 2048: training of MODEL.md's literal spec, the default configuration,
 #     plain shared-bottom and plain PLE; batch inference; single-instance latency; parity of
 #     every model;
-#   - the browser demo in headless Chromium (single instance, 64-point what-if sweep, wasm gzip);
+#   - the browser demo in headless Chromium (single instance, 64-point what-if sweep, wasm gzip;
+#     one epoch in the Train panel on BROWSER_TRAIN_ROWS rows against native single-thread);
 #   - CSV ingest of a generated file of INGEST_ROWS rows (rows/s, MB/s, peak memory), and of
 #     the same rows as Parquet;
 #   - streamed training: peak memory on that file repeated STREAM_REPEAT times, and samples/s
@@ -14,7 +15,7 @@
 #     Open MPI): 2 ranks against one process, on the first MPI_ROWS rows of the ingest file;
 # and writes BENCHMARKS.md. Before any timing, bench/test_parity.py checks that the PyTorch
 # reference computes what adaftr computes (and that the check catches a wrong reference).
-# Environment knobs: ROUNDS (default 5), INGEST_ROWS (1000000), STREAM_REPEAT (10), MPI_ROWS (300000), STEPS
+# Environment knobs: ROUNDS (default 5), INGEST_ROWS (1000000), STREAM_REPEAT (10), MPI_ROWS (300000), BROWSER_TRAIN_ROWS (200000), STEPS
 # (training steps per measurement, 8), REPS (inference batches, 20), CALLS (single-instance
 # calls, 2000),
 # SKIP_BROWSER=1, SKIP_WEB_BUILD=1 (use the existing dist/), COMPILE=0 (no torch.compile
@@ -28,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=$(realpath -m "${BENCH_DIR:-bench/out}")
 if [ "${QUICK:-0}" = 1 ]; then
-  ROUNDS=${ROUNDS:-1} INGEST_ROWS=${INGEST_ROWS:-100000} MPI_ROWS=${MPI_ROWS:-20000} STREAM_REPEAT=${STREAM_REPEAT:-2} STEPS=${STEPS:-3} REPS=${REPS:-5} CALLS=${CALLS:-200}
+  ROUNDS=${ROUNDS:-1} INGEST_ROWS=${INGEST_ROWS:-100000} MPI_ROWS=${MPI_ROWS:-20000} BROWSER_TRAIN_ROWS=${BROWSER_TRAIN_ROWS:-20000} STREAM_REPEAT=${STREAM_REPEAT:-2} STEPS=${STEPS:-3} REPS=${REPS:-5} CALLS=${CALLS:-200}
   COMPILE_MODELS=${COMPILE_MODELS:-literal}
   OUT_MD=$(realpath -m "${BENCH_OUT:-$WORK/BENCHMARKS-quick.md}")
 fi
@@ -36,6 +37,7 @@ ROUNDS=${ROUNDS:-5}
 INGEST_ROWS=${INGEST_ROWS:-1000000}
 STREAM_REPEAT=${STREAM_REPEAT:-10}
 MPI_ROWS=${MPI_ROWS:-300000}
+BROWSER_TRAIN_ROWS=${BROWSER_TRAIN_ROWS:-200000}
 STEPS=${STEPS:-8} REPS=${REPS:-20} CALLS=${CALLS:-2000}
 OUT_MD=${OUT_MD:-$(realpath -m "${BENCH_OUT:-BENCHMARKS.md}")}
 export RAYON_NUM_THREADS=2
@@ -78,9 +80,11 @@ if [ "${SKIP_BROWSER:-0}" != 1 ]; then
     ./scripts/setup-web.sh >/tmp/adaftr-setup-web.log 2>&1 || { cat /tmp/adaftr-setup-web.log; exit 1; }
     PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH" TRUNK_SKIP_VERSION_CHECK=true trunk build --release --offline
   fi
-  echo "==> browser (headless Chromium)"
-  bench/.venv/bin/python bench/browser_bench.py dist "$WORK/browser.json"
-  BROWSER_ARGS=(--browser "$WORK/browser.json")
+  echo "==> browser (headless Chromium; training in the Train panel on BROWSER_TRAIN_ROWS rows)"
+  BROWSER_TRAIN="$WORK/browser-train-$BROWSER_TRAIN_ROWS.csv"
+  [ -s "$BROWSER_TRAIN" ] || head -n "$((BROWSER_TRAIN_ROWS + 1))" "$INGEST" > "$BROWSER_TRAIN"
+  bench/.venv/bin/python bench/browser_bench.py dist "$WORK/browser.json" --train-csv "$BROWSER_TRAIN"
+  BROWSER_ARGS=(--browser "$WORK/browser.json" --browser-train-csv "$BROWSER_TRAIN")
 fi
 
 COMPILE_ARGS=()

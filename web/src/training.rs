@@ -250,6 +250,8 @@ pub struct Progress {
     /// Each validated epoch, with whether it improved the best score.
     pub records: Vec<(EpochRecord, bool)>,
     pub error: Option<String>,
+    /// The worker's wasm memory, in bytes (its peak: wasm memory never shrinks).
+    pub memory: f64,
     /// Milliseconds of training so far (the page's clock; pauses excluded), and when the
     /// current stretch began.
     active_ms: f64,

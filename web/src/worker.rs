@@ -7,7 +7,8 @@
 //! - page to worker: `["start", request JSON, File, bundle bytes or null]`, `["pause"]`,
 //!   `["resume"]`, `["stop"]`;
 //! - worker to page: `["ready"]` once it listens, `["read", bytes so far]`, `["reports",
-//!   JSON array of Report]`, `["done", Report JSON, bundle bytes]`.
+//!   JSON array of Report]`, `["memory", the worker's wasm memory in bytes]`, `["done",
+//!   Report JSON, bundle bytes]`.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
@@ -72,6 +73,13 @@ mod worker {
         }
     }
 
+    /// The worker's wasm memory (which only grows, so this is also its peak so far).
+    fn post_memory() {
+        let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+        let bytes = memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length();
+        post(&["memory".into(), (bytes as f64).into()]);
+    }
+
     fn fail(message: String) {
         RUN.with(|r| *r.borrow_mut() = Run::default());
         post_reports(&[Report::Failed { message }]);
@@ -124,6 +132,7 @@ mod worker {
         let (session, ready) = Session::start(&req, chunks, base.as_ref())?;
         RUN.with(|r| *r.borrow_mut() = Run { session: Some(session), paused: false, stop: false, steps: 1 });
         post_reports(&[ready]);
+        post_memory();
         schedule();
         Ok(())
     }
@@ -160,6 +169,7 @@ mod worker {
             Some(Err(e)) => fail(e),
             Some(Ok((reports, done, stopped))) => {
                 post_reports(&reports);
+                post_memory();
                 if done {
                     finish(stopped);
                 } else {

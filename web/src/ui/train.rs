@@ -39,6 +39,7 @@ pub struct TrainProps {
 enum Msg {
     Begin(f64),
     Read(f64),
+    Memory(f64),
     Report(Box<Report>),
     Pause,
     Resume,
@@ -54,6 +55,7 @@ impl Reducible for Store {
         match msg {
             Msg::Begin(size) => p = Progress::reading(size),
             Msg::Read(bytes) => p.read_bytes(bytes),
+            Msg::Memory(bytes) => p.memory = bytes,
             Msg::Report(r) => p.apply(&r, now()),
             Msg::Pause => p.pause(now()),
             Msg::Resume => p.resume(now()),
@@ -223,6 +225,8 @@ pub fn train_panel(p: &TrainProps) -> Html {
     let on_stop = send("stop", None);
 
     let busy = progress.running();
+    let batch = TrainRequest::default().batch_size as f64;
+    let rows_per_second = progress.steps_per_second(now()).map(|s| s * batch);
     let can_fine_tune = p.model.is_some();
     let status = match progress.phase {
         Phase::Idle => "Choose a labelled CSV and press Train.".to_string(),
@@ -233,12 +237,15 @@ pub fn train_panel(p: &TrainProps) -> Html {
         ),
         Phase::Training | Phase::Paused => {
             let t = now();
-            let speed = progress
-                .steps_per_second(t)
-                .map_or(String::new(), |s| format!(", {:.0} rows/s", s * TrainRequest::default().batch_size as f64));
+            let speed = rows_per_second.map_or(String::new(), |r| format!(", {r:.0} rows/s"));
             let eta = progress.eta_seconds(t).map_or(String::new(), |s| format!(", about {s:.0} s left"));
+            let memory = if progress.memory > 0.0 {
+                format!("; worker memory {}", format::bytes(progress.memory as u64))
+            } else {
+                String::new()
+            };
             format!(
-                "{}epoch {} of {}, step {} of {}{speed}{eta}",
+                "{}epoch {} of {}, step {} of {}{speed}{eta}{memory}",
                 if progress.phase == Phase::Paused { "Paused at " } else { "Training: " },
                 progress.epoch.max(1),
                 progress.epochs,
@@ -304,7 +311,9 @@ pub fn train_panel(p: &TrainProps) -> Html {
                 }
                 <button type="button" id="adaftr-train-stop" onclick={on_stop} disabled={!matches!(progress.phase, Phase::Training | Phase::Paused)}>{ "Stop" }</button>
             </div>
-            <p id="adaftr-train-status" role="status" data-steps={progress.steps_done.to_string()}>{ status }</p>
+            <p id="adaftr-train-status" role="status" data-steps={progress.steps_done.to_string()}
+                data-rows-per-second={rows_per_second.map(|r| format!("{r:.1}")).unwrap_or_default()}
+                data-memory-bytes={format!("{:.0}", progress.memory)}>{ status }</p>
             if matches!(progress.phase, Phase::Training | Phase::Paused) {
                 <progress id="adaftr-train-progress" max="1" value={format!("{:.4}", progress.epoch_fraction())} aria-label="this epoch's progress"></progress>
             }
@@ -379,6 +388,7 @@ fn launch(
                 }
             }
             Some("read") => store.dispatch(Msg::Read(msg.get(1).as_f64().unwrap_or(0.0))),
+            Some("memory") => store.dispatch(Msg::Memory(msg.get(1).as_f64().unwrap_or(0.0))),
             Some("reports") => {
                 let json = msg.get(1).as_string().unwrap_or_default();
                 match serde_json::from_str::<Vec<Report>>(&json) {
