@@ -244,9 +244,9 @@ pub struct Progress {
     pub epoch: usize,
     pub step: usize,
     pub steps_done: usize,
-    /// (steps done, smoothed training loss) after each step, thinned to at most
-    /// [`Progress::MAX_POINTS`] points.
-    pub loss: Vec<(f64, f64)>,
+    /// After each step: (steps done, the smoothed total loss, CTR loss and CTCVR loss),
+    /// thinned to at most [`Progress::MAX_POINTS`] points.
+    pub loss: Vec<(f64, [f64; 3])>,
     /// Each validated epoch, with whether it improved the best score.
     pub records: Vec<(EpochRecord, bool)>,
     pub error: Option<String>,
@@ -256,7 +256,7 @@ pub struct Progress {
     /// current stretch began.
     active_ms: f64,
     since: Option<f64>,
-    smoothed: Option<f64>,
+    smoothed: Option<[f64; 3]>,
 }
 
 /// A training run's phase.
@@ -295,7 +295,8 @@ impl Progress {
             Report::Step { epoch, step, losses } => {
                 (self.epoch, self.step) = (*epoch, *step);
                 self.steps_done += 1;
-                let s = self.smoothed.map_or(losses.total, |s| 0.9 * s + 0.1 * losses.total);
+                let now = [losses.total, losses.ctr, losses.ctcvr];
+                let s = self.smoothed.map_or(now, |s| std::array::from_fn(|i| 0.9 * s[i] + 0.1 * now[i]));
                 self.smoothed = Some(s);
                 self.loss.push((self.steps_done as f64, s));
                 if self.loss.len() > Self::MAX_POINTS {

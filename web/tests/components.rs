@@ -133,9 +133,10 @@ async fn shows_predictions_chart_card_and_timings() {
     let card = m.find("#adaftr-card").unwrap().text_content().unwrap();
     assert!(card.contains(b.config.model.backbone.name()), "{card}");
     assert!(m.find("#adaftr-diag").unwrap().text_content().unwrap().contains("sweep of 64 points"));
-    // One labelled input per feature, plus the sweep picker and the upload.
+    // One labelled input per feature, plus the sweep picker, the upload and the Train
+    // panel's seven (CSV, schema, start, backbone, mode, epochs, validation share).
     let inputs = m.root.query_selector_all("select, input").unwrap();
-    assert_eq!(inputs.length() as usize, b.schema.num_categorical() + b.schema.num_numeric() + 2);
+    assert_eq!(inputs.length() as usize, b.schema.num_categorical() + b.schema.num_numeric() + 2 + 7);
     for k in 0..inputs.length() {
         let el: Element = inputs.item(k).unwrap().dyn_into().unwrap();
         let id = el.id();
@@ -285,4 +286,24 @@ async fn drags_and_unrelated_updates_run_no_inference() {
     let ms: f64 = m.attr("#adaftr-diag", "data-single-ms").unwrap().parse().unwrap();
     let text = m.find("#adaftr-diag").unwrap().text_content().unwrap();
     assert!(ms > 0.0 && !text.contains("one instance 0 µs") && text.contains("(mean of "), "{text}");
+}
+
+#[wasm_bindgen_test]
+async fn the_train_panel_offers_fine_tuning_and_asks_for_a_file() {
+    let m = Mounted::new().await;
+    assert_eq!(m.attr("#adaftr-train", "data-phase").as_deref(), Some("Idle"));
+    // A model is loaded, so it can be fine-tuned; every backbone and mode is offered.
+    let fine: web_sys::HtmlOptionElement =
+        m.find("#adaftr-train-start option[value='fine-tune']").unwrap().dyn_into().unwrap();
+    assert!(!fine.disabled());
+    let options = |sel: &str| m.root.query_selector_all(&format!("{sel} option")).unwrap().length() as usize;
+    assert_eq!(options("#adaftr-train-backbone"), adaftr_core::config::Backbone::ALL.len());
+    assert_eq!(options("#adaftr-train-cl"), adaftr_core::config::ClMode::ALL.len());
+    // Train without a file: a message, nothing starts, the model stays.
+    let (p, inst) = m.prediction();
+    m.find("#adaftr-train-start-button").unwrap().dyn_ref::<web_sys::HtmlElement>().unwrap().click();
+    let err = until("the missing-file message", || m.find("#adaftr-train-error")).await.text_content().unwrap();
+    assert!(err.contains("Choose a CSV"), "{err}");
+    assert_eq!(m.attr("#adaftr-train", "data-phase").as_deref(), Some("Idle"));
+    assert_eq!(m.prediction(), (p, inst));
 }

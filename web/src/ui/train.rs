@@ -12,7 +12,7 @@ use adaftr_core::data::SchemaSpec;
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{Blob, HtmlInputElement, HtmlSelectElement, MessageEvent, Url, Worker};
+use web_sys::{Blob, DataTransfer, DragEvent, HtmlInputElement, HtmlSelectElement, MessageEvent, Url, Worker};
 use yew::prelude::*;
 
 use super::load::{js_err, load_trained};
@@ -224,6 +224,24 @@ pub fn train_panel(p: &TrainProps) -> Html {
     let on_resume = send("resume", Some(|| Msg::Resume));
     let on_stop = send("stop", None);
 
+    // Files dropped on the panel: a .json is the schema, anything else the training CSV.
+    let on_drop = {
+        let (file, spec_file) = (file.clone(), spec_file.clone());
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            let Some(files) = e.data_transfer().and_then(|d| d.files()) else { return };
+            for i in 0..files.length() {
+                let Some(f) = files.get(i) else { continue };
+                let target = if f.name().to_ascii_lowercase().ends_with(".json") { &spec_file } else { &file };
+                if let (Some(input), Ok(dt)) = (target.cast::<HtmlInputElement>(), DataTransfer::new()) {
+                    if dt.items().add_with_file(&f).is_ok() {
+                        input.set_files(dt.files().as_ref());
+                    }
+                }
+            }
+        })
+    };
+    let on_dragover = Callback::from(|e: DragEvent| e.prevent_default());
     let busy = progress.running();
     let batch = TrainRequest::default().batch_size as f64;
     let rows_per_second = progress.steps_per_second(now()).map(|s| s * batch);
@@ -271,14 +289,18 @@ pub fn train_panel(p: &TrainProps) -> Html {
         ("tau mean", "#8250df", epoch_series(|p, i| p.records[i].0.valid.tau.map(|t| t.mean))),
         ("tau p95", "#5f3dc4", epoch_series(|p, i| p.records[i].0.valid.tau.map(|t| t.p95))),
     ];
+    let loss_curve = |i: usize| progress.loss.iter().map(|(x, l)| (*x, l[i])).collect::<Vec<_>>();
+    let loss_curves =
+        [("total", "#333", loss_curve(0)), ("CTR", "#1f6feb", loss_curve(1)), ("CTCVR", "#1a7f37", loss_curve(2))];
     let opt = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     let exact = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:e}"));
     let message = error.as_ref().cloned().or_else(|| progress.error.clone());
 
     html! {
-        <section class="card train" id="adaftr-train" aria-labelledby="adaftr-train-title" data-phase={format!("{:?}", progress.phase)}>
+        <section class="card train" id="adaftr-train" aria-labelledby="adaftr-train-title" data-phase={format!("{:?}", progress.phase)}
+            ondrop={on_drop} ondragover={on_dragover}>
             <h2 id="adaftr-train-title">{ "Train on your data" }</h2>
-            <p class="hint">{ "A labelled CSV (AliExpress or Ali-CCP layout, or any layout with a schema JSON beside it), up to 256 MiB. It is read and trained on in this tab, in a background worker, by the same Rust code as the adaftr command; nothing is uploaded." }</p>
+            <p class="hint">{ "A labelled CSV (AliExpress or Ali-CCP layout, or any layout with a schema JSON beside it), up to 256 MiB: choose it below or drop it (and its schema) on this panel. It is read and trained on in this tab, in a background worker, by the same Rust code as the adaftr command; nothing is uploaded." }</p>
             <div class="train-options">
                 <label for="adaftr-train-file">{ "Training CSV (.csv or .csv.gz)" }</label>
                 <input type="file" id="adaftr-train-file" accept=".csv,.gz" ref={file} disabled={busy} />
@@ -327,7 +349,7 @@ pub fn train_panel(p: &TrainProps) -> Html {
             if let Some(m) = message {
                 <p class="error" id="adaftr-train-error" role="alert">{ m }</p>
             }
-            { lines("adaftr-train-loss", &[("training loss", "#333", progress.loss.clone())], "training loss (smoothed)") }
+            { lines("adaftr-train-loss", &loss_curves, "training losses (smoothed)") }
             { lines("adaftr-train-aucs", &aucs, "validation AUC") }
             { lines("adaftr-train-tau", &taus, "tau on validation") }
             if !records.is_empty() {
