@@ -193,11 +193,18 @@ fn skip_reason() -> Option<String> {
     }
 }
 
+/// Whether a test is to be skipped, saying why; `ADAFTR_E2E_REQUIRED` turns a skip into a
+/// failure.
+fn skipped(test: &str) -> bool {
+    let Some(why) = skip_reason() else { return false };
+    assert!(std::env::var_os("ADAFTR_E2E_REQUIRED").is_none(), "end-to-end test required but: {why}");
+    eprintln!("SKIPPED {test}: {why}");
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_predicts_like_native_core() {
-    if let Some(why) = skip_reason() {
-        assert!(std::env::var_os("ADAFTR_E2E_REQUIRED").is_none(), "end-to-end test required but: {why}");
-        eprintln!("SKIPPED browser end-to-end test: {why}");
+    if skipped("browser end-to-end test") {
         return;
     }
     let root = workspace();
@@ -341,9 +348,7 @@ async fn site_trains_in_the_browser_as_native_core_does() {
     use adaftr_core::evaluate::{predict, Evaluation};
     use adaftr_web::training::TrainRequest;
 
-    if let Some(why) = skip_reason() {
-        assert!(std::env::var_os("ADAFTR_E2E_REQUIRED").is_none(), "end-to-end test required but: {why}");
-        eprintln!("SKIPPED browser training end-to-end test: {why}");
+    if skipped("browser training end-to-end test") {
         return;
     }
     let tmp = std::env::temp_dir().join(format!("adaftr-e2e-train-{}", std::process::id()));

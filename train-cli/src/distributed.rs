@@ -197,7 +197,7 @@ mod with_mpi {
 mod with_nccl {
     use std::time::Instant;
 
-    use adaftr_core::train::Collective;
+    use adaftr_core::train::{parallel, Collective};
     use adaftr_core::Result;
     use anyhow::{bail, Context};
     use candle_core::backend::BackendStorage;
@@ -323,9 +323,7 @@ mod with_nccl {
 
         fn sum_tensor(&mut self, t: &Tensor) -> Result<Tensor> {
             if !t.device().is_cuda() {
-                let mut host = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-                self.mpi.sum(&mut host)?;
-                return Ok(Tensor::from_vec(host, t.shape(), t.device())?.to_dtype(t.dtype())?);
+                return parallel::sum_through_host(&mut self.mpi, t);
             }
             let x = t.to_dtype(DType::F32)?.contiguous()?;
             self.timed(true, || Ok(x.apply_op1_no_bwd(&AllReduce(&self.comm))?.to_dtype(t.dtype())?))
@@ -333,10 +331,7 @@ mod with_nccl {
 
         fn gather_rows(&mut self, local: &Tensor, counts: &[usize]) -> Result<Tensor> {
             if !local.device().is_cuda() {
-                let width = local.dim(1)?;
-                let host = local.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let all = self.mpi.gather(&host, &counts.iter().map(|c| c * width).collect::<Vec<_>>())?;
-                return Ok(Tensor::from_vec(all, (counts.iter().sum::<usize>(), width), local.device())?);
+                return parallel::gather_through_host(&mut self.mpi, local, counts);
             }
             // NCCL's all-gather takes equal counts: pad every share to the largest, then cut.
             let (rows, width) = local.dims2()?;

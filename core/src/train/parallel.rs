@@ -37,19 +37,29 @@ pub trait Collective: Send {
     /// memory by default; a transport that reduces device memory directly (NCCL) overrides
     /// it.
     fn sum_tensor(&mut self, t: &Tensor) -> Result<Tensor> {
-        let mut host = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        self.sum(&mut host)?;
-        Ok(Tensor::from_vec(host, t.shape(), t.device())?.to_dtype(t.dtype())?)
+        sum_through_host(self, t)
     }
 
     /// Every rank's `local` (rows, width) stacked in rank order into (sum of `counts`,
     /// width); `counts[r]` is rank r's number of rows. Through host memory by default.
     fn gather_rows(&mut self, local: &Tensor, counts: &[usize]) -> Result<Tensor> {
-        let width = local.dim(1)?;
-        let host = local.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let all = self.gather(&host, &counts.iter().map(|c| c * width).collect::<Vec<_>>())?;
-        Ok(Tensor::from_vec(all, (counts.iter().sum::<usize>(), width), local.device())?)
+        gather_through_host(self, local, counts)
     }
+}
+
+/// [`Collective::sum_tensor`] through host memory and [`Collective::sum`].
+pub fn sum_through_host<C: Collective + ?Sized>(group: &mut C, t: &Tensor) -> Result<Tensor> {
+    let mut host = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    group.sum(&mut host)?;
+    Ok(Tensor::from_vec(host, t.shape(), t.device())?.to_dtype(t.dtype())?)
+}
+
+/// [`Collective::gather_rows`] through host memory and [`Collective::gather`].
+pub fn gather_through_host<C: Collective + ?Sized>(group: &mut C, local: &Tensor, counts: &[usize]) -> Result<Tensor> {
+    let width = local.dim(1)?;
+    let host = local.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let all = group.gather(&host, &counts.iter().map(|c| c * width).collect::<Vec<_>>())?;
+    Ok(Tensor::from_vec(all, (counts.iter().sum::<usize>(), width), local.device())?)
 }
 
 /// How many of a batch's `rows` each of `size` ranks takes: contiguous shares that differ

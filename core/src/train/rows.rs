@@ -132,21 +132,24 @@ impl<R: Read> ValidationRows for CsvFile<R> {
 
 /// Batches parsed ahead on their own thread, so that parsing overlaps the training step.
 struct Prefetch {
-    rx: Receiver<Result<Dataset>>,
+    rx: Receiver<Result<Batch>>,
     size: usize,
 }
 
 impl Prefetch {
-    /// Starts parsing `stream` into batches of `size` rows, at most [`PREFETCH`] ahead.
-    fn spawn<R: Read + Send + 'static>(mut stream: ShuffleStream<R>, size: usize) -> Self {
+    /// Starts parsing `stream` into batches of `size` rows on `device`, at most
+    /// [`PREFETCH`] ahead. The batch's tensors are built there too, leaving the training
+    /// thread nothing to do but train.
+    fn spawn<R: Read + Send + 'static>(mut stream: ShuffleStream<R>, size: usize, device: &Device) -> Self {
         let (tx, rx) = sync_channel(PREFETCH);
+        let device = device.clone();
         // Detached: it ends at the end of the input, or once the receiver is dropped (a new
         // epoch, the end of training) and its next send fails.
         std::thread::spawn(move || loop {
             match stream.next_rows(size) {
                 Ok(None) => return,
-                Ok(Some(batch)) => {
-                    if tx.send(Ok(batch)).is_err() {
+                Ok(Some(rows)) => {
+                    if tx.send(rows.range_batch(0, rows.len(), &device)).is_err() {
                         return;
                     }
                 }
@@ -249,17 +252,14 @@ impl<R: Read + Send + 'static> TrainingRows for Streamed<R> {
             return at.batch(data, size, device);
         }
         if let Some(stream) = self.stream.take() {
-            self.prefetch = Some(Prefetch::spawn(stream, size));
+            self.prefetch = Some(Prefetch::spawn(stream, size, device));
         }
         let prefetch = self.prefetch.as_ref().ok_or_else(|| Error::Config("no epoch started".into()))?;
         if prefetch.size != size {
             return Err(Error::Config(format!("batches of {size} rows after batches of {}", prefetch.size)));
         }
         match prefetch.rx.recv() {
-            Ok(rows) => {
-                let rows = rows?;
-                rows.range_batch(0, rows.len(), device)
-            }
+            Ok(batch) => batch,
             Err(_) => Err(self.changed("fewer valid rows now".into())),
         }
     }
