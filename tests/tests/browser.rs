@@ -323,6 +323,12 @@ async fn train_phase(c: &Client) -> Option<String> {
     c.find(Locator::Css("#adaftr-train")).await.ok()?.attr("data-phase").await.ok()?
 }
 
+/// Fetches a URL in the page and returns its bytes as base64 (`arguments`: the URL).
+const FETCH_AS_BASE64: &str = "const [url, done] = arguments; fetch(url).then(r => r.arrayBuffer()).then(b => { \
+     const u = new Uint8Array(b); let s = ''; \
+     for (let i = 0; i < u.length; i += 32768) s += String.fromCharCode.apply(null, u.subarray(i, i + 32768)); \
+     done(btoa(s)); });";
+
 /// Standard base64 (what the page's `btoa` writes) to bytes.
 fn from_base64(s: &str) -> Vec<u8> {
     let value = |b: u8| match b {
@@ -400,7 +406,7 @@ async fn site_trains_in_the_browser_as_native_core_does() {
     }
     let during = train_phase(&c).await.unwrap_or_default();
     eprintln!("edit-to-prediction while training ({during}): {latencies:.0?} ms (through webdriver)");
-    assert!(latencies.iter().all(|&ms| ms < 1500.0), "the page froze while training: {latencies:?} ms");
+    assert!(latencies.iter().all(|&ms| ms < 2000.0), "the page froze while training: {latencies:?} ms");
 
     // 3. The run ends, the trained model becomes the current one, with curves drawn.
     wait_long(&c, "training to finish", 300, |c| async move { train_phase(&c).await.filter(|p| p == "Done") }).await;
@@ -425,16 +431,7 @@ async fn site_trains_in_the_browser_as_native_core_does() {
     // 4. The download is a bundle that native core loads, predicts with as the page does,
     // and evaluates to the AUCs the page showed, on the same held-out rows.
     let href = c.find(Locator::Css("#adaftr-train-download")).await.unwrap().attr("href").await.unwrap().unwrap();
-    let b64 = c
-        .execute_async(
-            "const [url, done] = arguments; fetch(url).then(r => r.arrayBuffer()).then(b => { \
-             const u = new Uint8Array(b); let s = ''; \
-             for (let i = 0; i < u.length; i += 32768) s += String.fromCharCode.apply(null, u.subarray(i, i + 32768)); \
-             done(btoa(s)); });",
-            vec![json!(href)],
-        )
-        .await
-        .unwrap();
+    let b64 = c.execute_async(FETCH_AS_BASE64, vec![json!(href)]).await.unwrap();
     let bytes = from_base64(b64.as_str().unwrap());
     let trained = bundle::load(&bytes, &Device::Cpu).unwrap();
     assert_eq!(trained.summary.notes.get("trained").map(String::as_str), Some("in the browser"));
@@ -449,7 +446,42 @@ async fn site_trains_in_the_browser_as_native_core_does() {
         assert!((page - native).abs() < 1e-4, "page AUC {page} vs native {native}");
     }
 
-    // 5. A malformed CSV: the error names the file, line and column; the model stays.
+    // 5. Fine-tune the trained model for several epochs: Pause holds the step count,
+    // Resume goes on, Stop ends the run with the model as it stood, which becomes current.
+    c.find(Locator::Css("#adaftr-train-start")).await.unwrap().select_by_value("fine-tune").await.unwrap();
+    let epochs = c.find(Locator::Css("#adaftr-train-epochs")).await.unwrap();
+    epochs.clear().await.unwrap();
+    epochs.send_keys("20").await.unwrap();
+    c.find(Locator::Css("#adaftr-train-file")).await.unwrap().send_keys(csv_path.to_str().unwrap()).await.unwrap();
+    c.find(Locator::Css("#adaftr-train-start-button")).await.unwrap().click().await.unwrap();
+    let steps = |c: Client| async move {
+        let s = c.find(Locator::Css("#adaftr-train-status")).await.ok()?.attr("data-steps").await.ok()??;
+        s.parse::<usize>().ok()
+    };
+    wait_long(&c, "fine-tuning to make progress", 120, |c| async move { steps(c).await.filter(|&n| n >= 3) }).await;
+    c.find(Locator::Css("#adaftr-train-pause")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "the pause", |c| async move { train_phase(&c).await.filter(|p| p == "Paused") }).await;
+    // The slice that was running when Pause arrived may still report; then nothing moves.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = steps(c.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(steps(c.clone()).await.unwrap(), held, "training went on while paused");
+    c.find(Locator::Css("#adaftr-train-resume")).await.unwrap().click().await.unwrap();
+    wait_long(&c, "training to resume", 60, |c| async move { steps(c).await.filter(|&n| n > held) }).await;
+    c.find(Locator::Css("#adaftr-train-stop")).await.unwrap().click().await.unwrap();
+    wait_long(&c, "the stop", 120, |c| async move { train_phase(&c).await.filter(|p| p == "Stopped") }).await;
+    let (p2, inst2, id2) = wait_for(&c, "the stopped run's model", |c| {
+        let id1 = id1.clone();
+        async move { shown(&c).await.filter(|(_, _, id)| *id != id1) }
+    })
+    .await;
+    let href = c.find(Locator::Css("#adaftr-train-download")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let b64 = c.execute_async(FETCH_AS_BASE64, vec![json!(href)]).await.unwrap();
+    let stopped = bundle::load(&from_base64(b64.as_str().unwrap()), &Device::Cpu).unwrap();
+    assert_matches_native(&stopped, &p2, &inst2);
+    assert_eq!(stopped.schema, trained.schema, "fine-tuning keeps the model's schema");
+
+    // 6. A malformed CSV: the error names the file, line and column; the model stays.
     let mut text = String::from_utf8(csv[..200_000].to_vec()).unwrap();
     text.truncate(text.rfind('\n').unwrap() + 1);
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
@@ -468,8 +500,8 @@ async fn site_trains_in_the_browser_as_native_core_does() {
     .await;
     assert!(err.contains("bad.csv:121") && err.contains("numerical_3"), "{err}");
     let after = shown(&c).await.unwrap();
-    assert_eq!(after.2, id1, "a failed run replaced the model");
-    assert_matches_native(&trained, &after.0, &after.1);
+    assert_eq!(after.2, id2, "a failed run replaced the model");
+    assert_matches_native(&stopped, &after.0, &after.1);
 
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&tmp);
