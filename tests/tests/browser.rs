@@ -254,6 +254,39 @@ async fn site_predicts_like_native_core() {
     std::fs::create_dir_all(&shots).unwrap();
     screenshot(&c, 1280, 1400, &shots.join("e2e-screenshot.png")).await;
     screenshot(&c, 390, 2400, &shots.join("e2e-screenshot-390.png")).await;
+
+    // On a phone (390 px), an edit far down the editor leaves the predictions in view:
+    // the sticky summary shows the new prediction at the top of the screen.
+    c.set_window_size(390, 844).await.unwrap();
+    let far = default.schema.num_numeric() - 1;
+    let slider = c.find(Locator::Css(&format!("#adaftr-num-{far}"))).await.unwrap();
+    c.execute("arguments[0].scrollIntoView({block: 'center'});", vec![serde_json::to_value(&slider).unwrap()])
+        .await
+        .unwrap();
+    let before = shown(&c).await.unwrap().1.num[far];
+    for _ in 0..10 {
+        slider.send_keys(&Key::Right.to_string()).await.unwrap();
+    }
+    let (p_far, _, _) =
+        wait_for(&c, "the edit far down", |c| async move { shown(&c).await.filter(|(_, i, _)| i.num[far] > before) })
+            .await;
+    let layout = c
+        .execute(
+            "const s = document.getElementById('adaftr-sticky').getBoundingClientRect(); \
+             const f = arguments[0].getBoundingClientRect(); \
+             return {top: s.top, bottom: s.bottom, h: window.innerHeight, field: f.top, \
+                     pctr: document.getElementById('adaftr-sticky').dataset.pctr, y: window.scrollY};",
+            vec![serde_json::to_value(&slider).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert!(layout["y"].as_f64().unwrap() > 1000.0, "the page did not scroll to the field: {layout}");
+    let (top, bottom, h) =
+        (layout["top"].as_f64().unwrap(), layout["bottom"].as_f64().unwrap(), layout["h"].as_f64().unwrap());
+    assert!(top >= 0.0 && bottom <= h, "the predictions are off screen after an edit at 390 px: {layout}");
+    let sticky_pctr: f32 = layout["pctr"].as_str().unwrap().parse().unwrap();
+    assert_eq!(sticky_pctr, p_far.pctr, "the summary shows the edited instance's prediction");
+    std::fs::write(shots.join("e2e-phone-390-after-edit.png"), c.screenshot().await.unwrap()).unwrap();
     c.set_window_size(1280, 1000).await.unwrap();
 
     // 3. Upload a freshly trained bundle with a different schema.

@@ -12,6 +12,7 @@ use super::load::{load_default, load_file, Source};
 use super::panels::{Diagnostics, ModelCard, Predictions, Timings};
 use super::upload::UploadZone;
 use super::{FeatureEditor, TrainPanel, WhatIf};
+use crate::format::{exact, percent};
 use crate::state::{Action, State};
 use crate::timing::{mean_duration, Measured, BUDGET_MS};
 
@@ -140,6 +141,17 @@ pub fn app(props: &AppProps) -> Html {
                 { status }
                 { for error }
             </header>
+            // On a narrow screen the predictions card comes after the whole editor; this
+            // summary stays at the top of the screen while the editor scrolls by.
+            if let Some(Ok(pred)) = &prediction.0 {
+                <div id="adaftr-sticky" class="sticky-summary" role="status" aria-label="current predictions"
+                    data-pctr={exact(pred.pctr)} data-pcvr={exact(pred.pcvr)}>
+                    <span>{ "pCTR " }<strong>{ percent(pred.pctr) }</strong></span>
+                    <span>{ "pCVR " }<strong>{ percent(pred.pcvr) }</strong></span>
+                    <span>{ "pCTCVR " }<strong>{ percent(pred.pctcvr) }</strong></span>
+                    <span>{ "tau " }<strong>{ pred.tau.map_or("n/a".to_string(), |t| format!("{t:.3}")) }</strong></span>
+                </div>
+            }
             <div class="layout">
                 <div class="col">
                     if let Some(m) = &state.model {
