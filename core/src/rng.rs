@@ -11,6 +11,16 @@ pub struct Rng {
     s: [u64; 4],
 }
 
+/// Where an FNV-1a hash starts.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes`, continuing from `h` ([`FNV_OFFSET`] for a fresh hash): stable names
+/// and keys to seeds (parameter names, group keys) and checksums, the same on every
+/// platform.
+pub fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
 fn splitmix64(x: &mut u64) -> u64 {
     *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *x;

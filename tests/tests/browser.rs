@@ -149,18 +149,11 @@ async fn shown(c: &Client) -> Option<(Prediction, Instance, String)> {
     Some((Prediction { pctr, pcvr, pctcvr, tau }, inst, id))
 }
 
-async fn wait_for<T, F>(c: &Client, what: &str, mut check: impl FnMut(Client) -> F) -> T
+async fn wait_for<T, F>(c: &Client, what: &str, check: impl FnMut(Client) -> F) -> T
 where
     F: std::future::Future<Output = Option<T>>,
 {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = check(c.clone()).await {
-            return v;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_long(c, what, 30, check).await
 }
 
 fn assert_matches_native(b: &Bundle, page: &Prediction, inst: &Instance) {
@@ -348,7 +341,7 @@ where
             return v;
         }
         assert!(t0.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -33,19 +33,20 @@ pub fn select(arg: DeviceArg) -> Result<Device> {
 /// `mpirun`, the ranks on a machine take its GPUs in turn by local rank.
 fn gpu_ordinal() -> usize {
     let local = crate::distributed::local_rank().unwrap_or(0);
+    match gpu_count() {
+        0 => local,
+        n => local % n,
+    }
+}
+
+/// The number of GPUs this process sees (none without the `cuda` feature, or without a
+/// driver).
+pub fn gpu_count() -> usize {
     #[cfg(feature = "cuda")]
     {
         use candle_core::cuda_backend::cudarc::driver::CudaContext;
-        if let Ok(n @ 1..) = CudaContext::device_count() {
-            return local % n as usize;
-        }
+        CudaContext::device_count().map_or(0, |n| n.max(0) as usize)
     }
-    local
-}
-
-/// The number of GPUs this process sees.
-#[cfg(feature = "nccl")]
-pub fn gpu_count() -> usize {
-    use candle_core::cuda_backend::cudarc::driver::CudaContext;
-    CudaContext::device_count().map_or(0, |n| n.max(0) as usize)
+    #[cfg(not(feature = "cuda"))]
+    0
 }

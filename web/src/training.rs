@@ -275,7 +275,7 @@ pub enum Phase {
 impl Progress {
     pub const MAX_POINTS: usize = 400;
 
-    /// A run that starts reading a file of `size` bytes at `now` (ms).
+    /// A run that starts reading a file of `size` bytes.
     pub fn reading(size: f64) -> Self {
         Self { phase: Phase::Reading, read: (0.0, size), ..Self::default() }
     }

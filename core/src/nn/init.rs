@@ -12,7 +12,7 @@ use candle_nn::init::NormalOrUniform;
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
-use crate::rng::Rng;
+use crate::rng::{fnv1a, Rng, FNV_OFFSET};
 
 /// The trainable parameters of a model, by name (the name is also the bundle tensor name).
 #[derive(Clone, Default)]
@@ -119,10 +119,6 @@ struct SeededBackend {
     source: Source,
 }
 
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
 fn draw(init: Init, shape: &Shape, rng: &mut Rng) -> Vec<f32> {
     let n = shape.elem_count();
     let uniform = |lo: f64, up: f64, rng: &mut Rng| (0..n).map(|_| (lo + (up - lo) * rng.next_f64()) as f32).collect();
@@ -171,7 +167,7 @@ impl SimpleBackend for SeededBackend {
             Source::Seeded(seed) => *seed,
             Source::Strict(..) => return Err(fail(crate::Error::MissingTensor(name.to_string()))),
         };
-        let mut rng = Rng::derive(seed, fnv1a(name));
+        let mut rng = Rng::derive(seed, fnv1a(FNV_OFFSET, name.as_bytes()));
         let values = draw(h, &s, &mut rng);
         let var = Var::from_tensor(&Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?)?;
         vars.insert(name.to_string(), var.clone());

@@ -146,11 +146,6 @@ impl Trainer {
         self.group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()))
     }
 
-    /// Leaves the group (the trainer goes on alone), returning it.
-    pub fn leave(&mut self) -> Option<Box<dyn Collective>> {
-        self.group.take()
-    }
-
     pub fn evaluate(&self, ds: &Dataset) -> Result<Evaluation> {
         let p = predict(self.model(), ds, self.config().train.batch_size.max(256), &self.device)?;
         Ok(Evaluation::compute(&p, ds))

@@ -17,6 +17,7 @@ use candle_core::{DType, Tensor};
 use crate::error::{Error, Result};
 use crate::model::Outputs;
 use crate::nn::Params;
+use crate::rng::{fnv1a, FNV_OFFSET};
 
 /// A group of processes training one model together. Every rank calls the same methods in
 /// the same order; an implementation blocks until all ranks have called.
@@ -179,16 +180,11 @@ pub(crate) fn sum_gradients(params: &Params, grads: &mut GradStore, group: &mut 
 
 /// A hash of every parameter's name and bits (FNV-1a), equal on replicas that agree.
 pub fn checksum(params: &Params) -> Result<u64> {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut h = FNV_OFFSET;
     for (name, var) in params.sorted() {
-        eat(name.as_bytes());
+        h = fnv1a(h, name.as_bytes());
         for x in var.as_tensor().flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()? {
-            eat(&x.to_bits().to_le_bytes());
+            h = fnv1a(h, &x.to_bits().to_le_bytes());
         }
     }
     Ok(h)
