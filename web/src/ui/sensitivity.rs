@@ -75,7 +75,7 @@ pub fn sensitivity_panel(p: &SensitivityProps) -> Html {
             <Select id="adaftr-rank-by" label="Rank features by how far they move:" options={(*options).clone()}
                 value={by.key().to_string()} on_change={on_rank} />
             <p class="hint">{ format!(
-                "Each feature is moved over its range with the others held: a numeric over {} values from its minimum to its maximum, a categorical over unknown (OOV) and its {} most frequent values. The bar is how far {} moves, against the top feature. Choose a feature to see it in the what-if chart.",
+                "Each feature is moved over its range with the others held: a numeric over {} values from its minimum to its maximum, a categorical over unknown (OOV) and its {} most frequent values; the instance's own values count too. The bar is how far {} moves, against the top feature. Choose a feature to see it in the what-if chart.",
                 sensitivity::NUMERIC_POINTS, sensitivity::MAX_CATEGORICAL_VALUES - 1, by.label()
             ) }</p>
             <ol class="sens-list">{ for ranked.iter().map(row) }</ol>
