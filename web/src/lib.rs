@@ -3,6 +3,8 @@
 //! Everything that can be tested without a browser lives in plain modules that compile
 //! natively: [`state`] (the app state and its transitions), [`editor`] (building and
 //! editing instances, examples), [`sweep`] (what-if sweeps and chart geometry),
+//! [`sensitivity`] (which features move the outputs for one instance), [`relmap`] (the
+//! relatedness map over two features, its colours and geometry),
 //! [`format`] (numbers and the relatedness reading), [`timing`] (timing with the
 //! browser's coarse clock), [`model`] (loading bundles, upload checks, the model card) and
 //! [`demo`] (small trained bundles for development and tests); [`training`] is what the
@@ -14,6 +16,8 @@ pub mod demo;
 pub mod editor;
 pub mod format;
 pub mod model;
+pub mod relmap;
+pub mod sensitivity;
 pub mod state;
 pub mod sweep;
 pub mod timing;

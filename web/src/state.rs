@@ -7,6 +7,8 @@ use adaftr_core::inference::{Instance, Prediction};
 
 use crate::editor::{default_instance, instance_from_example, random_instance, set_categorical, set_numeric};
 use crate::model::LoadedModel;
+use crate::relmap;
+use crate::sensitivity::{self, Output};
 use crate::sweep::{self, FeatureRef};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +25,57 @@ pub enum Action {
     Reset,
     Sweep(FeatureRef),
     DismissError,
+    /// A choice in the sensitivity panel or the relatedness map.
+    Panel(PanelAction),
+}
+
+/// What the visitor chooses in the sensitivity panel and the relatedness map.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PanelAction {
+    /// Rank the features by how far they move this output.
+    RankBy(Output),
+    /// Put a feature on the map's x (`false`) or y (`true`) axis; the feature already on
+    /// the other axis swaps over, so the axes never coincide.
+    MapAxis { y: bool, feature: FeatureRef },
+    /// Colour the map by this output.
+    MapShow(Output),
+}
+
+/// The sensitivity panel's and the relatedness map's choices.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Panels {
+    pub rank_by: Output,
+    pub map_x: Option<FeatureRef>,
+    pub map_y: Option<FeatureRef>,
+    pub map_show: Output,
+}
+
+impl Panels {
+    /// The choices for a newly loaded model, whose instance is `inst`: the map's axes are
+    /// the two numerics the sensitivity ranking puts first for tau (one batched prediction).
+    fn for_model(m: &LoadedModel, inst: &Instance, keep: Panels) -> Self {
+        let schema = &m.bundle.schema;
+        let plan = sensitivity::plan(schema, inst);
+        let rows = m.bundle.predict(&plan.instances).ok().and_then(|p| sensitivity::summarise(schema, &plan, &p));
+        let (map_x, map_y) = relmap::default_axes(schema, rows.as_deref().unwrap_or_default());
+        Panels { map_x, map_y, ..keep }
+    }
+
+    fn apply(&mut self, schema: &adaftr_core::schema::Schema, a: PanelAction) {
+        match a {
+            PanelAction::RankBy(o) => self.rank_by = o,
+            PanelAction::MapShow(o) => self.map_show = o,
+            PanelAction::MapAxis { y, feature } if feature.exists(schema) => {
+                let (this, other) =
+                    if y { (&mut self.map_y, &mut self.map_x) } else { (&mut self.map_x, &mut self.map_y) };
+                if *other == Some(feature) {
+                    *other = *this;
+                }
+                *this = Some(feature);
+            }
+            PanelAction::MapAxis { .. } => {}
+        }
+    }
 }
 
 impl std::fmt::Debug for LoadedModel {
@@ -40,6 +93,7 @@ pub struct State {
     pub loading: Option<String>,
     /// Label of the example last applied, if the instance came from one.
     pub example: Option<String>,
+    pub panels: Panels,
 }
 
 impl Default for State {
@@ -51,6 +105,7 @@ impl Default for State {
             error: None,
             loading: None,
             example: None,
+            panels: Panels::default(),
         }
     }
 }
@@ -68,6 +123,7 @@ impl State {
                     sweep::all_features(schema).into_iter().find(|g| g.name(schema) == Some(name))
                 });
                 self.sweep = keep.or_else(|| sweep::default_feature(schema));
+                self.panels = Panels::for_model(&m, &self.instance, self.panels);
                 self.model = Some(m);
                 self.error = None;
                 self.loading = None;
@@ -119,6 +175,11 @@ impl State {
                 }
             }
             Action::DismissError => self.error = None,
+            Action::Panel(a) => {
+                if let Some(m) = &self.model {
+                    self.panels.apply(&m.bundle.schema, a);
+                }
+            }
         }
     }
 
@@ -138,6 +199,37 @@ impl State {
         let m = self.model.as_ref()?;
         let plan = sweep::plan(&m.bundle.schema, &self.instance, self.sweep?)?;
         Some(m.bundle.predict(&plan.instances).map(|p| (plan, p)).map_err(|e| e.to_string()))
+    }
+
+    /// How far each feature moves each output for the current instance, in feature order
+    /// (one batched `Bundle::predict` call).
+    pub fn sensitivity(&self) -> Option<Result<Vec<sensitivity::Row>, String>> {
+        let m = self.model.as_ref()?;
+        let schema = &m.bundle.schema;
+        let plan = sensitivity::plan(schema, &self.instance);
+        Some(m.bundle.predict(&plan.instances).map_err(|e| e.to_string()).and_then(|p| {
+            sensitivity::summarise(schema, &plan, &p).ok_or_else(|| "the batch came back short".to_string())
+        }))
+    }
+
+    /// The relatedness map over the chosen axes (one batched `Bundle::predict` call).
+    pub fn relmap(&self) -> Option<Result<relmap::RelMap, String>> {
+        let m = self.model.as_ref()?;
+        let grid = relmap::plan(&m.bundle.schema, &self.instance, self.panels.map_x?, self.panels.map_y?)?;
+        Some(
+            m.bundle
+                .predict(&grid.instances)
+                .map_err(|e| e.to_string())
+                .and_then(|p| relmap::RelMap::new(grid, &p).ok_or_else(|| "the batch came back short".to_string())),
+        )
+    }
+
+    /// tau of each example shipped with the model (one batch; empty without examples or tau).
+    pub fn example_taus(&self) -> Vec<(String, f32)> {
+        let Some(m) = &self.model else { return Vec::new() };
+        let instances = relmap::example_instances(&m.bundle.schema, &m.examples);
+        let preds = if instances.is_empty() { Vec::new() } else { m.bundle.predict(&instances).unwrap_or_default() };
+        m.examples.iter().zip(preds).filter_map(|(e, p)| Some((e.label.clone(), p.tau?))).collect()
     }
 }
 
@@ -238,5 +330,64 @@ mod tests {
         t.apply(Action::Loaded(loaded(2, false)));
         t.apply(Action::Random(5));
         assert_eq!(t.instance, random_instance(&m.bundle.schema, 5));
+    }
+
+    #[test]
+    fn panel_choices_and_map_axes() {
+        let mut s = State::default();
+        s.apply(Action::Panel(PanelAction::RankBy(Output::Pctr)));
+        assert_eq!(s.panels, Panels::default(), "nothing to choose without a model");
+        s.apply(Action::Loaded(loaded(1, false)));
+        let m = s.model.clone().unwrap();
+        let schema = &m.bundle.schema;
+        // The default axes: the two numerics that move tau most at the loaded instance.
+        let rows = s.sensitivity().unwrap().unwrap();
+        let want = relmap::default_axes(schema, &rows);
+        assert!(matches!(want, (Some(FeatureRef::Num(_)), Some(FeatureRef::Num(_)))));
+        assert_eq!((s.panels.map_x, s.panels.map_y), want);
+        assert_eq!((s.panels.rank_by, s.panels.map_show), (Output::Tau, Output::Tau));
+
+        s.apply(Action::Panel(PanelAction::RankBy(Output::Pcvr)));
+        s.apply(Action::Panel(PanelAction::MapShow(Output::Pcvr)));
+        assert_eq!((s.panels.rank_by, s.panels.map_show), (Output::Pcvr, Output::Pcvr));
+        s.apply(Action::Panel(PanelAction::MapAxis { y: false, feature: FeatureRef::Cat(2) }));
+        assert_eq!((s.panels.map_x, s.panels.map_y), (Some(FeatureRef::Cat(2)), want.1));
+        // Choosing the other axis's feature swaps the two.
+        s.apply(Action::Panel(PanelAction::MapAxis { y: true, feature: FeatureRef::Cat(2) }));
+        assert_eq!((s.panels.map_x, s.panels.map_y), (want.1, Some(FeatureRef::Cat(2))));
+        s.apply(Action::Panel(PanelAction::MapAxis { y: true, feature: FeatureRef::Num(77) }));
+        assert_eq!(s.panels.map_y, Some(FeatureRef::Cat(2)), "unknown features are ignored");
+
+        let map = s.relmap().unwrap().unwrap();
+        assert_eq!((map.x.feature, map.y.feature), (want.1.unwrap(), FeatureRef::Cat(2)));
+        assert_eq!(map.size(), (relmap::NUMERIC_POINTS, schema.categorical[2].cardinality()));
+        // An edit changes the map; the choices stay.
+        let before = map.tau.clone();
+        s.apply(Action::SetNum(0, 0.29));
+        s.apply(Action::SetCat(0, 4));
+        assert_ne!(s.relmap().unwrap().unwrap().tau, before);
+        assert_eq!(s.panels.map_y, Some(FeatureRef::Cat(2)));
+
+        // A new model gets its own axes and keeps the outputs chosen.
+        s.apply(Action::Loaded(loaded(2, false)));
+        assert_eq!((s.panels.map_x, s.panels.map_y), want);
+        assert_eq!((s.panels.rank_by, s.panels.map_show), (Output::Pcvr, Output::Pcvr));
+    }
+
+    #[test]
+    fn example_taus_come_from_one_batch() {
+        let mut s = State::default();
+        assert!(s.example_taus().is_empty());
+        s.apply(Action::Loaded(loaded(1, true)));
+        let m = s.model.clone().unwrap();
+        let taus = s.example_taus();
+        assert_eq!(taus.len(), 3);
+        for ((label, tau), ex) in taus.iter().zip(&m.examples) {
+            assert_eq!(label, &ex.label);
+            let one = m.bundle.predict(&[instance_from_example(&m.bundle.schema, ex)]).unwrap()[0];
+            assert!((one.tau.unwrap() - tau).abs() < 1e-6);
+        }
+        s.apply(Action::Loaded(loaded(2, false)));
+        assert!(s.example_taus().is_empty());
     }
 }

@@ -3,7 +3,7 @@
 //! batched `Bundle::predict` call; and the geometry of the inline SVG chart.
 
 use adaftr_core::inference::{Instance, Prediction};
-use adaftr_core::schema::Schema;
+use adaftr_core::schema::{CategoricalField, NumericField, Schema};
 
 use crate::editor::numeric_range;
 
@@ -65,6 +65,29 @@ pub fn default_feature(schema: &Schema) -> Option<FeatureRef> {
     }
 }
 
+/// `n` evenly spaced values over a numeric field's slider range, both ends included
+/// (the what-if chart, the sensitivity panel and the relatedness map all sample so).
+pub fn numeric_points(f: &NumericField, n: usize) -> Vec<f32> {
+    let (lo, hi) = numeric_range(f);
+    match n {
+        0 => Vec::new(),
+        1 => vec![lo],
+        _ => (0..n).map(|k| lo + (hi - lo) * k as f32 / (n - 1) as f32).collect(),
+    }
+}
+
+/// At most `cap` ids of a categorical field: OOV (0) and the most frequent known values
+/// (vocabularies are in order of training frequency), with `current` added when the cap
+/// leaves it out, so a capped sample still contains the instance's own value. Ascending.
+pub fn capped_ids(f: &CategoricalField, current: u32, cap: usize) -> Vec<u32> {
+    let shown = f.cardinality().min(cap.max(1)) as u32;
+    let mut ids: Vec<u32> = (0..shown).collect();
+    if current >= shown && (current as usize) < f.cardinality() {
+        ids.push(current);
+    }
+    ids
+}
+
 /// The instances of one sweep and how to label them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepPlan {
@@ -84,9 +107,7 @@ pub fn plan(schema: &Schema, inst: &Instance, feature: FeatureRef) -> Option<Swe
     match feature {
         FeatureRef::Num(i) => {
             let f = schema.numeric.get(i)?;
-            let (lo, hi) = numeric_range(f);
-            let xs: Vec<f32> =
-                (0..NUMERIC_POINTS).map(|k| lo + (hi - lo) * k as f32 / (NUMERIC_POINTS - 1) as f32).collect();
+            let xs = numeric_points(f, NUMERIC_POINTS);
             let instances = xs
                 .iter()
                 .map(|&x| {

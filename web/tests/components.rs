@@ -133,10 +133,11 @@ async fn shows_predictions_chart_card_and_timings() {
     let card = m.find("#adaftr-card").unwrap().text_content().unwrap();
     assert!(card.contains(b.config.model.backbone.name()), "{card}");
     assert!(m.find("#adaftr-diag").unwrap().text_content().unwrap().contains("sweep of 64 points"));
-    // One labelled input per feature, plus the sweep picker, the upload and the Train
-    // panel's seven (CSV, schema, start, backbone, mode, epochs, validation share).
+    // One labelled input per feature, plus the sweep picker, the upload, the Train
+    // panel's seven (CSV, schema, start, backbone, mode, epochs, validation share), the
+    // sensitivity ranking's output and the relatedness map's three (x, y, output).
     let inputs = m.root.query_selector_all("select, input").unwrap();
-    assert_eq!(inputs.length() as usize, b.schema.num_categorical() + b.schema.num_numeric() + 2 + 7);
+    assert_eq!(inputs.length() as usize, b.schema.num_categorical() + b.schema.num_numeric() + 2 + 7 + 1 + 3);
     for k in 0..inputs.length() {
         let el: Element = inputs.item(k).unwrap().dyn_into().unwrap();
         let id = el.id();
@@ -306,4 +307,231 @@ async fn the_train_panel_offers_fine_tuning_and_asks_for_a_file() {
     assert!(err.contains("Choose a CSV"), "{err}");
     assert_eq!(m.attr("#adaftr-train", "data-phase").as_deref(), Some("Idle"));
     assert_eq!(m.prediction(), (p, inst));
+}
+
+fn select(m: &Mounted, sel: &str, value: &str) {
+    let el: HtmlSelectElement = m.find(sel).unwrap().dyn_into().unwrap();
+    el.set_value(value);
+    m.fire(&el, "change");
+}
+
+/// One row of the sensitivity ranking: feature, kind, [pctr, pcvr, tau] as (min, max).
+type Ranked = (String, String, [(f32, f32); 3]);
+
+/// The sensitivity ranking the page shows.
+fn ranking(m: &Mounted) -> Vec<Ranked> {
+    let json: serde_json::Value =
+        serde_json::from_str(&m.attr("#adaftr-sensitivity", "data-ranking").unwrap()).unwrap();
+    let span = |v: &serde_json::Value| (v["min"].as_f64().unwrap() as f32, v["max"].as_f64().unwrap() as f32);
+    json.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let name = r["feature"].as_str().unwrap().to_string();
+            (name, r["kind"].as_str().unwrap().to_string(), [span(&r["pctr"]), span(&r["pcvr"]), span(&r["tau"])])
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn the_sensitivity_panel_ranks_every_feature_and_picks_the_sweep() {
+    use adaftr_web::sensitivity::{plan, summarise, Output};
+    let b = bundle();
+    let m = Mounted::new().await;
+    let rows = m.root.query_selector_all("#adaftr-sensitivity button.sens-row").unwrap();
+    assert_eq!(rows.length() as usize, b.schema.num_categorical() + b.schema.num_numeric());
+    assert_eq!(m.attr("#adaftr-sensitivity", "data-rank-by").as_deref(), Some("tau"));
+
+    // The page's ranking is core's, for the shown instance, widest tau range first.
+    let (_, inst) = m.prediction();
+    let p = plan(&b.schema, &inst);
+    let native = summarise(&b.schema, &p, &b.predict(&p.instances).unwrap()).unwrap();
+    let shown = ranking(&m);
+    assert_eq!(shown.len(), native.len());
+    for (name, kind, spans) in &shown {
+        let row = native.iter().find(|r| &r.name == name).unwrap();
+        assert_eq!(kind, row.kind);
+        for (k, o) in Output::ALL.into_iter().enumerate() {
+            let s = row.span(o).unwrap();
+            assert!((spans[k].0 - s.min).abs() < 1e-6 && (spans[k].1 - s.max).abs() < 1e-6, "{name} {o:?}");
+        }
+    }
+    let width = |r: &Ranked, k: usize| r.2[k].1 - r.2[k].0;
+    assert!(shown.windows(2).all(|w| width(&w[0], 2) >= width(&w[1], 2)));
+    assert!(width(&shown[0], 2) > 0.0);
+
+    // Ranking by pCTR reorders the list.
+    select(&m, "#adaftr-rank-by", "pctr");
+    until("ranked by pCTR", || (m.attr("#adaftr-sensitivity", "data-rank-by")? == "pctr").then_some(())).await;
+    let by_ctr = ranking(&m);
+    assert!(by_ctr.windows(2).all(|w| width(&w[0], 0) >= width(&w[1], 0)));
+
+    // A row is a button: choosing one shows its feature in the what-if chart.
+    let pick = shown.iter().find(|r| r.1 == "categorical").unwrap().0.clone();
+    let button = m.find(&format!("#adaftr-sensitivity button[data-feature='{pick}']")).unwrap();
+    assert_eq!(button.tag_name(), "BUTTON");
+    assert_ne!(m.attr("#adaftr-chart", "data-feature").as_deref(), Some(pick.as_str()));
+    button.dyn_ref::<web_sys::HtmlElement>().unwrap().click();
+    until("the chart shows the chosen feature", || (m.attr("#adaftr-chart", "data-feature")? == pick).then_some(()))
+        .await;
+    let sweep: HtmlSelectElement = m.find("#adaftr-sweep-feature").unwrap().dyn_into().unwrap();
+    let c = b.schema.categorical.iter().position(|f| f.name == pick).unwrap();
+    until("the sweep select follows", || (sweep.value() == format!("cat-{c}")).then_some(())).await;
+    assert_eq!(button.get_attribute("aria-pressed").as_deref(), Some("true"));
+}
+
+/// The relatedness map's grid of one output, `rows[j][i]`.
+fn grid(m: &Mounted, attr: &str) -> Vec<Vec<f32>> {
+    serde_json::from_str(&m.attr("#adaftr-relmap", attr).unwrap()).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_relatedness_map_follows_edits_and_axes() {
+    use adaftr_web::relmap::plan;
+    let b = bundle();
+    let m = Mounted::new().await;
+    let cells = || m.root.query_selector_all("#adaftr-relmap rect.cell").unwrap().length() as usize;
+    assert!(cells() >= 24 * 24, "{}", cells());
+    let feature = |name: &str| {
+        adaftr_web::sweep::all_features(&b.schema).into_iter().find(|f| f.name(&b.schema) == Some(name)).unwrap()
+    };
+    // The default axes are the two numerics that move tau most.
+    let (x, y) = (m.attr("#adaftr-relmap", "data-x").unwrap(), m.attr("#adaftr-relmap", "data-y").unwrap());
+    let numerics: Vec<String> = ranking(&m).into_iter().filter(|r| r.1 == "numeric").map(|r| r.0).take(2).collect();
+    assert_eq!([x.clone(), y.clone()], [numerics[0].clone(), numerics[1].clone()]);
+
+    // The map is core's predictions over the grid of the shown instance.
+    let check = |m: &Mounted| {
+        let (_, inst) = m.prediction();
+        let (x, y) = (m.attr("#adaftr-relmap", "data-x").unwrap(), m.attr("#adaftr-relmap", "data-y").unwrap());
+        let g = plan(&b.schema, &inst, feature(&x), feature(&y)).unwrap();
+        let xs: Vec<f32> = serde_json::from_str(&m.attr("#adaftr-relmap", "data-xs").unwrap()).unwrap();
+        assert_eq!(xs, g.x.values);
+        let preds = b.predict(&g.instances).unwrap();
+        let (tau, pcvr) = (grid(m, "data-tau"), grid(m, "data-pcvr"));
+        assert_eq!((tau.len(), tau[0].len()), (g.y.values.len(), g.x.values.len()));
+        for (k, p) in preds.iter().enumerate() {
+            let (i, j) = (k % xs.len(), k / xs.len());
+            assert!((tau[j][i] - p.tau.unwrap()).abs() < 1e-6 && (pcvr[j][i] - p.pcvr).abs() < 1e-6);
+        }
+        tau
+    };
+    let before = check(&m);
+
+    // An edit of a feature off the map redraws it.
+    let n = (0..b.schema.num_numeric())
+        .find(|&i| Some(b.schema.numeric[i].name.as_str()) != Some(x.as_str()) && b.schema.numeric[i].name != y)
+        .unwrap();
+    let (lo, hi) = adaftr_web::editor::numeric_range(&b.schema.numeric[n]);
+    let slider: HtmlInputElement = m.find(&format!("#adaftr-num-{n}")).unwrap().dyn_into().unwrap();
+    let old = m.attr("#adaftr-relmap", "data-tau").unwrap();
+    slider.set_value(&(lo + 0.05 * (hi - lo)).to_string());
+    m.fire(&slider, "input");
+    until("the map after an edit", || (m.attr("#adaftr-relmap", "data-tau")? != old).then_some(())).await;
+    assert_ne!(check(&m), before);
+
+    // A categorical axis: its values, capped; choosing the other axis's feature swaps.
+    let c = some_categorical(&b);
+    select(&m, "#adaftr-map-x", &format!("cat-{c}"));
+    let name = b.schema.categorical[c].name.clone();
+    until("a categorical x axis", || (m.attr("#adaftr-relmap", "data-x")? == name).then_some(())).await;
+    let nx = b.schema.categorical[c].cardinality().min(adaftr_web::relmap::MAX_CATEGORICAL_VALUES);
+    assert!(cells() >= nx * 24 && cells() <= (nx + 1) * 24);
+    check(&m);
+    select(&m, "#adaftr-map-y", &format!("cat-{c}"));
+    until("axes swapped", || (m.attr("#adaftr-relmap", "data-y")? == name).then_some(())).await;
+    assert_eq!(m.attr("#adaftr-relmap", "data-x").unwrap(), y);
+    check(&m);
+
+    // Colour by pCVR: the same cells, other colours.
+    let fills = |m: &Mounted| {
+        let r = m.root.query_selector_all("#adaftr-relmap rect.cell").unwrap();
+        (0..r.length())
+            .map(|k| r.item(k).unwrap().dyn_into::<Element>().unwrap().get_attribute("fill").unwrap())
+            .collect::<Vec<_>>()
+    };
+    let tau_fills = fills(&m);
+    select(&m, "#adaftr-map-show", "pcvr");
+    until("coloured by pCVR", || (m.attr("#adaftr-relmap", "data-show")? == "pcvr").then_some(())).await;
+    assert_ne!(fills(&m), tau_fills);
+    assert_eq!(
+        m.attr("#adaftr-relmap", "data-min").unwrap().parse::<f32>().unwrap(),
+        grid(&m, "data-pcvr").iter().flatten().copied().fold(f32::INFINITY, f32::min)
+    );
+
+    // The shipped examples' tau, with the instance's.
+    let taus: Vec<f32> = serde_json::from_str(&m.attr("#adaftr-example-taus", "data-taus").unwrap()).unwrap();
+    let examples = adaftr_web::editor::parse_examples(EXAMPLES).unwrap();
+    assert_eq!(taus.len(), examples.len());
+    let inst = adaftr_web::editor::instance_from_example(&b.schema, &examples[0]);
+    assert!((taus[0] - native(&inst).tau.unwrap()).abs() < 1e-6);
+    assert_eq!(m.attr("#adaftr-example-taus", "data-tau"), m.attr("#adaftr-predictions", "data-tau"));
+}
+
+/// Resolves after the microtasks queued so far (Yew renders in one).
+async fn settle() {
+    JsFuture::from(js_sys::Promise::resolve(&wasm_bindgen::JsValue::NULL)).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn an_edit_updates_every_panel_within_a_frame() {
+    let b = bundle();
+    let m = Mounted::new().await;
+    let perf = web_sys::window().unwrap().performance().unwrap();
+    let (lo, hi) = adaftr_web::editor::numeric_range(&b.schema.numeric[0]);
+    let slider: HtmlInputElement = m.find("#adaftr-num-0").unwrap().dyn_into().unwrap();
+    let diag = |n: &str| m.attr("#adaftr-diag", n).unwrap().parse::<f64>().unwrap();
+    let (mut sens, mut map, mut sweep, mut total) = (vec![], vec![], vec![], vec![]);
+    for k in 0..15 {
+        let target = lo + (0.05 + 0.06 * k as f32) * (hi - lo);
+        slider.set_value(&target.to_string());
+        let v: f32 = slider.value().parse().unwrap();
+        let old = m.attr("#adaftr-relmap", "data-tau").unwrap();
+        let t0 = perf.now();
+        m.fire(&slider, "input");
+        // From the event to the DOM showing every panel's new numbers.
+        let mut waited = 0;
+        while m.prediction().1.num[0] != v || m.attr("#adaftr-relmap", "data-tau").unwrap() == old {
+            settle().await;
+            waited += 1;
+            assert!(waited < 10_000, "the edit never showed");
+        }
+        total.push(perf.now() - t0);
+        sens.push(diag("data-sensitivity-ms"));
+        map.push(diag("data-relmap-ms"));
+        sweep.push(diag("data-sweep-ms"));
+        sleep(30).await;
+    }
+    // Redrawing the map alone (its colours switched, no inference): the SVG's cost in Yew.
+    let mut redraw = vec![];
+    for k in 0..10 {
+        let show = if k % 2 == 0 { "pcvr" } else { "tau" };
+        let t0 = perf.now();
+        select(&m, "#adaftr-map-show", show);
+        while m.attr("#adaftr-relmap", "data-show").unwrap() != show {
+            settle().await;
+        }
+        redraw.push(perf.now() - t0);
+        sleep(30).await;
+    }
+    assert_eq!(diag("data-relmap-points") as usize, 24 * 24);
+    let points = diag("data-sensitivity-points") as usize;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (s, r, w, t, d) =
+        (median(&mut sens), median(&mut map), median(&mut sweep), median(&mut total), median(&mut redraw));
+    console_log!(
+        "{}",
+        format!(
+        "edit timings (median of 15): sensitivity {s:.1} ms ({points} points), relatedness map {r:.1} ms (576 points), sweep {w:.1} ms, event to DOM {t:.1} ms, map redraw without inference {d:.1} ms; max {:.1}/{:.1}/{:.1} ms",
+            sens.last().unwrap(),
+            map.last().unwrap(),
+            total.last().unwrap()
+        )
+    );
+    // A generous bound, so a loaded machine cannot fail the test; the real numbers are logged.
+    assert!(s < 100.0 && r < 100.0 && t < 300.0, "sensitivity {s} ms, map {r} ms, total {t} ms");
+    assert!(m.find("#adaftr-diag").unwrap().text_content().unwrap().contains("relatedness map, 576 points"));
 }

@@ -1,6 +1,7 @@
 //! The app shell: one reducer holds the state ([`crate::state`]); the prediction, the
-//! what-if sweep and the timing benchmark are memoised on exactly what they read (model,
-//! instance, swept feature), so a re-render for anything else (an error dismissed, a
+//! what-if sweep, the feature sensitivity, the relatedness map, the examples' tau and the
+//! timing benchmark are memoised on exactly what they read (model, instance, swept
+//! feature, map axes), so a re-render for anything else (an error dismissed, a
 //! loading message) runs no inference; the upload zone keeps its drag state to itself.
 
 use std::rc::Rc;
@@ -11,8 +12,9 @@ use yew::prelude::*;
 use super::load::{load_default, load_file, Source};
 use super::panels::{Diagnostics, ModelCard, Predictions, Timings};
 use super::upload::UploadZone;
-use super::{FeatureEditor, TrainPanel, WhatIf};
+use super::{FeatureEditor, RelatednessMap, Sensitivity, TrainPanel, WhatIf};
 use crate::format::{exact, percent};
+use crate::sensitivity::rows_in_batch;
 use crate::state::{Action, State};
 use crate::timing::{mean_duration, Measured, BUDGET_MS};
 
@@ -83,6 +85,24 @@ pub fn app(props: &AppProps) -> Html {
             (Rc::new(result), ms)
         })
     };
+    let sensitivity = {
+        let state = state.clone();
+        use_memo((model_id, state.instance.clone()), move |_| {
+            let (result, ms) = timed(|| state.sensitivity());
+            (Rc::new(result), ms)
+        })
+    };
+    let relmap = {
+        let state = state.clone();
+        use_memo((model_id, state.instance.clone(), state.panels.map_x, state.panels.map_y), move |_| {
+            let (result, ms) = timed(|| state.relmap());
+            (Rc::new(result), ms)
+        })
+    };
+    let example_taus = {
+        let state = state.clone();
+        use_memo(model_id, move |_| Rc::new(state.example_taus()))
+    };
     let bench = {
         let state = state.clone();
         use_memo(model_id, move |_| bench_single(&state))
@@ -109,6 +129,15 @@ pub fn app(props: &AppProps) -> Html {
         sweep_ms: sweep.1,
         sweep_points: sweep.0.as_ref().as_ref().and_then(|r| r.as_ref().ok()).map_or(0, |(p, _)| p.instances.len()),
         predictions: *runs.borrow(),
+        sensitivity_ms: sensitivity.1,
+        sensitivity_points: sensitivity
+            .0
+            .as_ref()
+            .as_ref()
+            .and_then(|r| r.as_ref().ok())
+            .map_or(0, |r| rows_in_batch(r)),
+        relmap_ms: relmap.1,
+        relmap_points: relmap.0.as_ref().as_ref().and_then(|r| r.as_ref().ok()).map_or(0, |m| m.size().0 * m.size().1),
     };
 
     let status = match (&state.loading, &state.model) {
@@ -162,6 +191,10 @@ pub fn app(props: &AppProps) -> Html {
                     if let Some(m) = &state.model {
                         <Predictions model={m.clone()} instance={state.instance.clone()} prediction={prediction.0.clone()} />
                         <WhatIf model={m.clone()} feature={state.sweep} sweep={sweep.0.clone()} on_action={on_action.clone()} />
+                        <Sensitivity rows={sensitivity.0.clone()} rank_by={state.panels.rank_by} sweep={state.sweep} on_action={on_action.clone()} />
+                        <RelatednessMap model={m.clone()} map={relmap.0.clone()} x={state.panels.map_x} y={state.panels.map_y}
+                            show={state.panels.map_show} example_taus={(*example_taus).clone()}
+                            tau={prediction.0.as_ref().and_then(|r| r.as_ref().ok()).and_then(|p| p.tau)} on_action={on_action.clone()} />
                     }
                     <UploadZone {on_file} />
                     <TrainPanel model={state.model.clone()} on_action={on_action.clone()} />

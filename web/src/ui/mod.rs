@@ -1,9 +1,11 @@
 //! The Yew components (browser only). State lives in one reducer ([`crate::state`], held
 //! by the [`App`] shell); components get small props and send [`Action`]s back. One file
 //! per part of the page: `app` (the shell and its memoised inference), `editor` (the
-//! feature inputs), `chart` (the what-if sweep), `panels` (predictions, model card,
-//! diagnostics), `upload` (the upload zone), `train` (the Train panel and its worker) and
-//! `load` (fetching and reading models).
+//! feature inputs), `chart` (the what-if sweep), `sensitivity` (which features matter),
+//! `relmap` (the relatedness map and the examples' tau), `panels` (predictions, model
+//! card, diagnostics), `select` (a labelled select that follows the state), `upload` (the
+//! upload zone), `train` (the Train panel and its worker) and `load` (fetching and
+//! reading models).
 //!
 //! [`Action`]: crate::state::Action
 
@@ -12,6 +14,9 @@ mod chart;
 mod editor;
 mod load;
 mod panels;
+mod relmap;
+mod select;
+mod sensitivity;
 mod train;
 mod upload;
 
@@ -20,6 +25,8 @@ pub use chart::WhatIf;
 pub use editor::{show_value, FeatureEditor};
 pub use load::Source;
 pub use panels::{Diagnostics, ModelCard, Predictions, Timings};
+pub use relmap::RelatednessMap;
+pub use sensitivity::Sensitivity;
 pub use train::TrainPanel;
 pub use upload::UploadZone;
 

@@ -98,6 +98,10 @@ pub struct Timings {
     pub sweep_points: usize,
     /// Single predictions computed since the app started.
     pub predictions: u64,
+    pub sensitivity_ms: f64,
+    pub sensitivity_points: usize,
+    pub relmap_ms: f64,
+    pub relmap_points: usize,
 }
 
 #[derive(Properties, PartialEq)]
@@ -113,14 +117,19 @@ pub fn diagnostics(p: &DiagProps) -> Html {
     let single = t
         .single_avg
         .map_or("n/a".to_string(), |m| format!("{} (mean of {} calls)", format::millis(m.mean_ms), m.calls));
-    let sweep = if t.sweep_ms > 0.0 { format::millis(t.sweep_ms) } else { "< 0.1 ms".to_string() };
+    let live = |ms: f64| if ms > 0.0 { format::millis(ms) } else { "< 0.1 ms".to_string() };
+    let sweep = live(t.sweep_ms);
     html! {
         <p class="diag" id="adaftr-diag" data-single-ms={t.single_avg.map_or(t.single_ms, |m| m.mean_ms).to_string()}
-            data-sweep-ms={t.sweep_ms.to_string()} data-predictions={t.predictions.to_string()}>
+            data-sweep-ms={t.sweep_ms.to_string()} data-predictions={t.predictions.to_string()}
+            data-sensitivity-ms={t.sensitivity_ms.to_string()} data-sensitivity-points={t.sensitivity_points.to_string()}
+            data-relmap-ms={t.relmap_ms.to_string()} data-relmap-points={t.relmap_points.to_string()}>
             { format!(
                 "In-browser inference (wasm, simd128): one instance {single}; \
-                 what-if sweep of {} points in one batch {sweep} (last update).",
-                t.sweep_points
+                 what-if sweep of {} points in one batch {sweep}; \
+                 feature sensitivity, {} points in one batch, {}; \
+                 relatedness map, {} points in one batch, {} (last update).",
+                t.sweep_points, t.sensitivity_points, live(t.sensitivity_ms), t.relmap_points, live(t.relmap_ms)
             ) }
         </p>
     }
