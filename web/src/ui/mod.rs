@@ -2,24 +2,29 @@
 //! by the [`App`] shell); components get small props and send [`Action`]s back. One file
 //! per part of the page: `app` (the shell and its memoised inference), `editor` (the
 //! feature inputs), `chart` (the what-if sweep), `panels` (predictions, model card,
-//! diagnostics), `upload` (the upload zone), `train` (the Train panel and its worker) and
-//! `load` (fetching and reading models).
+//! diagnostics), `upload` (the upload zone), `train` (the Train panel and its worker),
+//! `compare` (a second model beside the first), `share` (the URL fragment and the Copy
+//! link button) and `load` (fetching and reading models).
 //!
 //! [`Action`]: crate::state::Action
 
 mod app;
 mod chart;
+mod compare;
 mod editor;
 mod load;
 mod panels;
+mod share;
 mod train;
 mod upload;
 
 pub use app::{App, AppProps};
 pub use chart::WhatIf;
+pub use compare::{ComparePanel, Overlay};
 pub use editor::{show_value, FeatureEditor};
 pub use load::Source;
 pub use panels::{Diagnostics, ModelCard, Predictions, Timings};
+pub use share::ShareLink;
 pub use train::TrainPanel;
 pub use upload::UploadZone;
 
