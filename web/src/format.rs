@@ -10,6 +10,19 @@ pub fn percent(p: f32) -> String {
     }
 }
 
+/// A difference of two probabilities in percentage points, signed, with the precision
+/// [`percent`] gives the probabilities themselves.
+pub fn points(d: f32) -> String {
+    let pp = d as f64 * 100.0;
+    if pp == 0.0 {
+        "±0 pp".into()
+    } else if pp.abs() < 0.1 {
+        format!("{pp:+.4} pp")
+    } else {
+        format!("{pp:+.2} pp")
+    }
+}
+
 /// The exact value, for data attributes (shortest text that parses back to the same f32).
 pub fn exact(x: f32) -> String {
     format!("{x}")
@@ -120,6 +133,13 @@ mod tests {
         assert_eq!(percent(0.000123), "0.0123%");
         assert_eq!(percent(0.0), "0.00%");
         assert_eq!(percent(1.0), "100.00%");
+    }
+
+    #[test]
+    fn differences_in_points() {
+        assert_eq!(points(0.0123), "+1.23 pp");
+        assert_eq!(points(-0.000045), "-0.0045 pp");
+        assert_eq!(points(0.0), "±0 pp");
     }
 
     #[test]

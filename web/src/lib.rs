@@ -6,15 +6,19 @@
 //! [`sensitivity`] (which features move the outputs for one instance), [`relmap`] (the
 //! relatedness map over two features, its colours and geometry),
 //! [`format`] (numbers and the relatedness reading), [`timing`] (timing with the
-//! browser's coarse clock), [`model`] (loading bundles, upload checks, the model card) and
-//! [`demo`] (small trained bundles for development and tests); [`training`] is what the
+//! browser's coarse clock), [`model`] (loading bundles, upload checks, the model card),
+//! [`compare`] (a second model on the same instance, mapped by field name), [`fragment`]
+//! (the state in the URL fragment, for shareable links) and [`demo`] (small trained
+//! bundles for development and tests); [`training`] is what the
 //! Train panel and its worker exchange, and the training session the worker runs.
 //! The Yew components in [`ui`] only exist on `wasm32`. Inference is always
 //! `adaftr_core::bundle::Bundle::predict`, the same code the CLI runs.
 
+pub mod compare;
 pub mod demo;
 pub mod editor;
 pub mod format;
+pub mod fragment;
 pub mod model;
 pub mod relmap;
 pub mod sensitivity;

@@ -5,7 +5,9 @@ use std::rc::Rc;
 
 use adaftr_core::inference::{Instance, Prediction};
 
+use crate::compare::{self, Comparison};
 use crate::editor::{default_instance, instance_from_example, random_instance, set_categorical, set_numeric};
+use crate::fragment;
 use crate::model::LoadedModel;
 use crate::relmap;
 use crate::sensitivity::{self, Output};
@@ -25,6 +27,12 @@ pub enum Action {
     Reset,
     Sweep(FeatureRef),
     DismissError,
+    /// A second model to compare with the first, on the same instance.
+    CompareLoaded(Rc<LoadedModel>),
+    StopComparing,
+    /// The URL fragment (a shared link, [`fragment`]): read when the first model loads
+    /// and whenever the fragment changes.
+    Link(String),
     /// A choice in the sensitivity panel or the relatedness map.
     Panel(PanelAction),
 }
@@ -78,6 +86,23 @@ impl Panels {
     }
 }
 
+/// Which model a load fills: the one the editor edits, or the one compared with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Slot {
+    #[default]
+    Main,
+    Compare,
+}
+
+impl Slot {
+    pub fn loaded(self, m: Rc<LoadedModel>) -> Action {
+        match self {
+            Slot::Main => Action::Loaded(m),
+            Slot::Compare => Action::CompareLoaded(m),
+        }
+    }
+}
+
 impl std::fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedModel").field("id", &self.id).field("name", &self.name).finish()
@@ -94,6 +119,10 @@ pub struct State {
     /// Label of the example last applied, if the instance came from one.
     pub example: Option<String>,
     pub panels: Panels,
+    /// The model compared with `model`.
+    pub compare: Option<Rc<LoadedModel>>,
+    /// What the last link could not apply, or why it was ignored.
+    pub link_note: Option<String>,
 }
 
 impl Default for State {
@@ -106,6 +135,8 @@ impl Default for State {
             loading: None,
             example: None,
             panels: Panels::default(),
+            compare: None,
+            link_note: None,
         }
     }
 }
@@ -180,7 +211,44 @@ impl State {
                     self.panels.apply(&m.bundle.schema, a);
                 }
             }
+            Action::CompareLoaded(m) => {
+                self.compare = Some(m);
+                self.error = None;
+                self.loading = None;
+            }
+            Action::StopComparing => self.compare = None,
+            Action::Link(frag) => {
+                let Some(m) = &self.model else { return };
+                match fragment::decode(&m.bundle.schema, &frag) {
+                    Ok(None) => self.link_note = None,
+                    Ok(Some(d)) => {
+                        self.link_note = d.note();
+                        self.sweep = d.sweep.or(self.sweep);
+                        self.instance = d.instance;
+                        self.example = None;
+                    }
+                    Err(why) => self.link_note = Some(why),
+                }
+            }
         }
+    }
+
+    /// The compared model's view of the current instance.
+    pub fn comparison(&self) -> Option<Comparison> {
+        let (m, other) = (self.model.as_ref()?, self.compare.as_ref()?);
+        Some(compare::compare(&m.bundle.schema, &self.instance, &other.bundle))
+    }
+
+    /// The compared model's curve for the current sweep (one batched `Bundle::predict`).
+    pub fn compare_sweep(&self, plan: &sweep::SweepPlan) -> Option<Result<Vec<Prediction>, String>> {
+        let (m, other) = (self.model.as_ref()?, self.compare.as_ref()?);
+        compare::sweep(&m.bundle.schema, plan, &other.bundle)
+    }
+
+    /// The URL fragment that reproduces the current instance and sweep.
+    pub fn link(&self) -> Option<String> {
+        let m = self.model.as_ref()?;
+        Some(fragment::encode(&m.bundle.schema, &self.instance, self.sweep))
     }
 
     /// The prediction for the current instance (one `Bundle::predict` call).
@@ -389,5 +457,91 @@ mod tests {
         }
         s.apply(Action::Loaded(loaded(2, false)));
         assert!(s.example_taus().is_empty());
+    }
+
+    fn other_model(id: u64) -> Rc<LoadedModel> {
+        let mut cfg = demo_config(7);
+        cfg.train.epochs = 1;
+        let bytes = train_bundle(crate::demo::demo_schema(), cfg, 400).unwrap();
+        Rc::new(LoadedModel::from_bytes(id, "b", &bytes, vec![]).unwrap())
+    }
+
+    #[test]
+    fn a_compared_model_predicts_the_same_instance() {
+        let mut s = State::default();
+        s.apply(Action::Loaded(loaded(1, false)));
+        assert!(s.comparison().is_none());
+        s.apply(Action::Loading("b".into()));
+        s.apply(Slot::Compare.loaded(other_model(2)));
+        assert!(s.loading.is_none());
+        assert_eq!(s.model.as_ref().unwrap().id, 1, "the edited model stays");
+        s.apply(Action::SetNum(1, 120.0));
+        s.apply(Action::SetCat(0, 0));
+        let b = &s.compare.as_ref().unwrap().bundle;
+        let c = s.comparison().unwrap();
+        assert_eq!(c.mapping.instance, s.instance, "same schema: the same instance");
+        assert_eq!(c.prediction.clone().unwrap().unwrap(), b.predict(std::slice::from_ref(&s.instance)).unwrap()[0]);
+        assert_ne!(c.prediction.unwrap().unwrap(), s.predict().unwrap().unwrap(), "another model");
+
+        let (plan, _) = s.sweep_predictions().unwrap().unwrap();
+        let curve = s.compare_sweep(&plan).unwrap().unwrap();
+        assert_eq!(curve, b.predict(&plan.instances).unwrap());
+
+        // A new edited model keeps the comparison, mapped into it.
+        let mut cfg = demo_config(3);
+        cfg.train.epochs = 1;
+        let bytes = train_bundle(other_schema(), cfg, 400).unwrap();
+        s.apply(Slot::Main.loaded(Rc::new(LoadedModel::from_bytes(3, "o", &bytes, vec![]).unwrap())));
+        assert_eq!(s.compare.as_ref().unwrap().id, 2);
+        let c = s.comparison().unwrap();
+        assert_eq!(c.mapping.matched, 0);
+        assert!(c.prediction.is_none(), "nothing in common: no prediction");
+        s.apply(Action::StopComparing);
+        assert!(s.compare.is_none() && s.comparison().is_none());
+    }
+
+    #[test]
+    fn a_failed_load_keeps_both_models() {
+        let mut s = State::default();
+        s.apply(Action::Loaded(loaded(1, false)));
+        s.apply(Action::CompareLoaded(other_model(2)));
+        s.apply(Action::SetCat(1, 2));
+        let (p, c) = (s.predict(), s.comparison());
+        s.apply(Action::Loading("bad.safetensors".into()));
+        s.apply(Action::LoadFailed("`bad.safetensors` is not a usable AdaFTR model".into()));
+        assert_eq!((s.model.as_ref().unwrap().id, s.compare.as_ref().unwrap().id), (1, 2));
+        assert_eq!((s.predict(), s.comparison()), (p, c));
+        assert!(s.error.is_some() && s.loading.is_none());
+    }
+
+    #[test]
+    fn a_link_sets_the_instance_and_sweep() {
+        let mut s = State::default();
+        s.apply(Action::Link("v=1&n.item_price=7".into()));
+        assert_eq!(s, State::default(), "no model yet: nothing to apply to");
+        s.apply(Action::Loaded(loaded(1, true)));
+        s.apply(Action::Random(2));
+        s.apply(Action::Sweep(FeatureRef::Cat(3)));
+        let link = s.link().unwrap();
+        let (inst, sweep) = (s.instance.clone(), s.sweep);
+
+        let mut t = State::default();
+        t.apply(Action::Loaded(loaded(2, true)));
+        t.apply(Action::Link(format!("#{link}")));
+        assert_eq!((&t.instance, t.sweep, &t.link_note), (&inst, sweep, &None));
+        assert_eq!(t.predict(), s.predict());
+
+        // An ordinary anchor changes nothing; a partial link notes what it dropped and keeps
+        // the sweep when it names none.
+        t.apply(Action::Link("#adaftr-chart".into()));
+        assert_eq!(t.instance, inst);
+        t.apply(Action::Link("v=1&n.item_price=7&n.gone=1".into()));
+        let mut want = default_instance(&t.model.as_ref().unwrap().bundle.schema);
+        want.num[1] = 7.0;
+        assert_eq!((&t.instance, t.sweep), (&want, sweep));
+        assert!(t.link_note.as_deref().unwrap().contains("`n.gone`"));
+        t.apply(Action::Link("v=9&n.item_price=8".into()));
+        assert_eq!(t.instance, want, "another version: ignored");
+        assert!(t.link_note.as_deref().unwrap().contains("v=9"));
     }
 }

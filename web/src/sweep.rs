@@ -174,6 +174,8 @@ pub struct Line {
 pub struct Chart {
     pub probs: Vec<Line>,
     pub tau: Option<Line>,
+    /// A compared model's lines (probabilities, then tau if it has one), same axes.
+    pub other: Vec<Line>,
     /// Top of the probability axis (auto-scaled to the largest value).
     pub prob_max: f32,
     pub tau_range: (f32, f32),
@@ -203,6 +205,18 @@ pub fn points_attr(points: &[(f32, f32)]) -> String {
 }
 
 pub fn chart(plan: &SweepPlan, preds: &[Prediction], tau_min: f32, tau_max: f32) -> Chart {
+    chart_compared(plan, preds, None, tau_min, tau_max)
+}
+
+/// [`chart`] with a second model's predictions for the same plan on the same axes (the
+/// probability axis fits both).
+pub fn chart_compared(
+    plan: &SweepPlan,
+    preds: &[Prediction],
+    other: Option<&[Prediction]>,
+    tau_min: f32,
+    tau_max: f32,
+) -> Chart {
     let n = plan.xs.len();
     let (x0, x1) = match (plan.xs.first(), plan.xs.last()) {
         (Some(&a), Some(&b)) if b > a => (a, b),
@@ -212,7 +226,8 @@ pub fn chart(plan: &SweepPlan, preds: &[Prediction], tau_min: f32, tau_max: f32)
     let px = |x: f32| LEFT + (x - x0) / (x1 - x0) * (WIDTH - LEFT - RIGHT);
     let prob_panel = (TOP, TOP + PANEL_HEIGHT);
     let tau_panel = (prob_panel.1 + GAP, prob_panel.1 + GAP + PANEL_HEIGHT);
-    let prob_max = nice_ceiling(preds.iter().flat_map(|p| [p.pctr, p.pcvr, p.pctcvr]).fold(0.0f32, |a, b| {
+    let all = preds.iter().chain(other.unwrap_or_default());
+    let prob_max = nice_ceiling(all.flat_map(|p| [p.pctr, p.pcvr, p.pctcvr]).fold(0.0f32, |a, b| {
         if b.is_finite() {
             a.max(b)
         } else {
@@ -220,20 +235,30 @@ pub fn chart(plan: &SweepPlan, preds: &[Prediction], tau_min: f32, tau_max: f32)
         }
     }));
     let py = |v: f32| prob_panel.1 - (v / prob_max).clamp(0.0, 1.0) * PANEL_HEIGHT;
-    let line = |name, get: &dyn Fn(&Prediction) -> f32| Line {
-        name,
-        points: plan.xs.iter().zip(preds).take(n).map(|(&x, p)| (px(x), py(get(p)))).collect(),
-    };
-    let probs = vec![line("pCTR", &|p| p.pctr), line("pCVR", &|p| p.pcvr), line("pCTCVR", &|p| p.pctcvr)];
     let (tlo, thi) = if tau_max > tau_min { (tau_min, tau_max) } else { (0.0, 1.0) };
     let ty = |t: f32| tau_panel.1 - ((t - tlo) / (thi - tlo)).clamp(0.0, 1.0) * PANEL_HEIGHT;
-    let tau = preds.iter().all(|p| p.tau.is_some()).then(|| Line {
-        name: "tau",
-        points: plan.xs.iter().zip(preds).map(|(&x, p)| (px(x), ty(p.tau.unwrap_or(tlo)))).collect(),
+    let lines = |preds: &[Prediction]| {
+        let line = |name, get: &dyn Fn(&Prediction) -> f32| Line {
+            name,
+            points: plan.xs.iter().zip(preds).take(n).map(|(&x, p)| (px(x), py(get(p)))).collect(),
+        };
+        let probs = vec![line("pCTR", &|p| p.pctr), line("pCVR", &|p| p.pcvr), line("pCTCVR", &|p| p.pctcvr)];
+        let tau = (!preds.is_empty() && preds.iter().all(|p| p.tau.is_some())).then(|| Line {
+            name: "tau",
+            points: plan.xs.iter().zip(preds).map(|(&x, p)| (px(x), ty(p.tau.unwrap_or(tlo)))).collect(),
+        });
+        (probs, tau)
+    };
+    let (probs, tau) = lines(preds);
+    let other = other.map_or(Vec::new(), |o| {
+        let (mut v, t) = lines(o);
+        v.extend(t);
+        v
     });
     Chart {
         probs,
-        tau: if preds.is_empty() { None } else { tau },
+        tau,
+        other,
         prob_max,
         tau_range: (tlo, thi),
         current_px: px(plan.current_x),
@@ -329,6 +354,22 @@ mod tests {
         assert_eq!(points_attr(&[(1.0, 2.25)]), "1.0,2.2");
         let no_tau: Vec<Prediction> = preds.iter().map(|p| Prediction { tau: None, ..*p }).collect();
         assert!(chart(&p, &no_tau, 0.05, 1.0).tau.is_none());
+        assert!(c.other.is_empty());
+    }
+
+    #[test]
+    fn a_compared_model_shares_the_axes() {
+        let s = demo_schema();
+        let p = plan(&s, &default_instance(&s), FeatureRef::Num(0)).unwrap();
+        let a: Vec<Prediction> =
+            (0..p.xs.len()).map(|_| Prediction { pctr: 0.1, pcvr: 0.1, pctcvr: 0.01, tau: Some(0.5) }).collect();
+        let b: Vec<Prediction> = a.iter().map(|q| Prediction { pctr: 0.4, tau: None, ..*q }).collect();
+        let c = chart_compared(&p, &a, Some(&b), 0.05, 1.0);
+        assert!((c.prob_max - 0.5).abs() < 1e-6, "the axis fits the compared model too");
+        assert_eq!(c.other.iter().map(|l| l.name).collect::<Vec<_>>(), ["pCTR", "pCVR", "pCTCVR"], "no tau: no line");
+        assert_eq!(c.other[1].points, c.probs[1].points, "equal values, equal points");
+        assert!(c.other[0].points[0].1 < c.probs[0].points[0].1, "higher pCTR is drawn higher");
+        assert_eq!(chart_compared(&p, &a, None, 0.05, 1.0), chart(&p, &a, 0.05, 1.0));
     }
 
     #[test]

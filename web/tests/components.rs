@@ -44,6 +44,13 @@ struct Mounted {
 
 impl Mounted {
     async fn new() -> Self {
+        Self::with_link("").await
+    }
+
+    /// Mounts with the URL fragment set to `link` first: the page reads its state from it,
+    /// and writes it back on every change, so every test starts from a fragment of its own.
+    async fn with_link(link: &str) -> Self {
+        web_sys::window().unwrap().location().set_hash(link).unwrap();
         let doc = web_sys::window().unwrap().document().unwrap();
         let root = doc.create_element("div").unwrap();
         doc.body().unwrap().append_child(&root).unwrap();
@@ -534,4 +541,184 @@ async fn an_edit_updates_every_panel_within_a_frame() {
     // A generous bound, so a loaded machine cannot fail the test; the real numbers are logged.
     assert!(s < 100.0 && r < 100.0 && t < 300.0, "sensitivity {s} ms, map {r} ms, total {t} ms");
     assert!(m.find("#adaftr-diag").unwrap().text_content().unwrap().contains("relatedness map, 576 points"));
+}
+
+const COMPARE: &[u8] = include_bytes!("../assets/plain-ple.safetensors");
+
+fn click(m: &Mounted, sel: &str) {
+    m.find(sel).unwrap_or_else(|| panic!("no {sel}")).dyn_ref::<web_sys::HtmlElement>().unwrap().click();
+}
+
+fn upload_to(m: &Mounted, input: &str, name: &str, bytes: &[u8]) {
+    let file = web_sys::File::new_with_u8_array_sequence(&Array::of1(&Uint8Array::from(bytes)), name).unwrap();
+    let dt = DataTransfer::new().unwrap();
+    dt.items().add_with_file(&file).unwrap();
+    let input: HtmlInputElement = m.find(input).unwrap().dyn_into().unwrap();
+    input.set_files(dt.files().as_ref());
+    m.fire(&input, "change");
+}
+
+/// The second model's numbers as the comparison exposes them, and the instance it saw.
+fn compared(m: &Mounted) -> Option<(Prediction, Instance)> {
+    let f = |n: &str| m.attr("#adaftr-compare", n)?.parse::<f32>().ok();
+    let tau = m.attr("#adaftr-compare", "data-tau")?;
+    let p = Prediction {
+        pctr: f("data-pctr")?,
+        pcvr: f("data-pcvr")?,
+        pctcvr: f("data-pctcvr")?,
+        tau: (!tau.is_empty()).then(|| tau.parse().unwrap()),
+    };
+    Some((p, serde_json::from_str(&m.attr("#adaftr-compare", "data-instance")?).unwrap()))
+}
+
+#[wasm_bindgen_test]
+async fn a_second_model_is_compared_side_by_side() {
+    let b = adaftr_core::bundle::load(COMPARE, &Device::Cpu).unwrap();
+    let m = Mounted::new().await;
+    let main_id = m.attr("#adaftr-predictions", "data-model-id").unwrap();
+    assert!(m.find("#adaftr-compare").is_none() && m.find("#adaftr-compare-upload").is_none());
+    click(&m, "#adaftr-compare-open");
+    until("the chooser", || m.find("#adaftr-compare-upload")).await;
+    assert_eq!(m.attr("#adaftr-compare-open", "aria-expanded").as_deref(), Some("true"));
+
+    // A bad file: the same error as the main upload, nothing compared, the model stays.
+    let (p, inst) = m.prediction();
+    upload_to(&m, "#adaftr-compare-upload", "broken.safetensors", &COMPARE[..COMPARE.len() / 2]);
+    let err = until("error", || m.find("#adaftr-error")).await.text_content().unwrap();
+    assert!(err.contains("broken.safetensors") && err.contains("not a usable AdaFTR model"), "{err}");
+    assert!(m.find("#adaftr-compare").is_none());
+    assert_eq!(m.prediction(), (p, inst.clone()));
+
+    upload_to(&m, "#adaftr-compare-upload", "plain-ple.safetensors", COMPARE);
+    let (q, seen) = until("the comparison", || compared(&m)).await;
+    assert!(m.find("#adaftr-error").is_none());
+    assert_eq!(seen, inst, "same schema: the same instance");
+    assert_eq!(q, b.predict(std::slice::from_ref(&inst)).unwrap()[0], "the second bundle's own prediction");
+    let fields = (b.schema.num_categorical() + b.schema.num_numeric()).to_string();
+    assert_eq!(m.attr("#adaftr-compare", "data-matched"), Some(fields.clone()));
+    assert_eq!(m.attr("#adaftr-compare", "data-fields"), Some(fields));
+    assert!(m.find("#adaftr-compare-note").is_none(), "every field matched: nothing to say");
+    let rows = m.root.query_selector_all("#adaftr-compare-table tbody tr").unwrap();
+    assert_eq!(rows.length(), 3, "both models and their difference");
+    let table = m.find("#adaftr-compare-table").unwrap().text_content().unwrap();
+    assert!(table.contains("default-model.safetensors") && table.contains("plain-ple.safetensors"), "{table}");
+    assert!(table.contains("pp"), "{table}");
+
+    // The chart overlays the second model's curves, dashed, with a legend.
+    let dashed = m.root.query_selector_all("#adaftr-chart g.compare polyline[stroke-dasharray]").unwrap().length();
+    assert_eq!(dashed, 3 + u32::from(q.tau.is_some()));
+    assert_eq!(m.root.query_selector_all("#adaftr-chart g.series:not(.compare) polyline").unwrap().length(), 4);
+    let legend = m.find("#adaftr-chart-models").unwrap().text_content().unwrap();
+    assert!(legend.contains("plain-ple.safetensors (dashed)"), "{legend}");
+
+    // An edit moves both models; a categorical sweep overlays one point per value.
+    let (lo, hi) = adaftr_web::editor::numeric_range(&b.schema.numeric[0]);
+    let slider: HtmlInputElement = m.find("#adaftr-num-0").unwrap().dyn_into().unwrap();
+    slider.set_value(&(lo + 0.3 * (hi - lo)).to_string());
+    m.fire(&slider, "input");
+    let (q2, seen2) = until("the compared edit", || compared(&m).filter(|(_, i)| *i != inst)).await;
+    assert_eq!(seen2, m.prediction().1);
+    assert_eq!(q2, b.predict(std::slice::from_ref(&seen2)).unwrap()[0]);
+    let c = some_categorical(&b);
+    let sweep: HtmlSelectElement = m.find("#adaftr-sweep-feature").unwrap().dyn_into().unwrap();
+    sweep.set_value(&format!("cat-{c}"));
+    m.fire(&sweep, "change");
+    let n = b.schema.categorical[c].cardinality().min(adaftr_web::sweep::MAX_CATEGORICAL_POINTS) as u32;
+    until("the compared categorical sweep", || {
+        (m.root.query_selector_all("#adaftr-chart g.compare circle").unwrap().length() == dashed * n).then_some(())
+    })
+    .await;
+
+    // A bad main upload keeps both models.
+    let cid = m.attr("#adaftr-compare", "data-model-id").unwrap();
+    m.upload("bad.safetensors", b"nope");
+    until("error", || m.find("#adaftr-error")).await;
+    assert_eq!(m.attr("#adaftr-predictions", "data-model-id").unwrap(), main_id);
+    assert_eq!(m.attr("#adaftr-compare", "data-model-id").unwrap(), cid);
+
+    click(&m, "#adaftr-compare-stop");
+    until("comparison gone", || m.find("#adaftr-compare").is_none().then_some(())).await;
+    assert_eq!(m.root.query_selector_all("#adaftr-chart g.compare").unwrap().length(), 0);
+    assert!(m.find("#adaftr-compare-open").is_some());
+}
+
+fn window() -> web_sys::Window {
+    web_sys::window().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_link_follows_every_change() {
+    let b = bundle();
+    let m = Mounted::new().await;
+    let history = window().history().unwrap().length().unwrap();
+    let decoded = || adaftr_web::fragment::decode(&b.schema, &window().location().hash().unwrap()).ok().flatten();
+    let d = until("the first link", decoded).await;
+    assert_eq!(d.instance, m.prediction().1);
+
+    let (lo, hi) = adaftr_web::editor::numeric_range(&b.schema.numeric[0]);
+    let slider: HtmlInputElement = m.find("#adaftr-num-0").unwrap().dyn_into().unwrap();
+    slider.set_value(&(lo + 0.61 * (hi - lo)).to_string());
+    let v: f32 = slider.value().parse().unwrap();
+    m.fire(&slider, "input");
+    let c = some_categorical(&b);
+    let sweep: HtmlSelectElement = m.find("#adaftr-sweep-feature").unwrap().dyn_into().unwrap();
+    sweep.set_value(&format!("cat-{c}"));
+    m.fire(&sweep, "change");
+    let d = until("the link after the edits", || {
+        decoded().filter(|d| d.instance.num[0] == v && d.sweep == Some(adaftr_web::sweep::FeatureRef::Cat(c)))
+    })
+    .await;
+    assert_eq!(d.instance, m.prediction().1, "the fragment decodes back to the shown instance");
+    assert!(d.dropped.is_empty() && d.clamped.is_empty());
+    assert_eq!(window().history().unwrap().length().unwrap(), history, "replaced, never pushed");
+
+    // Copy link: the clipboard, or the link selected in a labelled field to copy by hand.
+    click(&m, "#adaftr-copy-link");
+    let how = until("the copy", || {
+        if m.find("#adaftr-link-status")?.text_content()? == "Link copied." {
+            return Some(None);
+        }
+        m.find("#adaftr-link-text").map(Some)
+    })
+    .await;
+    if let Some(field) = how {
+        let field: HtmlInputElement = field.dyn_into().unwrap();
+        assert_eq!(field.value(), window().location().href().unwrap());
+        assert!(m.find("label[for='adaftr-link-text']").is_some());
+        assert_eq!(field.selection_end().unwrap(), Some(field.value().len() as u32), "selected for copying");
+    }
+
+    // A fragment typed into the address bar (hashchange) applies at once, and what the
+    // model cannot use is said.
+    // Fields the link leaves out take their default; the sweep stays.
+    let mut want = adaftr_web::editor::default_instance(&b.schema);
+    want.num[0] = lo;
+    let name = &b.schema.numeric[0].name;
+    let link = format!("#v=1&n.{name}={}&n.not_a_field=3", lo - 1000.0);
+    window().location().set_hash(&link).unwrap();
+    until("the typed link", || (m.prediction().1 == want).then_some(())).await;
+    assert_eq!(m.attr("#adaftr-chart", "data-feature").as_deref(), Some(b.schema.categorical[c].name.as_str()));
+    let note = until("the note", || m.find("#adaftr-link-note")).await.text_content().unwrap();
+    assert!(note.contains("n.not_a_field") && note.contains("clamped"), "{note}");
+}
+
+#[wasm_bindgen_test]
+async fn a_link_opens_the_view_it_was_made_from() {
+    let b = bundle();
+    let inst = adaftr_web::editor::random_instance(&b.schema, 42);
+    let c = some_categorical(&b);
+    let feature = adaftr_web::sweep::FeatureRef::Cat(c);
+    let link = adaftr_web::fragment::encode(&b.schema, &inst, Some(feature));
+    let m = Mounted::with_link(&link).await;
+    let (p, shown) = until("the linked instance", || Some(m.prediction()).filter(|(_, i)| *i == inst)).await;
+    assert_eq!(p, native(&inst), "the same instance, the same prediction");
+    until("the linked sweep", || {
+        (m.attr("#adaftr-chart", "data-feature")? == b.schema.categorical[c].name).then_some(())
+    })
+    .await;
+    let sweep: HtmlSelectElement = m.find("#adaftr-sweep-feature").unwrap().dyn_into().unwrap();
+    assert_eq!(sweep.value(), feature.key());
+    assert_eq!(shown, inst);
+    assert!(m.find("#adaftr-link-note").is_none());
+    assert_eq!(window().location().hash().unwrap(), format!("#{link}"), "read, then written back unchanged");
 }

@@ -3,19 +3,23 @@
 //! timing benchmark are memoised on exactly what they read (model, instance, swept
 //! feature, map axes), so a re-render for anything else (an error dismissed, a
 //! loading message) runs no inference; the upload zone keeps its drag state to itself.
+//! A compared model's view is memoised the same way ([`use_comparison`]), and the state
+//! follows the URL fragment ([`use_link`]).
 
 use std::rc::Rc;
 
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use super::load::{load_default, load_file, Source};
+use super::compare::{use_comparison, ComparePanel};
+use super::load::{load_file, load_source, Source};
 use super::panels::{Diagnostics, ModelCard, Predictions, Timings};
+use super::share::{use_link, ShareLink};
 use super::upload::UploadZone;
 use super::{FeatureEditor, RelatednessMap, Sensitivity, TrainPanel, WhatIf};
 use crate::format::{exact, percent};
 use crate::sensitivity::rows_in_batch;
-use crate::state::{Action, State};
+use crate::state::{Action, Slot, State};
 use crate::timing::{mean_duration, Measured, BUDGET_MS};
 
 #[derive(Properties, PartialEq, Default)]
@@ -41,7 +45,7 @@ fn now() -> f64 {
 }
 
 /// `f`'s result and how long it took (ms, at the browser clock's resolution).
-fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+pub(super) fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let t0 = now();
     let v = f();
     (v, now() - t0)
@@ -62,7 +66,7 @@ pub fn app(props: &AppProps) -> Html {
         let source = props.source.clone();
         use_effect_with((), move |_| {
             dispatch.dispatch(Action::Loading("default model".into()));
-            spawn_local(async move { dispatch.dispatch(load_default(source).await) });
+            spawn_local(async move { dispatch.dispatch(load_source(source, Slot::Main).await) });
             || ()
         });
     }
@@ -103,6 +107,7 @@ pub fn app(props: &AppProps) -> Html {
         let state = state.clone();
         use_memo(model_id, move |_| Rc::new(state.example_taus()))
     };
+    let (comparison, overlay) = use_comparison(state, sweep.0.clone());
     let bench = {
         let state = state.clone();
         use_memo(model_id, move |_| bench_single(&state))
@@ -111,11 +116,12 @@ pub fn app(props: &AppProps) -> Html {
         let dispatch = store.dispatcher();
         use_callback((), move |a: Action, _| dispatch.dispatch(a))
     };
+    use_link(state, on_action.clone());
     let on_file = {
         let dispatch = store.dispatcher();
         use_callback((), move |f: web_sys::File, _| {
             let dispatch = dispatch.clone();
-            load_file(f, move |a| dispatch.dispatch(a));
+            load_file(f, Slot::Main, move |a| dispatch.dispatch(a));
         })
     };
     let dismiss = {
@@ -168,6 +174,9 @@ pub fn app(props: &AppProps) -> Html {
                 <h1>{ "AdaFTR: click and purchase, and how related they are" }</h1>
                 <p class="lede">{ "Edit an instance and watch the predicted click-through rate, conversion rate and the per-instance relatedness temperature tau, computed in your browser by the same Rust inference code as the command line." }</p>
                 { status }
+                if state.model.is_some() {
+                    <ShareLink note={state.link_note.clone()} />
+                }
                 { for error }
             </header>
             // On a narrow screen the predictions card comes after the whole editor; this
@@ -190,7 +199,9 @@ pub fn app(props: &AppProps) -> Html {
                 <div class="col">
                     if let Some(m) = &state.model {
                         <Predictions model={m.clone()} instance={state.instance.clone()} prediction={prediction.0.clone()} />
-                        <WhatIf model={m.clone()} feature={state.sweep} sweep={sweep.0.clone()} on_action={on_action.clone()} />
+                        <WhatIf model={m.clone()} feature={state.sweep} sweep={sweep.0.clone()} on_action={on_action.clone()} overlay={overlay.clone()} />
+                        <ComparePanel model={m.clone()} compare={state.compare.clone()} prediction={prediction.0.clone()}
+                            comparison={comparison.clone()} shipped={props.source.comparison()} on_action={on_action.clone()} />
                         <Sensitivity rows={sensitivity.0.clone()} rank_by={state.panels.rank_by} sweep={state.sweep} on_action={on_action.clone()} />
                         <RelatednessMap model={m.clone()} map={relmap.0.clone()} x={state.panels.map_x} y={state.panels.map_y}
                             show={state.panels.map_show} example_taus={(*example_taus).clone()}

@@ -1,5 +1,6 @@
-//! Where models come from: the default model (fetched, or given as bytes in tests) and
-//! files the user uploads. Each ends in one [`Action`] for the reducer.
+//! Where models come from: the default model (fetched, or given as bytes in tests), the
+//! shipped comparison model beside it, and files the user uploads. Each ends in one
+//! [`Action`] for the reducer, for the [`Slot`] it fills.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -10,7 +11,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use crate::editor::parse_examples;
 use crate::model::{check_upload, LoadedModel};
-use crate::state::Action;
+use crate::state::{Action, Slot};
 
 /// Where the default model comes from.
 #[derive(Clone, PartialEq)]
@@ -27,6 +28,18 @@ impl Default for Source {
             model_url: "assets/default-model.safetensors".into(),
             examples_url: Some("assets/examples.json".into()),
         }
+    }
+}
+
+/// The shipped comparison model's file, beside the default model.
+const COMPARE_MODEL: &str = "plain-ple.safetensors";
+
+impl Source {
+    /// The shipped model to compare with, when the default model comes from the site.
+    pub fn comparison(&self) -> Option<Source> {
+        let Source::Fetch { model_url, .. } = self else { return None };
+        let dir = model_url.rfind('/').map_or("", |i| &model_url[..=i]);
+        Some(Source::Fetch { model_url: format!("{dir}{COMPARE_MODEL}"), examples_url: None })
     }
 }
 
@@ -59,8 +72,8 @@ async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     Ok(Uint8Array::new(&buf).to_vec())
 }
 
-/// Loads the default model (and its examples, which are optional).
-pub async fn load_default(source: Source) -> Action {
+/// Loads a model from `source` (and its examples, which are optional) into `slot`.
+pub async fn load_source(source: Source, slot: Slot) -> Action {
     let (name, bytes, examples) = match source {
         Source::Bytes { name, model, examples_json } => {
             (name, Ok(model.to_vec()), examples_json.map(|s| s.to_string()))
@@ -77,19 +90,24 @@ pub async fn load_default(source: Source) -> Action {
     };
     let bytes = match bytes {
         Ok(b) => b,
-        Err(e) => return Action::LoadFailed(format!("Could not fetch the default model ({e}). Upload a model below.")),
+        Err(e) => {
+            return Action::LoadFailed(match slot {
+                Slot::Main => format!("Could not fetch the default model ({e}). Upload a model below."),
+                Slot::Compare => format!("Could not fetch `{name}` ({e}). The current model is still loaded."),
+            })
+        }
     };
     // Examples are optional: a broken examples file only loses the examples.
     let examples = examples.and_then(|j| parse_examples(&j).ok()).unwrap_or_default();
     match LoadedModel::from_bytes(next_model_id(), &name, &bytes, examples) {
-        Ok(m) => Action::Loaded(Rc::new(m)),
+        Ok(m) => slot.loaded(Rc::new(m)),
         Err(e) => Action::LoadFailed(e),
     }
 }
 
-/// Checks the size first (the File's size, before reading), then reads and loads it,
-/// sending each step to `dispatch`.
-pub fn load_file(file: web_sys::File, dispatch: impl Fn(Action) + 'static) {
+/// Checks the size first (the File's size, before reading), then reads and loads it into
+/// `slot`, sending each step to `dispatch`. A failure leaves every slot as it was.
+pub fn load_file(file: web_sys::File, slot: Slot, dispatch: impl Fn(Action) + 'static) {
     let name = file.name();
     if let Err(msg) = check_upload(&name, file.size()) {
         dispatch(Action::LoadFailed(msg));
@@ -101,7 +119,7 @@ pub fn load_file(file: web_sys::File, dispatch: impl Fn(Action) + 'static) {
             Ok(buf) => {
                 let bytes = Uint8Array::new(&buf).to_vec();
                 match LoadedModel::from_bytes(next_model_id(), &name, &bytes, Vec::new()) {
-                    Ok(m) => Action::Loaded(Rc::new(m)),
+                    Ok(m) => slot.loaded(Rc::new(m)),
                     Err(e) => Action::LoadFailed(e),
                 }
             }

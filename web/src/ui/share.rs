@@ -1,0 +1,129 @@
+//! Shareable links: the state in the URL fragment ([`crate::fragment`]), written with
+//! `history.replaceState` on every change (no history entry, no scroll), read when the
+//! first model loads and on `hashchange`; and the Copy link button.
+
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{HashChangeEvent, HtmlInputElement};
+use yew::prelude::*;
+
+use crate::state::{Action, State};
+
+fn current_hash() -> String {
+    web_sys::window().and_then(|w| w.location().hash().ok()).unwrap_or_default()
+}
+
+fn write_hash(fragment: &str) {
+    let Some(w) = web_sys::window() else { return };
+    if current_hash().strip_prefix('#') == Some(fragment) {
+        return;
+    }
+    if let Ok(h) = w.history() {
+        // A relative URL of the fragment alone keeps the path and query as they are.
+        let _ = h.replace_state_with_url(&JsValue::NULL, "", Some(&format!("#{fragment}")));
+    }
+}
+
+/// Keeps the URL fragment and the state in step. The first model to load (the default
+/// model, at start-up) reads the fragment: the link being opened. Later models start from
+/// their own defaults, as they would without links (a link carries the previous model's
+/// fields, which another schema would mostly drop). Every change writes the fragment.
+#[hook]
+pub fn use_link(state: &State, on_action: Callback<Action>) {
+    let model_id = state.model.as_ref().map(|m| m.id);
+    let read = use_mut_ref(|| false);
+    {
+        let (state, on_action) = (state.clone(), on_action.clone());
+        use_effect_with((model_id, state.instance.clone(), state.sweep), move |(id, _, _)| {
+            if id.is_some() && !*read.borrow() {
+                *read.borrow_mut() = true;
+                // Read before writing: the action holds the fragment as it was.
+                on_action.emit(Action::Link(current_hash()));
+            }
+            if let Some(f) = state.link() {
+                write_hash(&f);
+            }
+        });
+    }
+    use_effect_with((), move |_| {
+        let window = web_sys::window();
+        // The event's own URL: another listener may have rewritten the fragment already.
+        let listener = Closure::<dyn Fn(HashChangeEvent)>::new(move |e: HashChangeEvent| {
+            let url = e.new_url();
+            on_action.emit(Action::Link(url.split_once('#').map_or("", |(_, f)| f).to_string()));
+        });
+        if let Some(w) = &window {
+            let _ = w.add_event_listener_with_callback("hashchange", listener.as_ref().unchecked_ref());
+        }
+        move || {
+            if let Some(w) = &window {
+                let _ = w.remove_event_listener_with_callback("hashchange", listener.as_ref().unchecked_ref());
+            }
+        }
+    });
+}
+
+#[derive(Properties, PartialEq)]
+pub struct ShareProps {
+    /// What the last link could not apply.
+    pub note: Option<String>,
+}
+
+/// The Copy link button: the clipboard when the browser allows it, else the link shown
+/// selected in a text field for the visitor to copy.
+#[function_component(ShareLink)]
+pub fn share_link(p: &ShareProps) -> Html {
+    let copied = use_state_eq(|| false);
+    let manual = use_state_eq(|| None::<String>);
+    let field = use_node_ref();
+    {
+        let field = field.clone();
+        use_effect_with((*manual).clone(), move |m| {
+            if let (Some(_), Some(input)) = (m, field.cast::<HtmlInputElement>()) {
+                let _ = input.focus();
+                input.select();
+            }
+        });
+    }
+    let onclick = {
+        let (copied, manual) = (copied.clone(), manual.clone());
+        Callback::from(move |_: MouseEvent| {
+            let Some(w) = web_sys::window() else { return };
+            let url = w.location().href().unwrap_or_default();
+            // `navigator.clipboard` is missing outside secure contexts.
+            let clipboard = js_sys::Reflect::get(&w.navigator(), &"clipboard".into())
+                .ok()
+                .filter(|c| !c.is_undefined() && !c.is_null())
+                .map(|c| c.unchecked_into::<web_sys::Clipboard>());
+            let Some(clipboard) = clipboard else {
+                manual.set(Some(url));
+                return;
+            };
+            let (copied, manual) = (copied.clone(), manual.clone());
+            spawn_local(async move {
+                match JsFuture::from(clipboard.write_text(&url)).await {
+                    Ok(_) => {
+                        manual.set(None);
+                        copied.set(true);
+                    }
+                    Err(_) => manual.set(Some(url)),
+                }
+            });
+        })
+    };
+    html! {
+        <div class="share" id="adaftr-share">
+            <button type="button" id="adaftr-copy-link" {onclick}
+                title="Copy a link to this instance and what-if feature">{ "Copy link" }</button>
+            <span id="adaftr-link-status" role="status">{ if *copied { "Link copied." } else { "" } }</span>
+            if let Some(url) = (*manual).clone() {
+                <label for="adaftr-link-text">{ "Copy this link (Ctrl+C / ⌘C):" }</label>
+                <input type="text" id="adaftr-link-text" readonly=true value={url} ref={field} />
+            }
+            if let Some(note) = &p.note {
+                <p class="hint" id="adaftr-link-note">{ note.clone() }</p>
+            }
+        </div>
+    }
+}
