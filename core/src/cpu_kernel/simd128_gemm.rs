@@ -3,22 +3,22 @@
 //!
 //! The `gemm` crate's simd128 kernel keeps a 12 x 4 tile: twelve accumulators, three
 //! vectors of the left operand, a broadcast and the product's temporary are seventeen
-//! 128-bit registers, one more than x86-64 has and two more than V8 allocates (it keeps
-//! one as scratch), so V8 spills inside the innermost loop; the training step spent about
-//! 70% of its time there. This tile needs fourteen (eight accumulators, four vectors of the
-//! right operand, a broadcast, a temporary), and the loops around it are the classic
-//! ones (Goto/BLIS): a block of the right operand packed into micro-panels that stay in L1
-//! while every micro-panel of a packed block of the left operand passes over them. Under
-//! Node.js on a Zen 5 core it runs the dense layers' shapes at about 55 GFLOP/s, three
-//! times the crate's kernel; a 4 x 8 tile was 4% slower, tiles of 10 to 12 accumulators
-//! (5 x 8, 3 x 12, 4 x 12) half as fast, and unrolling the inner loop slowed it by a third.
+//! 128-bit registers, more than x86-64's sixteen (V8 keeps one of them as scratch), so the
+//! innermost loop cannot stay in registers; the training step spent about 70% of its time
+//! there. This tile needs fourteen (eight accumulators, four vectors of the right operand,
+//! a broadcast, a temporary), and the loops around it are the classic ones (Goto/BLIS): a
+//! block of the right operand packed into micro-panels that stay in L1 while every
+//! micro-panel of a packed block of the left operand passes over them. Under Node.js on a
+//! Zen 5 core it runs the dense layers' shapes at about 55 GFLOP/s, where the crate's
+//! kernel ran the training step's products at about 43; a 4 x 8 tile was 4% slower, tiles
+//! of 10 to 12 accumulators (5 x 8, 3 x 12, 4 x 12) half as fast, and unrolling the inner
+//! loop slowed it by a third.
 //!
 //! wasm has no fused multiply-add without the relaxed-simd proposal, so each step is a
 //! multiply and an add, as in the `gemm` crate (`f32x4.relaxed_madd` measured no faster:
 //! the loop is bound by the vector units, which two multiplies and two adds a cycle keep as
-//! busy as two FMAs). Other targets compile the same code on
-//! four-lane arrays (the unit tests check the blocking and the edges natively); they use
-//! the `gemm` crate.
+//! busy as two FMAs). Other targets compile the same code on four-lane arrays (the unit
+//! tests check the blocking and the edges natively) but use the `gemm` crate.
 
 use std::cell::RefCell;
 
