@@ -4,6 +4,10 @@
 
 use candle_core::{CpuStorage, Layout, Result};
 
+// Compiled everywhere so that its tests run natively; only wasm32 calls it.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod simd128_gemm;
+
 /// The elements of a contiguous f32 operand; an error naming `op` and `what` otherwise
 /// (callers make their inputs contiguous and keep other dtypes on candle's own ops).
 pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str, what: &str) -> Result<&'a [f32]> {
@@ -14,7 +18,8 @@ pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str, what: &str)
 }
 
 /// dst (rows x cols) = a (rows x inner) b (inner x cols), each matrix given by its pointer
-/// and (row, column) strides in elements.
+/// and (row, column) strides in elements. The `gemm` crate's, except in wasm32, which has
+/// a kernel of its own (`simd128_gemm`: V8 spills the crate's simd128 tile).
 ///
 /// # Safety
 /// Every pointer must address a matrix of the stated size and strides inside its buffer;
@@ -28,30 +33,38 @@ pub(crate) unsafe fn product(
     a: (*const f32, usize, usize),
     b: (*const f32, usize, usize),
 ) {
-    if rows == 0 || cols == 0 || inner == 0 {
-        return;
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: the caller's promise, passed on.
+    unsafe {
+        simd128_gemm::product(rows, cols, inner, dst, a, b)
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    if rows > 0 && cols > 0 && inner > 0 {
+        // SAFETY: the caller's promise; gemm takes (column, row) strides.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                inner,
+                dst.0,
+                dst.2 as isize,
+                dst.1 as isize,
+                false,
+                a.0,
+                a.2 as isize,
+                a.1 as isize,
+                b.0,
+                b.2 as isize,
+                b.1 as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                crate::nn::linear::parallelism(),
+            )
+        };
     }
-    gemm::gemm(
-        rows,
-        cols,
-        inner,
-        dst.0,
-        dst.2 as isize,
-        dst.1 as isize,
-        false,
-        a.0,
-        a.2 as isize,
-        a.1 as isize,
-        b.0,
-        b.2 as isize,
-        b.1 as isize,
-        0.0,
-        1.0,
-        false,
-        false,
-        false,
-        crate::nn::linear::parallelism(),
-    );
 }
 
 /// Runs `f` on the elements of CPU f32 tensors, read in place (no op, no copy, no graph);

@@ -232,9 +232,10 @@ impl CustomOp3 for Grouped {
     }
 }
 
-/// d/dx: block e of the input's gradient is block e of the output's gradient times W_e.
-struct GroupedGradInput {
-    groups: usize,
+/// d/dx: block e of the input's gradient is block e of the output's gradient times W_e
+/// (with one group, a dense layer's).
+pub(super) struct GroupedGradInput {
+    pub(super) groups: usize,
 }
 
 impl CustomOp2 for GroupedGradInput {
@@ -270,9 +271,10 @@ impl CustomOp2 for GroupedGradInput {
     }
 }
 
-/// d/dW: W_e's gradient is block e of the output's gradient, transposed, times block e of x.
-struct GroupedGradWeight {
-    groups: usize,
+/// d/dW: W_e's gradient is block e of the output's gradient, transposed, times block e of x
+/// (with one group, a dense layer's).
+pub(super) struct GroupedGradWeight {
+    pub(super) groups: usize,
 }
 
 impl CustomOp2 for GroupedGradWeight {

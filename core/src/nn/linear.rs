@@ -13,6 +13,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Resul
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "wasm32")]
+use super::bank::{GroupedGradInput, GroupedGradWeight};
 use super::gemv::gemv;
 use super::relu::{relu, relu_grad};
 use crate::cpu_kernel::{f32_slice, product, with_f32_slices};
@@ -110,7 +112,7 @@ pub(crate) fn add_bias(y: &mut [f32], b: &[f32], relu: bool) {
 fn bias_row(row: &mut [f32], b: &[f32], relu: bool) {
     for (v, &bj) in row.iter_mut().zip(b) {
         let z = *v + bj;
-        *v = if relu { z.max(0.0) } else { z };
+        *v = if relu { super::relu::positive(z) } else { z };
     }
 }
 
@@ -125,6 +127,7 @@ impl Module for Linear {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn parallelism() -> gemm::Parallelism {
     match candle_core::utils::get_num_threads() {
         n if n > 1 => gemm::Parallelism::Rayon(n),
@@ -189,8 +192,16 @@ impl CustomOp3 for Dense {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = if self.relu { relu_grad(grad, y)? } else { grad.contiguous()? };
-        let grad_x = g.matmul(w)?;
-        let grad_w = g.t()?.matmul(x)?;
+        // In wasm32 the two products go through `cpu_kernel::product` (candle's matmul
+        // would run the `gemm` crate's simd128 kernel, several times slower there); natively
+        // candle's matmul, whose results the parity benchmarks were measured with.
+        #[cfg(target_arch = "wasm32")]
+        let (grad_x, grad_w) = (
+            g.apply_op2_no_bwd(&w.contiguous()?, &GroupedGradInput { groups: 1 })?,
+            g.apply_op2_no_bwd(&x.contiguous()?, &GroupedGradWeight { groups: 1 })?,
+        );
+        #[cfg(not(target_arch = "wasm32"))]
+        let (grad_x, grad_w) = (g.matmul(w)?, g.t()?.matmul(x)?);
         Ok((Some(grad_x), Some(grad_w), Some(column_sum(&g)?)))
     }
 }
