@@ -37,6 +37,24 @@ pub enum Action {
     Panel(PanelAction),
 }
 
+impl Action {
+    /// Whether the visitor changed what the page shows (the instance, the swept feature, a
+    /// panel's choice), as opposed to a model arriving or a message dismissed: the page
+    /// times these from dispatch to paint.
+    pub fn is_edit(&self) -> bool {
+        matches!(
+            self,
+            Action::SetCat(..)
+                | Action::SetNum(..)
+                | Action::Random(_)
+                | Action::Reset
+                | Action::Sweep(_)
+                | Action::Panel(_)
+                | Action::Link(_)
+        )
+    }
+}
+
 /// What the visitor chooses in the sensitivity panel and the relatedness map.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PanelAction {

@@ -722,3 +722,24 @@ async fn a_link_opens_the_view_it_was_made_from() {
     assert!(m.find("#adaftr-link-note").is_none());
     assert_eq!(window().location().hash().unwrap(), format!("#{link}"), "read, then written back unchanged");
 }
+
+#[wasm_bindgen_test]
+async fn the_diagnostics_time_an_edit_to_its_painted_frame() {
+    let m = Mounted::new().await;
+    // Reading the (empty) URL fragment at start-up counts as an edit too: wait for it.
+    sleep(300).await;
+    let before = m.attr("#adaftr-diag", "data-edit-to-paint-ms");
+    let slider: HtmlInputElement = m.find("#adaftr-num-0").unwrap().dyn_into().unwrap();
+    slider.set_value(&slider.min());
+    m.fire(&slider, "input");
+    let ms: f64 = until("the edit's paint time", || {
+        let now = m.attr("#adaftr-diag", "data-edit-to-paint-ms").filter(|s| !s.is_empty())?;
+        (Some(&now) != before.as_ref()).then(|| now.parse().ok())?
+    })
+    .await;
+    // The whole re-render (prediction, sweep, sensitivity, map) lies between the two clocks.
+    let s: f64 = m.attr("#adaftr-diag", "data-sensitivity-ms").unwrap().parse().unwrap();
+    assert!(ms >= s && ms < 2000.0, "edit to paint {ms} ms, sensitivity {s} ms");
+    console_log!("edit to paint: {ms} ms");
+    assert!(m.find("#adaftr-diag").unwrap().text_content().unwrap().contains("Last edit to the next painted frame"));
+}

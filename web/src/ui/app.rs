@@ -13,6 +13,7 @@ use yew::prelude::*;
 
 use super::compare::{use_comparison, ComparePanel};
 use super::load::{load_file, load_source, Source};
+use super::paint::use_edit_to_paint;
 use super::panels::{Diagnostics, ModelCard, Predictions, Timings};
 use super::share::{use_link, ShareLink};
 use super::upload::UploadZone;
@@ -40,7 +41,7 @@ impl Reducible for Store {
     }
 }
 
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
 }
 
@@ -112,9 +113,15 @@ pub fn app(props: &AppProps) -> Html {
         let state = state.clone();
         use_memo(model_id, move |_| bench_single(&state))
     };
+    let (edit_clock, edit_to_paint_ms) = use_edit_to_paint();
     let on_action = {
         let dispatch = store.dispatcher();
-        use_callback((), move |a: Action, _| dispatch.dispatch(a))
+        use_callback((), move |a: Action, _| {
+            if a.is_edit() {
+                *edit_clock.borrow_mut() = Some(now());
+            }
+            dispatch.dispatch(a)
+        })
     };
     use_link(state, on_action.clone());
     let on_file = {
@@ -144,6 +151,7 @@ pub fn app(props: &AppProps) -> Html {
             .map_or(0, |r| rows_in_batch(r)),
         relmap_ms: relmap.1,
         relmap_points: relmap.0.as_ref().as_ref().and_then(|r| r.as_ref().ok()).map_or(0, |m| m.size().0 * m.size().1),
+        edit_to_paint_ms,
     };
 
     let status = match (&state.loading, &state.model) {

@@ -4,7 +4,7 @@
 //! feature inputs), `chart` (the what-if sweep), `sensitivity` (which features matter),
 //! `relmap` (the relatedness map and the examples' tau), `compare` (a second model beside
 //! the first), `share` (the URL fragment and the Copy link button), `panels` (predictions,
-//! model card, diagnostics), `select` (a labelled select that follows the state), `upload`
+//! model card, diagnostics), `paint` (the edit-to-paint clock), `select` (a labelled select that follows the state), `upload`
 //! (the upload zone), `train` (the Train panel and its worker) and `load` (fetching and
 //! reading models).
 //!
@@ -15,6 +15,7 @@ mod chart;
 mod compare;
 mod editor;
 mod load;
+mod paint;
 mod panels;
 mod relmap;
 mod select;

@@ -102,6 +102,8 @@ pub struct Timings {
     pub sensitivity_points: usize,
     pub relmap_ms: f64,
     pub relmap_points: usize,
+    /// From the last edit to the first frame painted with its result (all panels).
+    pub edit_to_paint_ms: Option<f64>,
 }
 
 #[derive(Properties, PartialEq)]
@@ -123,13 +125,20 @@ pub fn diagnostics(p: &DiagProps) -> Html {
         <p class="diag" id="adaftr-diag" data-single-ms={t.single_avg.map_or(t.single_ms, |m| m.mean_ms).to_string()}
             data-sweep-ms={t.sweep_ms.to_string()} data-predictions={t.predictions.to_string()}
             data-sensitivity-ms={t.sensitivity_ms.to_string()} data-sensitivity-points={t.sensitivity_points.to_string()}
-            data-relmap-ms={t.relmap_ms.to_string()} data-relmap-points={t.relmap_points.to_string()}>
+            data-relmap-ms={t.relmap_ms.to_string()} data-relmap-points={t.relmap_points.to_string()}
+            data-edit-to-paint-ms={t.edit_to_paint_ms.map(|ms| ms.to_string()).unwrap_or_default()}>
             { format!(
                 "In-browser inference (wasm, simd128): one instance {single}; \
                  what-if sweep of {} points in one batch {sweep}; \
                  feature sensitivity, {} points in one batch, {}; \
-                 relatedness map, {} points in one batch, {} (last update).",
-                t.sweep_points, t.sensitivity_points, live(t.sensitivity_ms), t.relmap_points, live(t.relmap_ms)
+                 relatedness map, {} points in one batch, {} (last update). \
+                 Last edit to the next painted frame: {}.",
+                t.sweep_points,
+                t.sensitivity_points,
+                live(t.sensitivity_ms),
+                t.relmap_points,
+                live(t.relmap_ms),
+                t.edit_to_paint_ms.map_or("no edit yet".to_string(), format::millis)
             ) }
         </p>
     }
