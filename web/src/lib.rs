@@ -2,7 +2,8 @@
 //!
 //! Everything that can be tested without a browser lives in plain modules that compile
 //! natively: [`state`] (the app state and its transitions), [`editor`] (building and
-//! editing instances, examples), [`sweep`] (what-if sweeps and chart geometry),
+//! editing instances, examples), [`fields`] (the editor's field names, groups and
+//! search), [`sweep`] (what-if sweeps and chart geometry),
 //! [`format`] (numbers and the relatedness reading), [`timing`] (timing with the
 //! browser's coarse clock), [`model`] (loading bundles, upload checks, the model card) and
 //! [`demo`] (small trained bundles for development and tests); [`training`] is what the
@@ -12,6 +13,7 @@
 
 pub mod demo;
 pub mod editor;
+pub mod fields;
 pub mod format;
 pub mod model;
 pub mod state;
