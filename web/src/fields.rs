@@ -130,7 +130,7 @@ pub fn filter(layout: &[SideFields], query: &Query) -> (Vec<SideFields>, usize) 
                     (!fields.is_empty()).then(|| Group { title: g.title.clone(), fields })
                 })
                 .collect();
-            (!groups.is_empty()).then(|| SideFields { side: s.side, title: s.title, groups })
+            (!groups.is_empty()).then_some(SideFields { side: s.side, title: s.title, groups })
         })
         .collect();
     (sides, shown)

@@ -145,21 +145,24 @@ pub fn feature_editor(p: &EditorProps) -> Html {
             }
         }
     };
+    // Each keyed list is the only child of its element: yew diffs a mixed list by position
+    // from its end, which would rebuild the search box (and lose its focus) whenever the
+    // number of sides shown changes.
     let side_sets = sides.iter().map(|s| {
         let key = s.title.split(' ').next().unwrap_or("x").to_lowercase();
         let groups = s.groups.iter().enumerate().map(|(k, g)| match &g.title {
             Some(title) => html! {
                 <fieldset class="group" key={format!("g-{title}")} data-group={title.clone()}>
                     <legend>{ title.clone() }</legend>
-                    { for g.fields.iter().map(&input) }
+                    <div>{ for g.fields.iter().map(&input) }</div>
                 </fieldset>
             },
             None => html! { <div class="group" key={format!("u-{k}")}>{ for g.fields.iter().map(&input) }</div> },
         });
         html! {
-            <fieldset class="side" id={format!("adaftr-side-{key}")} key={key}>
+            <fieldset class="side" id={format!("adaftr-side-{key}")} key={key.clone()}>
                 <legend>{ s.title }</legend>
-                { for groups }
+                <div>{ for groups }</div>
             </fieldset>
         }
     });
@@ -185,7 +188,7 @@ pub fn feature_editor(p: &EditorProps) -> Html {
                     { fields::count_text(n_shown, total, &query) }
                 </p>
             </div>
-            { for side_sets }
+            <div>{ for side_sets }</div>
         </section>
     }
 }
