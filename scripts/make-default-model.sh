@@ -16,6 +16,8 @@
 #   compare (plain PLE)           0.7340    0.7330      0.8576   (no tau)
 # The readout's network reads the shared embeddings without a stop-gradient, so its loss
 # nudges them: the two models' predictions differ slightly, their AUCs hardly at all.
+# Each model carries the generator's descriptions of its fields (`adaftr describe`), for
+# the demo's editor; the weights stay as trained.
 set -euo pipefail
 step=${1:-all}
 case "$step" in
@@ -36,6 +38,7 @@ adaftr synth --rows 200000 --seed 3 --out "$work/test.csv"
 # and tau's rank correlation with the generator's true relatedness (when it has a tau).
 train_and_eval() {
     adaftr train --train "$work/train.csv" --valid "$work/valid.csv" --out "$1" --config "$2" --seed 1
+    adaftr describe --model "$1" --fields "$work/train.fields.json" --out "$1"
     adaftr eval --model "$1" --data "$work/test.csv" --truth "$work/test.truth.csv"
 }
 

@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::evaluate::Evaluation;
 use crate::model::AdaFtr;
 use crate::nn::Params;
-use crate::schema::Schema;
+use crate::schema::{FieldInfo, Schema};
 
 /// Written in `__metadata__["format"]`.
 pub const FORMAT_NAME: &str = "adaftr-bundle";
@@ -78,6 +78,25 @@ pub fn read_metadata(bytes: &[u8]) -> Result<(Config, Schema, TrainingSummary)> 
     let (config, schema) = meta.config_and_schema()?;
     let summary: TrainingSummary = meta.json("summary")?;
     Ok((config, schema, summary))
+}
+
+/// The bundle `bytes` with its fields described (`Schema::describe`: each named feature's
+/// label, description and group replaced), and everything else as it was, byte for byte:
+/// the weights, the config and the training summary are copied, not re-serialised, so the
+/// predictions cannot change. Unknown field names and bad descriptions are errors naming
+/// them.
+pub fn describe(bytes: &[u8], infos: &BTreeMap<String, FieldInfo>) -> Result<Vec<u8>> {
+    let meta = Metadata::read(bytes, FORMAT_NAME, FORMAT_VERSION)?;
+    let (_, mut schema) = meta.config_and_schema()?;
+    schema.describe(infos)?;
+    let tensors = container::read_tensors(bytes, &Device::Cpu)?;
+    let kept = |key: &'static str| meta.get(key).map(|v| (key, v.to_string()));
+    container::write(
+        FORMAT_NAME,
+        FORMAT_VERSION,
+        [kept("config")?, ("schema", to_json(&schema)?), kept("summary")?],
+        tensors,
+    )
 }
 
 /// Loads and validates a bundle: metadata (the config, and the schema in itself and against

@@ -131,6 +131,13 @@ pub enum SchemaProblem {
     #[error("the training range's end {value} does not normalise to a finite number")]
     RangeOverflows { value: f32 },
 
+    /// A field's label, description or group is shown in the page as it is.
+    #[error("its display {part} has {chars} characters, more than the {max} allowed")]
+    InfoTooLong { part: &'static str, chars: usize, max: usize },
+
+    #[error("its display {part} is blank or holds a control character (a line break, say); give one line of text or leave it out")]
+    InfoNotText { part: &'static str },
+
     #[error("the vocabularies need {expected} embedding rows (each field's values plus its OOV row), but tensor `{tensor}` has {found}")]
     EmbeddingRows { tensor: String, expected: usize, found: usize },
 

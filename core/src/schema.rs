@@ -10,8 +10,11 @@
 //! [`Schema::validate`] checks everything the encoding relies on; bundles, checkpoints and
 //! freshly fitted schemas go through it, so a schema that loads encodes as training did.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use crate::data::format::quoted_list;
 use crate::data::vocab::ValueIndex;
 use crate::error::{Error, Result, SchemaProblem};
 
@@ -26,6 +29,55 @@ pub enum Side {
     /// Anything else (context, position, crosses).
     #[default]
     Context,
+}
+
+/// What a field means to a person: the editor's label, its help text and the group it is
+/// shown in. Every part is optional (bundles written before it was recorded have none); it
+/// never changes what the model computes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FieldInfo {
+    /// A display name (`User segment`); the column name is shown where there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// One sentence on what the field holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Fields with the same group are shown together within their side (`User profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl FieldInfo {
+    /// The longest label, description and group, in characters: they are shown as they
+    /// are, so a tampered bundle must not be able to fill the page.
+    pub const MAX_LABEL: usize = 80;
+    pub const MAX_DESCRIPTION: usize = 400;
+    pub const MAX_GROUP: usize = 60;
+
+    pub fn is_empty(&self) -> bool {
+        self.label.is_none() && self.description.is_none() && self.group.is_none()
+    }
+
+    /// Each part present is one line of plain text, not empty and within its bound.
+    pub fn check(&self) -> std::result::Result<(), SchemaProblem> {
+        let parts = [
+            ("label", &self.label, Self::MAX_LABEL),
+            ("description", &self.description, Self::MAX_DESCRIPTION),
+            ("group", &self.group, Self::MAX_GROUP),
+        ];
+        for (part, text, max) in parts {
+            let Some(text) = text else { continue };
+            let chars = text.chars().count();
+            if chars > max {
+                return Err(SchemaProblem::InfoTooLong { part, chars, max });
+            }
+            if text.trim().is_empty() || text.chars().any(char::is_control) {
+                return Err(SchemaProblem::InfoNotText { part });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How a raw numeric value is transformed before it reaches the model.
@@ -65,6 +117,8 @@ pub struct CategoricalField {
     pub name: String,
     #[serde(default)]
     pub side: Side,
+    #[serde(default, skip_serializing_if = "FieldInfo::is_empty")]
+    pub info: FieldInfo,
     vocab: Vec<String>,
     #[serde(skip)]
     index: ValueIndex,
@@ -76,25 +130,31 @@ struct CategoricalRepr {
     name: String,
     #[serde(default)]
     side: Side,
+    #[serde(default)]
+    info: FieldInfo,
     vocab: Vec<String>,
 }
 
 impl From<CategoricalRepr> for CategoricalField {
     fn from(r: CategoricalRepr) -> Self {
-        Self::new(r.name, r.side, r.vocab)
+        Self::new(r.name, r.side, r.vocab).with_info(r.info)
     }
 }
 
 impl PartialEq for CategoricalField {
     fn eq(&self, other: &Self) -> bool {
-        (&self.name, self.side, &self.vocab) == (&other.name, other.side, &other.vocab)
+        (&self.name, self.side, &self.info, &self.vocab) == (&other.name, other.side, &other.info, &other.vocab)
     }
 }
 
 impl CategoricalField {
     pub fn new(name: impl Into<String>, side: Side, vocab: Vec<String>) -> Self {
         let index = ValueIndex::from_vocab(&vocab);
-        Self { name: name.into(), side, vocab, index }
+        Self { name: name.into(), side, info: FieldInfo::default(), vocab, index }
+    }
+
+    pub fn with_info(self, info: FieldInfo) -> Self {
+        Self { info, ..self }
     }
 
     /// The known values, in id order (id `i + 1` for `vocab()[i]`).
@@ -148,6 +208,8 @@ pub struct NumericField {
     pub name: String,
     #[serde(default)]
     pub side: Side,
+    #[serde(default, skip_serializing_if = "FieldInfo::is_empty")]
+    pub info: FieldInfo,
     pub norm: NormKind,
     /// Transform parameters: value = (f(x) - shift) / scale, with f = ln(1 + max(x, 0)) for
     /// log1p and f(x) = x otherwise; `none` and `log1p` have shift 0 and scale 1.
@@ -160,7 +222,16 @@ pub struct NumericField {
 
 impl NumericField {
     pub fn identity(name: impl Into<String>, side: Side) -> Self {
-        Self { name: name.into(), side, norm: NormKind::None, shift: 0.0, scale: 1.0, min: 0.0, max: 1.0 }
+        Self {
+            name: name.into(),
+            side,
+            info: FieldInfo::default(),
+            norm: NormKind::None,
+            shift: 0.0,
+            scale: 1.0,
+            min: 0.0,
+            max: 1.0,
+        }
     }
 
     /// The model input for a raw value; `None` when the value, or its normalisation, is
@@ -312,10 +383,40 @@ impl Schema {
             }
         }
         for f in &self.categorical {
-            f.validate().map_err(|p| problem(&f.name, p))?;
+            f.validate().and_then(|()| f.info.check()).map_err(|p| problem(&f.name, p))?;
         }
         for f in &self.numeric {
-            f.validate().map_err(|p| problem(&f.name, p))?;
+            f.validate().and_then(|()| f.info.check()).map_err(|p| problem(&f.name, p))?;
+        }
+        Ok(())
+    }
+
+    /// The meaning of a feature field by name, `None` for a name that is no feature.
+    fn info_mut(&mut self, name: &str) -> Option<&mut FieldInfo> {
+        let cat = self.categorical.iter_mut().find(|f| f.name == name).map(|f| &mut f.info);
+        cat.or_else(|| self.numeric.iter_mut().find(|f| f.name == name).map(|f| &mut f.info))
+    }
+
+    /// Replaces the meaning of each named feature field (the others keep theirs) and checks
+    /// the result. Names that are no feature of this schema are an error listing them, and
+    /// leave the schema unchanged.
+    pub fn describe(&mut self, infos: &BTreeMap<String, FieldInfo>) -> Result<()> {
+        let is_feature =
+            |n: &str| self.categorical.iter().any(|f| f.name == n) || self.numeric.iter().any(|f| f.name == n);
+        let unknown: Vec<&str> = infos.keys().map(String::as_str).filter(|n| !is_feature(n)).collect();
+        if !unknown.is_empty() {
+            return Err(Error::Config(format!(
+                "field descriptions name {}, but the model has no such feature column",
+                quoted_list(&unknown)
+            )));
+        }
+        for (name, info) in infos {
+            info.check().map_err(|p| problem(name, p))?;
+        }
+        for (name, info) in infos {
+            if let Some(slot) = self.info_mut(name) {
+                *slot = info.clone();
+            }
         }
         Ok(())
     }
@@ -358,5 +459,76 @@ mod tests {
         assert_eq!(back, c);
         assert_eq!([back.encode("7"), back.encode("x"), back.encode("07"), back.encode("8")], [1, 2, 3, 0]);
         assert!(!serde_json::to_string(&c).unwrap().contains("index"));
+    }
+
+    fn small_schema() -> Schema {
+        Schema {
+            format: "explicit".into(),
+            categorical: vec![CategoricalField::new("c", Side::User, vec!["a".into()])],
+            numeric: vec![NumericField::identity("x", Side::Item)],
+            click: "click".into(),
+            conversion: "conversion".into(),
+            ignored: vec![],
+            group: None,
+            vocabulary: None,
+        }
+    }
+
+    fn info(label: &str) -> FieldInfo {
+        FieldInfo { label: Some(label.into()), description: Some("What it is.".into()), group: None }
+    }
+
+    #[test]
+    fn field_info_is_optional_and_round_trips() {
+        // A field written before field info existed reads with none, and one without info
+        // is written as before.
+        let old = r#"{"name":"c","side":"user","vocab":["a"]}"#;
+        let c: CategoricalField = serde_json::from_str(old).unwrap();
+        assert!(c.info.is_empty());
+        assert_eq!(serde_json::to_string(&c).unwrap(), old);
+        let old = r#"{"name":"x","side":"item","norm":"none","shift":0.0,"scale":1.0,"min":0.0,"max":1.0}"#;
+        let x: NumericField = serde_json::from_str(old).unwrap();
+        assert_eq!(serde_json::to_string(&x).unwrap(), old);
+
+        let c = c.with_info(info("Colour"));
+        let back: CategoricalField = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.info, info("Colour"));
+        assert_ne!(back, CategoricalField::new("c", Side::User, vec!["a".into()]), "info is part of the field");
+        assert!(serde_json::from_str::<FieldInfo>(r#"{"lable":"x"}"#).is_err(), "a misspelt part is refused");
+    }
+
+    #[test]
+    fn tampered_field_info_names_the_field() {
+        let mut s = small_schema();
+        let checks: [(FieldInfo, &str); 4] = [
+            (FieldInfo { label: Some("a\u{7}b".into()), ..info("x") }, "label"),
+            (FieldInfo { description: Some(" ".into()), ..info("x") }, "description"),
+            (FieldInfo { group: Some("g\n".into()), ..info("x") }, "group"),
+            (FieldInfo { label: Some("x".repeat(FieldInfo::MAX_LABEL + 1)), ..info("x") }, "81 characters"),
+        ];
+        for (bad, part) in checks {
+            s.numeric[0].info = bad;
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{}`", s.numeric[0].name)) && err.contains(part), "{err}");
+        }
+        s.numeric[0].info = info("fine");
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn describe_replaces_named_fields_and_refuses_unknown_names() {
+        let mut s = small_schema();
+        let (a, b) = (s.categorical[0].name.clone(), s.numeric[0].name.clone());
+        let mut infos = BTreeMap::from([(a.clone(), info("A")), (b.clone(), info("B"))]);
+        s.describe(&infos).unwrap();
+        assert_eq!((&s.categorical[0].info, &s.numeric[0].info), (&info("A"), &info("B")));
+        infos.insert("nope".into(), info("N"));
+        infos.insert("never".into(), info("N"));
+        let before = s.clone();
+        let err = s.describe(&infos).unwrap_err().to_string();
+        assert!(err.contains("`never`, `nope`") && !err.contains(&format!("`{a}`")), "{err}");
+        assert_eq!(s, before, "a refused description changes nothing");
+        let bad = BTreeMap::from([(a.clone(), FieldInfo { label: Some("".into()), ..Default::default() })]);
+        assert!(s.describe(&bad).unwrap_err().to_string().contains(&format!("`{a}`")));
     }
 }

@@ -327,3 +327,37 @@ fn checkpoints_and_saving_check_the_schema() {
         other => panic!("an invalid schema was saved: {:?}", other.map(|b| b.len())),
     }
 }
+
+/// Describing a bundle's fields changes its schema's descriptions and nothing else: the
+/// tensors, config and summary are the same bytes, so every prediction is the same.
+#[test]
+fn describing_fields_keeps_everything_else_byte_for_byte() {
+    use adaftr_core::schema::FieldInfo;
+    let (bytes, t) = trained_bundle();
+    let info = FieldInfo { label: Some("Colour".into()), description: Some("What it looks like.".into()), group: None };
+    let infos = std::collections::BTreeMap::from([("b".to_string(), info.clone())]);
+    let described = bundle::describe(&bytes, &infos).unwrap();
+    let ((tensors, meta), (tensors2, meta2)) = (parts(&bytes), parts(&described));
+    for key in ["config", "summary", "format", "version"] {
+        assert_eq!(meta[key], meta2[key], "{key}");
+    }
+    let raw = |ts: &[(String, Tensor)]| -> Vec<(String, Vec<f32>)> {
+        let mut v: Vec<_> = ts.iter().map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1().unwrap())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(raw(&tensors), raw(&tensors2));
+    let loaded = bundle::load(&described, &Device::Cpu).unwrap();
+    assert_eq!(loaded.schema.categorical[1].info, info);
+    let mut expected = t.schema().clone();
+    expected.categorical[1].info = info;
+    assert_eq!(loaded.schema, expected);
+
+    let unknown = std::collections::BTreeMap::from([("zz".to_string(), FieldInfo::default())]);
+    let e = bundle::describe(&bytes, &unknown).unwrap_err().to_string();
+    assert!(e.contains("`zz`"), "{e}");
+    // A tampered description in a bundle is refused at load, naming the field.
+    let tampered = with_schema(&described, |s| s["categorical"][1]["info"]["label"] = serde_json::json!("a\u{0}b"));
+    let p = schema_err(&tampered, "b");
+    assert_eq!(p, SchemaProblem::InfoNotText { part: "label" });
+}

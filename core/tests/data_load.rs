@@ -72,6 +72,21 @@ fn fits_vocabularies_and_encodes() {
 }
 
 #[test]
+fn the_spec_s_descriptions_reach_the_fitted_schema() {
+    let mut spec = spec();
+    spec.fields = serde_json::from_str(
+        r#"{"u": {"label": "User tier", "group": "Profile"}, "y": {"description": "Seconds on the page."}}"#,
+    )
+    .unwrap();
+    let o = LoadOptions { spec: Some(spec), ..Default::default() };
+    let (schema, _, _) = load_train(&csv(&GOOD)[..], "t.csv", &o).unwrap();
+    assert_eq!(schema.categorical[0].info.label.as_deref(), Some("User tier"));
+    assert_eq!(schema.categorical[0].info.group.as_deref(), Some("Profile"));
+    assert!(schema.categorical[1].info.is_empty() && schema.numeric[0].info.is_empty());
+    assert_eq!(schema.numeric[1].info.description.as_deref(), Some("Seconds on the page."));
+}
+
+#[test]
 fn group_column_may_also_be_a_feature() {
     let spec = SchemaSpec { categorical: vec!["id".into(), "u".into(), "i".into()], ..spec() };
     let o = LoadOptions { spec: Some(spec), ..Default::default() };

@@ -94,6 +94,10 @@ fn aliccp_sample() {
     assert_eq!(schema.categorical[0].side, Side::User);
     assert_eq!(schema.categorical.iter().find(|f| f.name == "206").unwrap().side, Side::Item);
     assert_eq!(schema.categorical.iter().find(|f| f.name == "301").unwrap().side, Side::Context);
+    // Every column of the public sample has its documented meaning in the fitted schema.
+    assert!(schema.categorical.iter().all(|f| f.info.label.is_some() && f.info.description.is_some()));
+    assert!(schema.numeric.iter().all(|f| f.info.label.as_deref().is_some_and(|l| l.ends_with(" (weight)"))));
+    assert_eq!(schema.categorical[0].info.label.as_deref(), Some("User ID"));
     assert!(data.group.is_none());
     assert_eq!((report.rows, data.len()), (100, 100));
     eprintln!("aliccp train: {} clicks, {} purchases", data.clicks(), data.conversions());

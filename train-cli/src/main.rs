@@ -42,6 +42,8 @@ enum Command {
     Study(Box<commands::study::Args>),
     /// Draw a study's PNG plots from its JSON lines.
     Plot(commands::plot::Args),
+    /// Give a bundle's features display names, descriptions and groups (no retraining).
+    Describe(commands::describe::Args),
     /// Show a bundle's config, schema and training summary.
     Inspect {
         /// The model bundle.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => commands::convert::run(&a),
         Command::Study(a) => commands::study::run(&a),
         Command::Plot(a) => commands::plot::run(&a),
+        Command::Describe(a) => commands::describe::run(&a),
         Command::Inspect { model } => commands::inspect::run(&model),
         Command::Bench(a) => commands::bench::run(&a),
     };

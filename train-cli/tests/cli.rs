@@ -345,3 +345,52 @@ fn study_smoke_runs_every_mode_and_plots() {
     }
     assert!(fails(&["plot", "--runs", &md, "--out", &again]).contains("not a JSON line"));
 }
+
+/// `synth` writes what each column means; `describe` puts it into a trained bundle and
+/// changes nothing else: the same config, summary and predictions, to the bit.
+#[test]
+fn describe_names_the_fields_and_keeps_the_predictions() {
+    let dir = Tmp::new("describe");
+    let (train, valid) = synth(&dir, 4_000, 1_000);
+    let fields = dir.path("train.fields.json");
+    assert!(Path::new(&fields).exists(), "synth writes the fields' meanings beside the data");
+    let model = dir.path("model.safetensors");
+    ok(&quick_train(&train, &valid, &model, &[]));
+    let described = dir.path("described.safetensors");
+    let run = ok(&["describe", "--model", &model, "--fields", &fields, "--out", &described]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("described 79 of 79 fields"));
+
+    let meta = |p: &str| adaftr_core::bundle::read_metadata(&std::fs::read(p).unwrap()).unwrap();
+    let ((config, schema, summary), (config2, schema2, summary2)) = (meta(&model), meta(&described));
+    assert_eq!((config, summary), (config2, summary2));
+    // Trained on the AliExpress layout, the bundle knew only what the public release says.
+    assert_eq!(schema.categorical[2].info.label, None);
+    assert!(schema.categorical[2].info.description.as_deref().unwrap().contains("anonymises"));
+    assert_eq!(schema2.categorical[2].info.label.as_deref(), Some("User segment"));
+    assert_eq!(schema2.numeric[57].info.label.as_deref(), Some("Item flag 58"));
+    let info = stdout(ok(&["inspect", "--model", &described]));
+    assert!(info.contains("(User segment)") && info.contains("(Item flag 58)"), "{info}");
+    let vocab = |s: &adaftr_core::schema::Schema| s.categorical.iter().map(|f| f.vocab().to_vec()).collect::<Vec<_>>();
+    assert_eq!(vocab(&schema), vocab(&schema2));
+    assert_eq!(predictions_of(&model, &valid), predictions_of(&described, &valid));
+    let (p1, p2) = (dir.path("p1.csv"), dir.path("p2.csv"));
+    ok(&["predict", "--model", &model, "--data", &valid, "--out", &p1]);
+    ok(&["predict", "--model", &described, "--data", &valid, "--out", &p2]);
+    assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap(), "predictions are bit-identical");
+
+    // Names the model does not have, a tampered label, and a file that is no JSON object:
+    // each refused, naming what is wrong, and nothing written.
+    let bad = dir.path("bad.json");
+    let out = dir.path("never.safetensors");
+    std::fs::write(&bad, r#"{"categorical_1": {"label": "Fine"}, "nope": {}, "numerical_99": {"label": "x"}}"#)
+        .unwrap();
+    let e = fails(&["describe", "--model", &model, "--fields", &bad, "--out", &out]);
+    assert!(e.contains("bad.json") && e.contains("`nope`, `numerical_99`") && !e.contains("categorical_1"), "{e}");
+    std::fs::write(&bad, "{\"numerical_3\": {\"label\": \"two\\nlines\"}}").unwrap();
+    let e = fails(&["describe", "--model", &model, "--fields", &bad, "--out", &out]);
+    assert!(e.contains("`numerical_3`") && e.contains("label"), "{e}");
+    std::fs::write(&bad, r#"["categorical_1"]"#).unwrap();
+    let e = fails(&["describe", "--model", &model, "--fields", &bad, "--out", &out]);
+    assert!(e.contains("bad.json is not a JSON object of field descriptions"), "{e}");
+    assert!(!Path::new(&out).exists());
+}

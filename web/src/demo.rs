@@ -20,7 +20,14 @@ fn cat(name: &str, side: Side, values: &[&str]) -> CategoricalField {
 }
 
 fn minmax(name: &str, side: Side, min: f32, max: f32) -> NumericField {
-    NumericField { name: name.into(), side, norm: NormKind::MinMax, shift: min, scale: max - min, min, max }
+    NumericField {
+        norm: NormKind::MinMax,
+        shift: min,
+        scale: max - min,
+        min,
+        max,
+        ..NumericField::identity(name, side)
+    }
 }
 
 /// A small e-commerce-like schema with fields on every side.

@@ -2,7 +2,8 @@
 //!
 //! Everything that can be tested without a browser lives in plain modules that compile
 //! natively: [`state`] (the app state and its transitions), [`editor`] (building and
-//! editing instances, examples), [`sweep`] (what-if sweeps and chart geometry),
+//! editing instances, examples), [`fields`] (the editor's field names, groups and
+//! search), [`sweep`] (what-if sweeps and chart geometry),
 //! [`sensitivity`] (which features move the outputs for one instance), [`relmap`] (the
 //! relatedness map over two features, its colours and geometry),
 //! [`format`] (numbers and the relatedness reading), [`timing`] (timing with the
@@ -17,6 +18,7 @@
 pub mod compare;
 pub mod demo;
 pub mod editor;
+pub mod fields;
 pub mod format;
 pub mod fragment;
 pub mod model;

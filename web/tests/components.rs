@@ -140,11 +140,12 @@ async fn shows_predictions_chart_card_and_timings() {
     let card = m.find("#adaftr-card").unwrap().text_content().unwrap();
     assert!(card.contains(b.config.model.backbone.name()), "{card}");
     assert!(m.find("#adaftr-diag").unwrap().text_content().unwrap().contains("sweep of 64 points"));
-    // One labelled input per feature, plus the sweep picker, the upload, the Train
-    // panel's seven (CSV, schema, start, backbone, mode, epochs, validation share), the
-    // sensitivity ranking's output and the relatedness map's three (x, y, output).
+    // One labelled input per feature, plus the field search, the sweep picker, the upload,
+    // the Train panel's seven (CSV, schema, start, backbone, mode, epochs, validation
+    // share), the sensitivity ranking's output and the relatedness map's three (x, y,
+    // output).
     let inputs = m.root.query_selector_all("select, input").unwrap();
-    assert_eq!(inputs.length() as usize, b.schema.num_categorical() + b.schema.num_numeric() + 2 + 7 + 1 + 3);
+    assert_eq!(inputs.length() as usize, b.schema.num_categorical() + b.schema.num_numeric() + 3 + 7 + 1 + 3);
     for k in 0..inputs.length() {
         let el: Element = inputs.item(k).unwrap().dyn_into().unwrap();
         let id = el.id();
@@ -742,4 +743,119 @@ async fn the_diagnostics_time_an_edit_to_its_painted_frame() {
     assert!(ms >= s && ms < 2000.0, "edit to paint {ms} ms, sensitivity {s} ms");
     console_log!("edit to paint: {ms} ms");
     assert!(m.find("#adaftr-diag").unwrap().text_content().unwrap().contains("Last edit to the next painted frame"));
+}
+
+/// The ids of the feature inputs the editor shows (`adaftr-cat-i`, `adaftr-num-i`).
+fn shown_fields(m: &Mounted) -> Vec<String> {
+    let list = m.root.query_selector_all("[data-field]").unwrap();
+    (0..list.length()).map(|k| list.item(k).unwrap().dyn_into::<Element>().unwrap().id()).collect()
+}
+
+/// The inputs whose column name, label or description contains `q`, any case: what the
+/// search must leave, worked out here from the schema itself.
+fn expected_fields(schema: &adaftr_core::schema::Schema, q: &str) -> std::collections::BTreeSet<String> {
+    let q = q.to_lowercase();
+    let hit = |name: &str, info: &adaftr_core::schema::FieldInfo| {
+        [Some(name), info.label.as_deref(), info.description.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|t| t.to_lowercase().contains(&q))
+    };
+    let cats = schema.categorical.iter().enumerate().filter(|(_, f)| hit(&f.name, &f.info));
+    let nums = schema.numeric.iter().enumerate().filter(|(_, f)| hit(&f.name, &f.info));
+    cats.map(|(i, _)| format!("adaftr-cat-{i}")).chain(nums.map(|(i, _)| format!("adaftr-num-{i}"))).collect()
+}
+
+#[wasm_bindgen_test]
+async fn the_field_search_narrows_the_editor_and_says_how_many() {
+    let b = bundle();
+    let total = b.schema.num_categorical() + b.schema.num_numeric();
+    let m = Mounted::new().await;
+    let search: HtmlInputElement = m.find("#adaftr-field-search").unwrap().dyn_into().unwrap();
+    assert!(m.find("label[for='adaftr-field-search']").is_some());
+    assert_eq!(shown_fields(&m).len(), total);
+    assert_eq!(m.attr("#adaftr-field-count", "data-shown"), Some(total.to_string()));
+
+    // The shipped model is described: inputs show labels, with the column name and the
+    // description as the help the input names.
+    let labelled = b.schema.categorical.iter().position(|f| f.info.label.is_some()).expect("a labelled field");
+    let f = &b.schema.categorical[labelled];
+    let label = m.find(&format!("label[for='adaftr-cat-{labelled}']")).unwrap().text_content().unwrap();
+    assert_eq!(Some(label.as_str()), f.info.label.as_deref());
+    let help = m.attr(&format!("#adaftr-cat-{labelled}"), "aria-describedby").unwrap();
+    let help = m.find(&format!("#{help}")).unwrap().text_content().unwrap();
+    assert!(help.contains(&f.name) && help.contains(f.info.description.as_deref().unwrap()), "{help}");
+    assert!(m.root.query_selector_all("fieldset.group legend").unwrap().length() > 0, "fields are grouped");
+
+    // A word of a label (upper case), a column-name prefix, a word of a description.
+    let word = f.info.label.as_deref().unwrap().split(' ').next().unwrap().to_uppercase();
+    let in_description = f.info.description.as_deref().unwrap().split(' ').max_by_key(|w| w.len()).unwrap();
+    let (p, inst) = m.prediction();
+    let runs = || m.attr("#adaftr-diag", "data-predictions");
+    let runs_before = runs();
+    let name = b.schema.numeric[0].name.clone();
+    for q in [word.as_str(), name.as_str(), in_description] {
+        search.set_value(q);
+        m.fire(&search, "input");
+        let want = expected_fields(&b.schema, q);
+        let mut got = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            got = shown_fields(&m).into_iter().collect();
+            if got == want {
+                break;
+            }
+            sleep(20).await;
+        }
+        assert_eq!(got, want, "the fields matching {q}");
+        assert!(search.is_connected(), "narrowing the list keeps the search box (and its focus)");
+        assert!(!got.is_empty() && got.len() < total, "{q}: {got:?}");
+        let text = m.find("#adaftr-field-count").unwrap().text_content().unwrap();
+        assert_eq!(text, format!("Showing {} of {total} fields", got.len()));
+        assert_eq!(m.attr("#adaftr-field-count", "data-shown"), Some(got.len().to_string()));
+    }
+    // Searching changes no value and runs no prediction.
+    assert_eq!(m.prediction(), (p, inst));
+    assert_eq!(runs(), runs_before);
+
+    search.set_value("no field is called this");
+    m.fire(&search, "input");
+    until("no match", || shown_fields(&m).is_empty().then_some(())).await;
+    let text = m.find("#adaftr-field-count").unwrap().text_content().unwrap();
+    assert!(text.contains("No field matches") && text.contains(&total.to_string()), "{text}");
+    assert!(m.find("fieldset.side").is_none());
+
+    search.set_value("");
+    m.fire(&search, "input");
+    until("every field back", || (shown_fields(&m).len() == total).then_some(())).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_bundle_without_descriptions_shows_column_names_and_searches_them() {
+    let mut b = bundle();
+    for f in &mut b.schema.categorical {
+        f.info = Default::default();
+    }
+    for f in &mut b.schema.numeric {
+        f.info = Default::default();
+    }
+    let plain = adaftr_core::bundle::save(&b.params, &b.config, &b.schema, &b.summary).unwrap();
+    let m = Mounted::new().await;
+    let id = m.attr("#adaftr-predictions", "data-model-id").unwrap();
+    m.upload("plain.safetensors", &plain);
+    until("the plain model", || (m.attr("#adaftr-predictions", "data-model-id")? != id).then_some(())).await;
+    assert!(m.find("fieldset.group legend").is_none() && m.find(".help").is_none());
+    let label = m.find("label[for='adaftr-num-0']").unwrap().text_content().unwrap();
+    assert_eq!(label, b.schema.numeric[0].name);
+    assert!(m.attr("#adaftr-num-0", "aria-describedby").is_none());
+
+    let search: HtmlInputElement = m.find("#adaftr-field-search").unwrap().dyn_into().unwrap();
+    let name = b.schema.categorical[0].name.clone();
+    search.set_value(&name.to_uppercase());
+    m.fire(&search, "input");
+    let want = expected_fields(&b.schema, &name);
+    assert!(want.contains("adaftr-cat-0"));
+    until("the matching names", || {
+        (shown_fields(&m).into_iter().collect::<std::collections::BTreeSet<_>>() == want).then_some(())
+    })
+    .await;
 }

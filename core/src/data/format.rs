@@ -9,12 +9,12 @@
 //! `Layout` built from any of them are one concept (which column is what), kept together so
 //! a new format is written beside the ones it must not be confused with.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::schema::{Schema, Side};
+use crate::schema::{FieldInfo, Schema, Side};
 
 /// Which columns are what, for a CSV whose layout is not detected (or to override
 /// detection). Serialised as the schema spec JSON file.
@@ -43,6 +43,10 @@ pub struct SchemaSpec {
     pub user_side: Vec<String>,
     #[serde(default)]
     pub item_side: Vec<String>,
+    /// What feature columns mean (label, description, group), by column name; carried
+    /// into the fitted schema for the browser's editor.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldInfo>,
 }
 
 fn default_click() -> String {
@@ -64,6 +68,7 @@ impl Default for SchemaSpec {
             group: None,
             user_side: Vec::new(),
             item_side: Vec::new(),
+            fields: BTreeMap::new(),
         }
     }
 }
@@ -95,6 +100,45 @@ pub const ALIEXPRESS_NUMERIC: usize = 63;
 pub const ALIEXPRESS_USER_CATEGORICAL: usize = 9;
 pub const ALIEXPRESS_USER_NUMERIC: usize = 23;
 
+/// Ali-CCP's field ids: side, group, label and description. The public release (Tianchi
+/// dataset 408, with the ESMM paper) documents each id; the wording follows the table that
+/// NVIDIA Merlin Models keeps for it (`merlin/datasets/ecommerce/aliccp/dataset.py`). The
+/// `_14` fields are multi-valued in the raw log; the sampled CSV keeps one value of each.
+const ALICCP_FIELDS: [(&str, Side, &str, &str, &str); 23] = {
+    const PROFILE: &str = "Profile";
+    const HISTORY: &str = "Behaviour history";
+    const CROSS: &str = "User x item";
+    [
+        ("101", Side::User, "Identity", "User ID", "The user, as an anonymised id."),
+        ("121", Side::User, PROFILE, "User profile", "Categorical id of the user's profile."),
+        ("122", Side::User, PROFILE, "User group", "Categorical group id of the user's profile."),
+        ("124", Side::User, PROFILE, "Gender", "The user's gender, as an anonymised id."),
+        ("125", Side::User, PROFILE, "Age", "The user's age bracket, as an anonymised id."),
+        ("126", Side::User, PROFILE, "Consumption level I", "The user's consumption level (first kind)."),
+        ("127", Side::User, PROFILE, "Consumption level II", "The user's consumption level (second kind)."),
+        ("128", Side::User, PROFILE, "Occupation", "Whether the user works."),
+        ("129", Side::User, PROFILE, "Geography", "Where the user is, as an anonymised id."),
+        ("109_14", Side::User, HISTORY, "Categories in history", "A category in the user's behaviour history."),
+        ("110_14", Side::User, HISTORY, "Shops in history", "A shop in the user's behaviour history."),
+        ("127_14", Side::User, HISTORY, "Brands in history", "A brand in the user's behaviour history."),
+        ("150_14", Side::User, HISTORY, "Intentions in history", "An intention node in the user's behaviour history."),
+        ("205", Side::Item, "Identity", "Item ID", "The item, as an anonymised id."),
+        ("206", Side::Item, "Item", "Category", "The category the item belongs to."),
+        ("207", Side::Item, "Item", "Shop", "The shop that sells the item."),
+        ("210", Side::Item, "Item", "Intention node", "The intention node the item belongs to."),
+        ("216", Side::Item, "Item", "Brand", "The item's brand."),
+        ("508", Side::Context, CROSS, "Category cross", "Category history (109_14) crossed with the category (206)."),
+        ("509", Side::Context, CROSS, "Shop cross", "Shop history (110_14) crossed with the shop (207)."),
+        ("702", Side::Context, CROSS, "Brand cross", "Brand history (127_14) crossed with the brand (216)."),
+        ("853", Side::Context, CROSS, "Intention cross", "Intention history (150_14) crossed with the node (210)."),
+        ("301", Side::Context, "Context", "Position", "Where (in which scenario) the item was shown."),
+    ]
+};
+
+fn aliccp_field(id: &str) -> Option<&'static (&'static str, Side, &'static str, &'static str, &'static str)> {
+    ALICCP_FIELDS.iter().find(|f| f.0 == id)
+}
+
 impl SchemaSpec {
     /// The AliExpress layout: `search_id` (group key, not a feature), `categorical_1..16`,
     /// `numerical_1..63`, `click`, `conversion`.
@@ -111,6 +155,27 @@ impl SchemaSpec {
             .chain(&numeric[ALIEXPRESS_USER_NUMERIC..])
             .cloned()
             .collect();
+        // The public release publishes no meanings, only which side a column describes and
+        // that numerics are scaled to [0, 1]: say that much rather than invent names.
+        let describe = |kind: &str, group: &str, side: &str| FieldInfo {
+            label: None,
+            description: Some(format!(
+                "{kind} {side} feature; the public AliExpress release anonymises it and does not say what it measures."
+            )),
+            group: Some(group.to_string()),
+        };
+        let fields = categorical
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let side = if i < ALIEXPRESS_USER_CATEGORICAL { "user or query" } else { "item" };
+                (n.clone(), describe("Categorical", "Categorical", side))
+            })
+            .chain(numeric.iter().enumerate().map(|(i, n)| {
+                let side = if i < ALIEXPRESS_USER_NUMERIC { "user or query" } else { "item" };
+                (n.clone(), describe("Numeric (0 to 1)", "Numeric", side))
+            }))
+            .collect();
         Self {
             categorical,
             numeric,
@@ -120,6 +185,7 @@ impl SchemaSpec {
             group: Some("search_id".into()),
             user_side,
             item_side,
+            fields,
         }
     }
 
@@ -142,18 +208,33 @@ impl SchemaSpec {
             if name == "click" || name == "purchase" {
                 continue;
             }
-            if name.starts_with('D') && is_field_id(&name[1..]) {
-                spec.numeric.push(name.clone());
-            } else if is_field_id(name) {
-                let side = aliccp_side(name);
-                match side {
-                    Side::User => spec.user_side.push(name.clone()),
-                    Side::Item => spec.item_side.push(name.clone()),
-                    Side::Context => {}
-                }
-                spec.categorical.push(name.clone());
-            } else {
+            let dense = name.strip_prefix('D').filter(|id| is_field_id(id));
+            if !is_field_id(name) && dense.is_none() {
                 unknown.push(name.as_str());
+                continue;
+            }
+            // A dense column is the weight of its sparse field's value: the same side and group.
+            let known = aliccp_field(dense.unwrap_or(name));
+            match known.map_or(Side::Context, |f| f.1) {
+                Side::User => spec.user_side.push(name.clone()),
+                Side::Item => spec.item_side.push(name.clone()),
+                Side::Context => {}
+            }
+            if let Some(&(id, _, group, label, description)) = known {
+                let (label, description) = match dense {
+                    None => (label.to_string(), description.to_string()),
+                    Some(_) => (
+                        format!("{label} (weight)"),
+                        format!("The weight the raw log gives the value of field {id} ({label})."),
+                    ),
+                };
+                let info = FieldInfo { label: Some(label), description: Some(description), group: Some(group.into()) };
+                spec.fields.insert(name.clone(), info);
+            }
+            if dense.is_some() {
+                spec.numeric.push(name.clone());
+            } else {
+                spec.categorical.push(name.clone());
             }
         }
         if !unknown.is_empty() {
@@ -163,6 +244,11 @@ impl SchemaSpec {
             ));
         }
         Ok(spec)
+    }
+
+    /// What a feature column means, as far as the spec says.
+    pub fn info_of(&self, name: &str) -> FieldInfo {
+        self.fields.get(name).cloned().unwrap_or_default()
     }
 
     /// The side of a feature column.
@@ -210,6 +296,14 @@ impl SchemaSpec {
         if let Some(name) = self.user_side.iter().find(|n| self.item_side.contains(n)) {
             return Err(Error::Config(format!("schema spec puts `{name}` on both the user and the item side")));
         }
+        for (name, info) in &self.fields {
+            if !self.categorical.contains(name) && !self.numeric.contains(name) {
+                return Err(Error::Config(format!(
+                    "schema spec describes `{name}` in `fields` but it is not a feature column"
+                )));
+            }
+            info.check().map_err(|p| Error::Config(format!("schema spec `fields` entry `{name}`: {p}")))?;
+        }
         Ok(())
     }
 }
@@ -219,17 +313,6 @@ fn is_field_id(s: &str) -> bool {
     let mut parts = s.splitn(2, '_');
     let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     parts.next().is_some_and(digits) && parts.next().is_none_or(digits)
-}
-
-/// Ali-CCP sides: 101 (user id) and 12x (user profile) are the user, 205/206/207/210/216
-/// (item, category, shop, intention, brand) the item, everything else context.
-fn aliccp_side(name: &str) -> Side {
-    match name {
-        "101" => Side::User,
-        "205" | "206" | "207" | "210" | "216" => Side::Item,
-        n if n.len() == 3 && n.starts_with("12") => Side::User,
-        _ => Side::Context,
-    }
 }
 
 pub(crate) fn quoted_list(names: &[&str]) -> String {
@@ -421,6 +504,12 @@ mod tests {
         assert_eq!(spec.side_of("categorical_10"), Side::Item);
         assert_eq!(spec.side_of("numerical_23"), Side::User);
         assert_eq!(spec.side_of("numerical_24"), Side::Item);
+        assert_eq!(spec.fields.len(), 79, "every feature is described");
+        let (user, item) = (spec.info_of("categorical_1"), spec.info_of("numerical_24"));
+        assert!(user.description.unwrap().contains("user or query"));
+        assert!(item.description.unwrap().contains("item"));
+        assert_eq!(item.group.as_deref(), Some("Numeric"));
+        spec.validate().unwrap();
         let layout = Layout::from_spec(&header, &spec, "f").unwrap();
         assert_eq!(layout.group, Some(header.len() - 1));
         assert_eq!(layout.roles[0], Role::Conversion);
@@ -451,6 +540,17 @@ mod tests {
         assert_eq!(spec.side_of("121"), Side::User);
         assert_eq!(spec.side_of("205"), Side::Item);
         assert_eq!(spec.side_of("301"), Side::Context);
+        assert_eq!(spec.side_of("109_14"), Side::User, "behaviour history is the user's");
+        assert_eq!(spec.side_of("D109_14"), Side::User, "a weight is on its field's side");
+        let item = spec.info_of("205");
+        assert_eq!((item.label.as_deref(), item.group.as_deref()), (Some("Item ID"), Some("Identity")));
+        let weight = spec.info_of("D109_14");
+        assert_eq!(weight.label.as_deref(), Some("Categories in history (weight)"));
+        assert_eq!(weight.group.as_deref(), Some("Behaviour history"));
+        assert!(spec.fields.values().all(|i| i.check().is_ok()));
+        // A well-formed id the public table does not list reads as before, undescribed.
+        let (_, odd) = detect(&strings(&["click", "purchase", "999", "D999"]), "f").unwrap();
+        assert!(odd.fields.is_empty() && odd.side_of("999") == Side::Context);
         let bad = strings(&["click", "purchase", "101", "weird"]);
         assert!(detect(&bad, "f").unwrap_err().to_string().contains("`weird`"));
     }
@@ -471,8 +571,30 @@ mod tests {
         assert!(err.contains("missing label column(s) `conversion`"), "{err}");
         let dup = SchemaSpec { numeric: strings(&["u"]), ..spec.clone() };
         assert!(matches!(dup.validate(), Err(Error::Config(_))));
-        let side = SchemaSpec { user_side: strings(&["nope"]), ..spec };
+        let side = SchemaSpec { user_side: strings(&["nope"]), ..spec.clone() };
         assert!(matches!(side.validate(), Err(Error::Config(_))));
         assert!(serde_json::from_str::<SchemaSpec>(r#"{"categorcal":[]}"#).is_err());
+    }
+
+    #[test]
+    fn explicit_spec_describes_its_columns() {
+        let json = r#"{"categorical":["u"],"numeric":["x"],
+            "fields":{"u":{"label":"User tier","description":"How long the user has been with us.","group":"Profile"}}}"#;
+        let spec: SchemaSpec = serde_json::from_str(json).unwrap();
+        spec.validate().unwrap();
+        assert_eq!(spec.info_of("u").label.as_deref(), Some("User tier"));
+        assert!(spec.info_of("x").is_empty());
+        // Written back, a spec without descriptions has no `fields` key.
+        let plain = SchemaSpec { fields: BTreeMap::new(), ..spec.clone() };
+        assert!(!serde_json::to_string(&plain).unwrap().contains("fields"));
+
+        let unknown: SchemaSpec =
+            serde_json::from_str(r#"{"categorical":["u"],"fields":{"click":{"label":"Clicked"}}}"#).unwrap();
+        let err = unknown.validate().unwrap_err().to_string();
+        assert!(err.contains("`click`") && err.contains("not a feature column"), "{err}");
+        let mut control = spec;
+        control.fields.get_mut("u").unwrap().group = Some("a\tb".into());
+        let err = control.validate().unwrap_err().to_string();
+        assert!(err.contains("`u`") && err.contains("group"), "{err}");
     }
 }

@@ -62,6 +62,7 @@ impl NumStats {
         NumericField {
             name: name.to_string(),
             side: spec.side_of(name),
+            info: spec.info_of(name),
             norm,
             shift,
             scale,
@@ -133,7 +134,8 @@ impl Fitter {
         let mut categorical = Vec::with_capacity(self.counters.len());
         for (counter, name) in self.counters.into_iter().zip(&spec.categorical) {
             let (vocab, remap) = counter.finish(opts.min_count, opts.max_vocab);
-            categorical.push(CategoricalField::new(name.clone(), spec.side_of(name), vocab));
+            categorical
+                .push(CategoricalField::new(name.clone(), spec.side_of(name), vocab).with_info(spec.info_of(name)));
             remaps.push(remap);
         }
         let numeric = self.stats.iter().zip(&spec.numeric).map(|(s, name)| s.field(name, spec, opts.norm)).collect();

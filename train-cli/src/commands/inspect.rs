@@ -3,9 +3,15 @@
 use std::path::Path;
 
 use adaftr_core::bundle;
+use adaftr_core::schema::FieldInfo;
 use anyhow::{Context, Result};
 
 use crate::files;
+
+/// A field's display name after its line, where it has one.
+fn display_name(info: &FieldInfo) -> String {
+    info.label.as_deref().map_or(String::new(), |l| format!("  ({l})"))
+}
 
 pub fn run(path: &Path) -> Result<()> {
     let bytes = files::read_model(path)?;
@@ -35,17 +41,24 @@ pub fn run(path: &Path) -> Result<()> {
     }
     println!("  {} categorical fields (vocabulary sizes, OOV excluded):", s.num_categorical());
     for f in &s.categorical {
-        println!("    {:<16} {:<8} {}", f.name, format!("{:?}", f.side).to_lowercase(), f.vocab().len());
+        println!(
+            "    {:<16} {:<8} {}{}",
+            f.name,
+            format!("{:?}", f.side).to_lowercase(),
+            f.vocab().len(),
+            display_name(&f.info)
+        );
     }
     println!("  {} numeric fields:", s.num_numeric());
     for f in &s.numeric {
         println!(
-            "    {:<16} {:<8} {:?} range [{}, {}]",
+            "    {:<16} {:<8} {:?} range [{}, {}]{}",
             f.name,
             format!("{:?}", f.side).to_lowercase(),
             f.norm,
             f.min,
-            f.max
+            f.max,
+            display_name(&f.info)
         );
     }
     let t = &b.summary;

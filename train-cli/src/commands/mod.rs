@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod convert;
+pub mod describe;
 pub mod eval;
 pub mod inspect;
 pub mod plot;

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use adaftr_core::data::synth::field_infos;
 use adaftr_core::data::{generate, SynthConfig, World};
 use anyhow::{Context, Result};
 
@@ -29,7 +30,8 @@ pub struct Args {
     #[arg(long)]
     pub cvr: Option<f64>,
     /// The CSV to write; the truth (true_pctr, true_pcvr, true_relatedness per row) goes
-    /// beside it as `<name>.truth.csv`.
+    /// beside it as `<name>.truth.csv`, and what each column means (for `adaftr describe`)
+    /// as `<name>.fields.json`.
     #[arg(long)]
     pub out: PathBuf,
     /// Skip the Bayes-optimal AUCs (saves 9 bytes of memory per row).
@@ -39,9 +41,18 @@ pub struct Args {
 
 /// `data.csv` -> `data.truth.csv`.
 pub fn truth_path(out: &Path) -> PathBuf {
+    beside(out, "truth.csv")
+}
+
+/// `data.csv` -> `data.fields.json`.
+pub fn fields_path(out: &Path) -> PathBuf {
+    beside(out, "fields.json")
+}
+
+fn beside(out: &Path, suffix: &str) -> PathBuf {
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let stem = name.strip_suffix(".csv").unwrap_or(&name);
-    out.with_file_name(format!("{stem}.truth.csv"))
+    out.with_file_name(format!("{stem}.{suffix}"))
 }
 
 pub fn run(a: &Args) -> Result<()> {
@@ -59,9 +70,12 @@ pub fn run(a: &Args) -> Result<()> {
     let truth = truth_path(&a.out);
     let s = generate(&cfg, files::create(&a.out)?, files::create(&truth)?)
         .with_context(|| format!("generating {}", a.out.display()))?;
+    let fields = fields_path(&a.out);
+    let json = serde_json::to_string_pretty(&field_infos()).context("field descriptions as JSON")?;
+    files::write_atomic(&fields, format!("{json}\n").as_bytes())?;
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     eprintln!(
-        "wrote {} rows of world `{}` to {} ({} searches, {} clicks = {:.2}%, {} conversions = {:.1}% of clicks) and the truth to {}",
+        "wrote {} rows of world `{}` to {} ({} searches, {} clicks = {:.2}%, {} conversions = {:.1}% of clicks), the truth to {} and the fields' meanings to {}",
         s.rows,
         s.world.name(),
         a.out.display(),
@@ -70,7 +84,8 @@ pub fn run(a: &Args) -> Result<()> {
         100.0 * s.ctr,
         s.conversions,
         100.0 * s.cvr_given_click,
-        truth.display()
+        truth.display(),
+        fields.display()
     );
     if a.no_auc {
         eprintln!("mean true relatedness {:.3}", s.relatedness_mean);

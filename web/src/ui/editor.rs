@@ -1,4 +1,5 @@
-//! The feature editor: one labelled input per schema field, grouped by side.
+//! The feature editor: one labelled input per schema field, grouped by side and within a
+//! side by the fields' groups, with a search that narrows the list (`crate::fields`).
 
 use std::rc::Rc;
 
@@ -7,7 +8,8 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::editor::numeric_range;
-use crate::model::{LoadedModel, SIDES};
+use crate::fields::{self, Field, FieldRef, Query};
+use crate::model::LoadedModel;
 use crate::state::Action;
 
 #[derive(Properties, PartialEq)]
@@ -30,10 +32,31 @@ pub fn show_value(x: f32, lo: f32, hi: f32) -> String {
     }
 }
 
+/// The label of a field's input, and under it its column name (where a label hides it)
+/// and description; the help's id is what the input's `aria-describedby` names.
+fn field_head(id: &str, f: &Field) -> (Html, Option<String>) {
+    let help_id = format!("{id}-help");
+    let has_help = f.has_label() || f.description.is_some();
+    let head = html! {
+        <div class="field-head">
+            <label for={id.to_string()}>{ f.display.clone() }</label>
+            if has_help {
+                <p class="help" id={help_id.clone()}>
+                    if f.has_label() {
+                        <code class="field-name">{ f.name.clone() }</code>
+                    }
+                    { f.description.clone().unwrap_or_default() }
+                </p>
+            }
+        </div>
+    };
+    (head, has_help.then_some(help_id))
+}
+
 #[derive(Properties, PartialEq)]
 struct CatProps {
     index: usize,
-    name: AttrValue,
+    field: Field,
     vocab: Rc<Vec<String>>,
     value: u32,
     on_action: Callback<Action>,
@@ -58,10 +81,11 @@ fn cat_input(p: &CatProps) -> Html {
         Action::SetCat(i, sel.value().parse().unwrap_or(0))
     });
     let id = format!("adaftr-cat-{i}");
+    let (head, help) = field_head(&id, &p.field);
     html! {
         <div class="field">
-            <label for={id.clone()}>{ p.name.clone() }</label>
-            <select id={id} ref={node} {onchange} data-field={p.name.clone()}>
+            { head }
+            <select id={id} ref={node} {onchange} data-field={p.field.name.clone()} aria-describedby={help}>
                 <option value="0" selected={p.value == 0}>{ "unknown (OOV)" }</option>
                 { for p.vocab.iter().enumerate().map(|(k, v)| {
                     let id = k as u32 + 1;
@@ -78,23 +102,28 @@ pub fn feature_editor(p: &EditorProps) -> Html {
     let vocabs = use_memo(p.model.id, |_| {
         p.model.bundle.schema.categorical.iter().map(|f| Rc::new(f.vocab().to_vec())).collect::<Vec<_>>()
     });
+    let layout = use_memo(p.model.id, |_| fields::layout(&p.model.bundle.schema));
+    let query = use_state(String::new);
+    let shown = {
+        let layout = layout.clone();
+        use_memo((p.model.id, (*query).clone()), move |(_, q)| fields::filter(&layout, &Query::new(q)))
+    };
+    let (sides, n_shown) = (&shown.0, shown.1);
+    let total = schema.num_categorical() + schema.num_numeric();
+    let on_search = {
+        let query = query.clone();
+        Callback::from(move |e: InputEvent| query.set(e.target_unchecked_into::<HtmlInputElement>().value()))
+    };
     let random = p.on_action.reform(|_: MouseEvent| Action::Random((js_sys::Math::random() * 1e15) as u64));
     let reset = p.on_action.reform(|_: MouseEvent| Action::Reset);
-    let groups = SIDES.iter().filter_map(|&(side, title)| {
-        let cats: Vec<usize> = (0..schema.num_categorical()).filter(|&i| schema.categorical[i].side == side).collect();
-        let nums: Vec<usize> = (0..schema.num_numeric()).filter(|&i| schema.numeric[i].side == side).collect();
-        if cats.is_empty() && nums.is_empty() {
-            return None;
-        }
-        let cat_inputs = cats.into_iter().map(|i| {
-            html! {
-                <CatInput index={i} name={AttrValue::from(schema.categorical[i].name.clone())}
-                    vocab={vocabs[i].clone()} value={p.instance.cat[i]} on_action={p.on_action.clone()} />
-            }
-        });
-        let num_inputs = nums.into_iter().map(|i| {
-            let f = &schema.numeric[i];
-            let (lo, hi) = numeric_range(f);
+    let input = |f: &Field| match f.field {
+        FieldRef::Cat(i) => html! {
+            <CatInput key={f.name.clone()} index={i} field={f.clone()} vocab={vocabs[i].clone()}
+                value={p.instance.cat[i]} on_action={p.on_action.clone()} />
+        },
+        FieldRef::Num(i) => {
+            let nf = &schema.numeric[i];
+            let (lo, hi) = numeric_range(nf);
             let x = p.instance.num[i];
             let id = format!("adaftr-num-{i}");
             let oninput = p.on_action.reform(move |e: InputEvent| {
@@ -102,26 +131,40 @@ pub fn feature_editor(p: &EditorProps) -> Html {
                 Action::SetNum(i, input.value().parse().unwrap_or(f32::NAN))
             });
             let shown = show_value(x, lo, hi);
+            let (head, help) = field_head(&id, f);
             html! {
-                <div class="field">
-                    <label for={id.clone()}>{ f.name.clone() }</label>
+                <div class="field" key={f.name.clone()}>
+                    { head }
                     <div class="slider">
                         <input type="range" id={id.clone()} min={lo.to_string()} max={hi.to_string()}
                             step={((hi - lo) / 200.0).to_string()} value={x.to_string()} {oninput}
-                            aria-valuetext={shown.clone()} data-field={f.name.clone()} />
+                            aria-valuetext={shown.clone()} data-field={f.name.clone()} aria-describedby={help} />
                         <output for={id} id={format!("adaftr-num-{i}-value")}>{ shown }</output>
                     </div>
                 </div>
             }
+        }
+    };
+    // Each keyed list is the only child of its element: yew diffs a mixed list by position
+    // from its end, which would rebuild the search box (and lose its focus) whenever the
+    // number of sides shown changes.
+    let side_sets = sides.iter().map(|s| {
+        let key = s.title.split(' ').next().unwrap_or("x").to_lowercase();
+        let groups = s.groups.iter().enumerate().map(|(k, g)| match &g.title {
+            Some(title) => html! {
+                <fieldset class="group" key={format!("g-{title}")} data-group={title.clone()}>
+                    <legend>{ title.clone() }</legend>
+                    <div>{ for g.fields.iter().map(&input) }</div>
+                </fieldset>
+            },
+            None => html! { <div class="group" key={format!("u-{k}")}>{ for g.fields.iter().map(&input) }</div> },
         });
-        let gid = format!("adaftr-side-{}", title.split(' ').next().unwrap_or("x").to_lowercase());
-        Some(html! {
-            <fieldset class="side" id={gid}>
-                <legend>{ title }</legend>
-                { for cat_inputs }
-                { for num_inputs }
+        html! {
+            <fieldset class="side" id={format!("adaftr-side-{key}")} key={key.clone()}>
+                <legend>{ s.title }</legend>
+                <div>{ for groups }</div>
             </fieldset>
-        })
+        }
     });
     let has_examples = !p.model.examples.is_empty();
     html! {
@@ -136,7 +179,16 @@ pub fn feature_editor(p: &EditorProps) -> Html {
                     <span class="example-label" id="adaftr-example-label">{ format!("Showing: {label}") }</span>
                 }
             </div>
-            { for groups }
+            <div class="field-search" role="search">
+                <label for="adaftr-field-search">{ "Find a field" }</label>
+                <input type="search" id="adaftr-field-search" value={(*query).clone()} oninput={on_search}
+                    placeholder="name or description" autocomplete="off" aria-describedby="adaftr-field-count" />
+                <p id="adaftr-field-count" class={classes!("hint", (n_shown == 0).then_some("none"))} aria-live="polite"
+                    data-shown={n_shown.to_string()} data-total={total.to_string()}>
+                    { fields::count_text(n_shown, total, &query) }
+                </p>
+            </div>
+            <div>{ for side_sets }</div>
         </section>
     }
 }

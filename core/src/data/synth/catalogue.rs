@@ -23,7 +23,9 @@ pub(super) const TOP_CATEGORY: usize = 11; // categorical_12 = parent of the cat
 pub(super) const ITEM: usize = 12; // categorical_13: item
 pub(super) const CATEGORY: usize = 13; // categorical_14 = category of the item
 /// numerical_58..60 are 0/1 flags, like the real data.
-const FLAGS: [usize; 3] = [57, 58, 59];
+pub(super) const FLAGS: [usize; 3] = [57, 58, 59];
+/// numerical_1..8 take a few discrete levels (4 to 12), like counts bucketed upstream.
+pub(super) const LEVELLED_NUMERICS: usize = 8;
 
 /// Zipf(s) over n ranks, with ranks mapped to value ids by a random permutation (so value 0
 /// is not always the most frequent and vocabulary ordering is exercised).
@@ -142,7 +144,7 @@ impl Catalogue {
         let numerics = (0..N_NUM)
             .map(|j| {
                 let flag = FLAGS.contains(&j);
-                let levels = if j < 8 { 4 + rng.below(9) as u32 } else { 0 };
+                let levels = if j < LEVELLED_NUMERICS { 4 + rng.below(9) as u32 } else { 0 };
                 NumSpec { a: rand_vec(rng, 0.6), b: rng.normal() * 0.5 - if flag { 1.5 } else { 0.0 }, levels, flag }
             })
             .collect();

@@ -15,10 +15,12 @@
 //! - `catalogue`: the feature layout and how features are drawn (the same in every world);
 //! - `story`: the worlds' click, conversion and relatedness functions;
 //! - `calibrate`: standardising the signals and solving the bases for the target rates;
-//! - `write`: the CSV and truth lines, and the scores for the Bayes AUCs.
+//! - `write`: the CSV and truth lines, and the scores for the Bayes AUCs;
+//! - `fields`: what each column means, for people (labels, descriptions, groups).
 
 mod calibrate;
 mod catalogue;
+mod fields;
 mod math;
 mod story;
 mod write;
@@ -32,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 use calibrate::calibrate;
 use catalogue::{Catalogue, Features};
+pub use fields::field_infos;
 pub use story::World;
 use write::{RowWriter, Scores};
 

@@ -73,8 +73,10 @@ const CVR_FIELDS: [usize; 7] = [1, 5, 8, 10, 11, 12, 15];
 /// Numerics that enter the click's user and item factor vectors.
 const USER_FM_NUMS: [usize; 4] = [8, 10, 13, 16];
 const ITEM_FM_NUMS: [usize; 4] = [26, 30, 33, 37];
+/// numerical_j (1-based) that shift rho in the `logit` world.
+pub(super) const LOGIT_RHO_NUMS: [usize; 2] = [21, 44];
 /// numerical_j (1-based) that reveal the `latent` world's hidden intent, together.
-const INTENT_NUMS: [usize; 10] = [10, 11, 12, 13, 16, 18, 19, 20, 22, 23];
+pub(super) const INTENT_NUMS: [usize; 10] = [10, 11, 12, 13, 16, 18, 19, 20, 22, 23];
 
 /// The raw (unstandardised) signals of one row.
 #[derive(Clone, Copy, Default)]
@@ -232,8 +234,8 @@ impl Story {
         let Some(rep) = &self.representation else {
             let rho = self.rho_segment[c(SEGMENT)]
                 + self.rho_category[c(CATEGORY)]
-                + 3.0 * (x.num(21) - 0.5)
-                + 3.0 * (x.num(44) - 0.5);
+                + 3.0 * (x.num(LOGIT_RHO_NUMS[0]) - 0.5)
+                + 3.0 * (x.num(LOGIT_RHO_NUMS[1]) - 0.5);
             return Raw { click, shared: click, own, rho: Some(rho), pair };
         };
         // The shared part: the click's user factors through another projection against the
