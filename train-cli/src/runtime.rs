@@ -18,6 +18,9 @@
 //!   the calling thread instead of handed to two sleeping workers and waited for.
 //! - Under `mpirun`, the ranks on one machine share its cores: each gets its share of
 //!   threads, since more busy threads than cores slows every rank down.
+//! - Rust ignores SIGPIPE, so `adaftr inspect ... | head` panicked on its next write once
+//!   `head` had read enough; the default disposition ends the process quietly, as other
+//!   command-line tools do.
 
 /// Call first thing in `main`, before any other thread exists.
 pub fn configure() {
@@ -33,6 +36,8 @@ pub fn configure() {
             if unset("MALLOC_ARENA_MAX") {
                 libc::mallopt(libc::M_ARENA_MAX, 1);
             }
+            // SAFETY: restoring a signal's default disposition before any thread exists.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
