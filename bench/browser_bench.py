@@ -1,6 +1,9 @@
 """Browser benchmark: the built demo (dist/) in headless Chromium, read through the page's own
 diagnostics line (#adaftr-diag: data-single-ms = mean of 50 single-instance predictions at
-model load; data-sweep-ms = the last what-if sweep, one batch). Talks to chromedriver over
+model load; data-sweep-ms = the last what-if sweep, one batch; data-sensitivity-ms and
+data-relmap-ms = the sensitivity panel's and the relatedness map's batches; data-edit-to-paint-ms
+= from an edit's dispatch to the next painted frame, every panel recomputed, here for each of
+--edits random examples). Talks to chromedriver over
 the plain WebDriver HTTP protocol (no Python packages needed).
 
 With --train-csv FILE it also trains one epoch on FILE in the Train panel (the default
@@ -111,13 +114,31 @@ def main():
             if " of 64 points" in diag()["text"]:
                 break
         points = int(diag()["text"].split("sweep of ")[1].split(" points")[0])
-        sweeps = []
+        # Each edit (a random example) recomputes every panel in its render; the page times
+        # each batch and the edit from dispatch to the next painted frame.
+        read = ("const d = document.getElementById('adaftr-diag').dataset; return {sweep: d.sweepMs,"
+                " sens: d.sensitivityMs, map: d.relmapMs, paint: d.editToPaintMs || '', map_points: d.relmapPoints,"
+                " sens_points: d.sensitivityPoints};")
+        sweeps, sens, maps, paints = [], [], [], []
+        last = js(read)
         for _ in range(a.edits):
-            before = diag()["sweep"]
             js("document.getElementById('adaftr-random').click();")
-            time.sleep(0.02)
-            sweeps.append(float(diag()["sweep"]))
-            _ = before
+            t = time.time()
+            while time.time() - t < 5:
+                now = js(read)
+                if now["paint"] and now["paint"] != last["paint"]:
+                    break
+                time.sleep(0.02)
+            last = now
+            sweeps.append(float(now["sweep"]))
+            sens.append(float(now["sens"]))
+            maps.append(float(now["map"]))
+            paints.append(float(now["paint"]))
+            time.sleep(0.1)
+        res.update({"sensitivity_ms": statistics.median(sens), "sensitivity_points": int(last["sens_points"]),
+                    "relmap_ms": statistics.median(maps), "relmap_points": int(last["map_points"]),
+                    "edit_to_paint_ms": statistics.median(paints), "edit_to_paint_max_ms": max(paints),
+                    "sensitivity_all": sens, "relmap_all": maps, "edit_to_paint_all": paints})
         if a.train_csv:
             res["train"] = measure_training(base, s, js, port, a.train_csv)
             worker = open(os.path.join(a.dist, "adaftr-train-worker_bg.wasm"), "rb").read()

@@ -482,7 +482,7 @@ async fn settle() {
 }
 
 #[wasm_bindgen_test]
-async fn an_edit_updates_every_panel_within_a_frame() {
+async fn an_edit_updates_every_panel_and_each_is_timed() {
     let b = bundle();
     let m = Mounted::new().await;
     let perf = web_sys::window().unwrap().performance().unwrap();
