@@ -167,6 +167,10 @@ def measure_stream(bin_, big_file, file, rounds=3):
     return {"big": big, **pick, "speed": pick["stream"]["samples_per_s"] / pick["memory"]["samples_per_s"]}
 
 
+# Why the browser numbers are what they are (kept with the table it explains).
+WHERE_BROWSER_TIME_GOES = "Where the time goes:\n- **The edit.** Every panel's inference runs in the edit's own render: the prediction, the 64-point sweep, the sensitivity panel and the 24 x 24 map, about 16 ms of inference before the page re-renders 79 inputs and 576 map cells. The inference runs at the simd128 kernel's speed (about 55 GFLOP/s; the map is 576 full forward passes of PLE's four experts), so batching cannot make it faster. Computing the two explaining panels in the frames after the prediction's, or evaluating their grids through the first layers' linearity (each grid row differs from the instance in one or two features, so the first layers' pre-activations are the instance's plus a per-value term), would bring an edit into one frame; neither is done yet.\n- **Training.** In wasm the dense layers' matrix products take a kernel of the project's own (`core/src/cpu_kernel/simd128_gemm.rs`: a 2 x 16 register tile; the `gemm` crate's 12 x 4 tile spills, since V8 keeps 16 vector registers on x86-64). Under Node.js (`core/examples/train_steps.rs`, `bench/wasi_run.mjs`) training ran 1.47x faster with it, 29-31% of native; in Chromium 156 the Train panel gains less (10,996 rows/s before it). The products are 83% of a wasm step and run near simd128's peak: two multiplies and two adds per cycle on four lanes, against AVX-512's two 16-lane FMAs natively, so 30% of native is at the edge of what this machine's wasm can do; `f32x4.relaxed_madd` measured no faster.\n\n"
+
+
 def native_single_thread(bin_, train, valid, work, rounds=3):
     """`adaftr train` of the default configuration for one epoch on one thread: the epoch
     line's samples/s (steps after the first, validation excluded), median of `rounds`."""
@@ -456,7 +460,8 @@ def main():
             L.append(f"| Size the worker adds to the site (loaded only on Train), gzip -9 | "
                      f"{t['worker_wasm_gzip_bytes'] / 1024:,.0f} KiB ({t['worker_wasm_bytes'] / 1024:,.0f} KiB raw) | |")
         L.append("\nChromium coarsens `performance.now()` to 100 µs, so the single-instance number is the page's own "
-                 "mean of 50 calls, and the sweep time is read from the page's diagnostics line after each edit.\n")
+                 "mean of 50 calls, and the batch times are read from the page's diagnostics line after each edit.\n")
+        L.append(WHERE_BROWSER_TIME_GOES)
     if ingest:
         L.append("## CSV ingest\n")
         L.append(f"`load_train` (read, parse, fit vocabularies and normalisation, encode) of a generated AliExpress-shaped "
