@@ -89,16 +89,12 @@ pub fn plan(schema: &Schema, inst: &Instance, x: FeatureRef, y: FeatureRef) -> O
         return None;
     }
     let (ax, ay) = (Axis::new(schema, inst, x)?, Axis::new(schema, inst, y)?);
-    let set = |v: &mut Instance, f: FeatureRef, val: f32| match f {
-        FeatureRef::Num(i) => v.num[i] = val,
-        FeatureRef::Cat(i) => v.cat[i] = val as u32,
-    };
     let mut instances = Vec::with_capacity(ax.values.len() * ay.values.len());
     for &yv in &ay.values {
         for &xv in &ax.values {
             let mut v = inst.clone();
-            set(&mut v, x, xv);
-            set(&mut v, y, yv);
+            x.set(&mut v, xv);
+            y.set(&mut v, yv);
             instances.push(v);
         }
     }

@@ -111,10 +111,7 @@ pub fn values(schema: &Schema, inst: &Instance, f: FeatureRef) -> Vec<f32> {
 /// `inst` with feature `f` set to `v` (a raw numeric, or an id as `f32`).
 pub fn with_value(inst: &Instance, f: FeatureRef, v: f32) -> Instance {
     let mut out = inst.clone();
-    match f {
-        FeatureRef::Num(i) => out.num[i] = v,
-        FeatureRef::Cat(i) => out.cat[i] = v as u32,
-    }
+    f.set(&mut out, v);
     out
 }
 

@@ -47,6 +47,15 @@ impl FeatureRef {
     pub fn exists(self, schema: &Schema) -> bool {
         self.name(schema).is_some()
     }
+
+    /// Sets this feature of `inst` to `v`: a raw numeric, or a categorical id as `f32` (the
+    /// form the sensitivity panel's and the relatedness map's grids hold their values in).
+    pub fn set(self, inst: &mut Instance, v: f32) {
+        match self {
+            FeatureRef::Num(i) => inst.num[i] = v,
+            FeatureRef::Cat(i) => inst.cat[i] = v as u32,
+        }
+    }
 }
 
 /// Every feature of a schema, categoricals first.
