@@ -33,15 +33,15 @@ pub fn run(a: &Args) -> Result<()> {
         .with_context(|| format!("{} is not a JSON object of field descriptions", a.fields.display()))?;
     let bytes = files::read_model(&a.model)?;
     // A full load first: a bundle that would not load is not written again described.
-    bundle::load(&bytes, &candle_core::Device::Cpu).with_context(|| format!("cannot load {}", a.model.display()))?;
+    let loaded = bundle::load(&bytes, &candle_core::Device::Cpu)
+        .with_context(|| format!("cannot load {}", a.model.display()))?;
     let out = bundle::describe(&bytes, &infos)
         .with_context(|| format!("{} does not fit {}", a.fields.display(), a.model.display()))?;
     files::write_atomic(&a.out, &out)?;
-    let (_, schema, _) = bundle::read_metadata(&out)?;
     eprintln!(
         "described {} of {} fields; wrote {}",
         infos.len(),
-        schema.num_categorical() + schema.num_numeric(),
+        loaded.schema.num_categorical() + loaded.schema.num_numeric(),
         a.out.display()
     );
     Ok(())
