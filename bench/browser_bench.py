@@ -2,8 +2,10 @@
 diagnostics line (#adaftr-diag: data-single-ms = mean of 50 single-instance predictions at
 model load; data-sweep-ms = the last what-if sweep, one batch; data-sensitivity-ms and
 data-relmap-ms = the sensitivity panel's and the relatedness map's batches; data-edit-to-paint-ms
-= from an edit's dispatch to the next painted frame, every panel recomputed, here for each of
---edits random examples). Talks to chromedriver over
+= from an edit's dispatch to the next painted frame, every panel recomputed; data-edit-work-ms =
+the page's own work for the edit, that time less the wait for the display's beat (see
+web/src/ui/paint.rs); each for --edits random examples (every field changes) and as many
+single-slider edits (one numeric field moved, the common edit)). Talks to chromedriver over
 the plain WebDriver HTTP protocol (no Python packages needed).
 
 With --train-csv FILE it also trains one epoch on FILE in the Train panel (the default
@@ -117,28 +119,43 @@ def main():
         # Each edit (a random example) recomputes every panel in its render; the page times
         # each batch and the edit from dispatch to the next painted frame.
         read = ("const d = document.getElementById('adaftr-diag').dataset; return {sweep: d.sweepMs,"
-                " sens: d.sensitivityMs, map: d.relmapMs, paint: d.editToPaintMs || '', map_points: d.relmapPoints,"
-                " sens_points: d.sensitivityPoints};")
-        sweeps, sens, maps, paints = [], [], [], []
+                " sens: d.sensitivityMs, map: d.relmapMs, paint: d.editToPaintMs || '', work: d.editWorkMs || '',"
+                " map_points: d.relmapPoints, sens_points: d.sensitivityPoints};")
+        # A random example changes every field; a slider edit one numeric field (the first
+        # slider, moved to a random point of its range).
+        random_example = "document.getElementById('adaftr-random').click();"
+        slider = ("const s = document.getElementById('adaftr-num-0'); const lo = +s.min, hi = +s.max;"
+                  " s.value = String(lo + Math.random() * (hi - lo)); s.dispatchEvent(new Event('input', {bubbles: true}));")
         last = js(read)
-        for _ in range(a.edits):
-            js("document.getElementById('adaftr-random').click();")
-            t = time.time()
-            while time.time() - t < 5:
-                now = js(read)
-                if now["paint"] and now["paint"] != last["paint"]:
-                    break
-                time.sleep(0.02)
-            last = now
-            sweeps.append(float(now["sweep"]))
-            sens.append(float(now["sens"]))
-            maps.append(float(now["map"]))
-            paints.append(float(now["paint"]))
-            time.sleep(0.1)
-        res.update({"sensitivity_ms": statistics.median(sens), "sensitivity_points": int(last["sens_points"]),
-                    "relmap_ms": statistics.median(maps), "relmap_points": int(last["map_points"]),
-                    "edit_to_paint_ms": statistics.median(paints), "edit_to_paint_max_ms": max(paints),
-                    "sensitivity_all": sens, "relmap_all": maps, "edit_to_paint_all": paints})
+
+        def edits(script):
+            nonlocal last
+            got = {"sweep": [], "sens": [], "map": [], "paint": [], "work": []}
+            for _ in range(a.edits):
+                js(script)
+                t = time.time()
+                while time.time() - t < 5:
+                    now = js(read)
+                    if now["paint"] and (now["paint"], now["work"]) != (last["paint"], last["work"]):
+                        break
+                    time.sleep(0.02)
+                last = now
+                for k in got:
+                    got[k].append(float(now[k]))
+                time.sleep(0.1)
+            return got
+
+        ex = edits(random_example)
+        one = edits(slider)
+        sweeps = ex["sweep"]
+        res.update({"sensitivity_ms": statistics.median(ex["sens"]), "sensitivity_points": int(last["sens_points"]),
+                    "relmap_ms": statistics.median(ex["map"]), "relmap_points": int(last["map_points"]),
+                    "edit_to_paint_ms": statistics.median(ex["paint"]), "edit_to_paint_max_ms": max(ex["paint"]),
+                    "edit_work_ms": statistics.median(ex["work"]), "edit_work_max_ms": max(ex["work"]),
+                    "slider_to_paint_ms": statistics.median(one["paint"]), "slider_to_paint_max_ms": max(one["paint"]),
+                    "slider_work_ms": statistics.median(one["work"]), "slider_work_max_ms": max(one["work"]),
+                    "sensitivity_all": ex["sens"], "relmap_all": ex["map"], "edit_to_paint_all": ex["paint"],
+                    "edit_work_all": ex["work"], "slider_to_paint_all": one["paint"], "slider_work_all": one["work"]})
         if a.train_csv:
             res["train"] = measure_training(base, s, js, port, a.train_csv)
             worker = open(os.path.join(a.dist, "adaftr-train-worker_bg.wasm"), "rb").read()

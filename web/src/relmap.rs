@@ -162,14 +162,25 @@ pub fn value_range(values: &[f32]) -> (f32, f32) {
 const STOPS: [[f32; 3]; 5] =
     [[68.0, 1.0, 84.0], [59.0, 82.0, 139.0], [33.0, 145.0, 140.0], [94.0, 201.0, 98.0], [253.0, 231.0, 37.0]];
 
-/// The colour of `v` on a scale from `lo` (first stop) to `hi` (last), as `#rrggbb`.
-pub fn colour(v: f32, lo: f32, hi: f32) -> String {
+/// The colour of `v` on a scale from `lo` (first stop) to `hi` (last): red, green, blue.
+pub fn rgb(v: f32, lo: f32, hi: f32) -> [u8; 3] {
     let t = if hi > lo && v.is_finite() { ((v - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.5 };
     let s = t * (STOPS.len() - 1) as f32;
     let k = (s.floor() as usize).min(STOPS.len() - 2);
     let f = s - k as f32;
-    let c: Vec<u8> = (0..3).map(|ch| (STOPS[k][ch] + (STOPS[k + 1][ch] - STOPS[k][ch]) * f).round() as u8).collect();
-    format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
+    std::array::from_fn(|ch| (STOPS[k][ch] + (STOPS[k + 1][ch] - STOPS[k][ch]) * f).round() as u8)
+}
+
+/// The map's cells as an image of `nx` x `ny` pixels, RGBA row-major from the top row: the
+/// pixel of cell (i, j) (j counted up from the bottom) at row `ny - 1 - j`.
+pub fn pixels(cells: &[f32], nx: usize, ny: usize, lo: f32, hi: f32) -> Vec<u8> {
+    let mut out = vec![255u8; nx * ny * 4];
+    for (k, &v) in cells.iter().enumerate().take(nx * ny) {
+        let (i, j) = (k % nx, k / nx);
+        let at = ((ny - 1 - j) * nx + i) * 4;
+        out[at..at + 3].copy_from_slice(&rgb(v, lo, hi));
+    }
+    out
 }
 
 /// The default axes: the two numeric features that move tau most for the instance the
@@ -205,12 +216,6 @@ pub const TOP: f32 = 8.0;
 pub const PLOT: f32 = 360.0;
 pub const LEGEND_TOP: f32 = TOP + PLOT + 36.0;
 pub const HEIGHT: f32 = LEGEND_TOP + 34.0;
-
-/// A cell's rectangle: `(x, y, width, height)`, with y values growing upwards, as on a plot.
-pub fn cell_rect(i: usize, j: usize, nx: usize, ny: usize) -> (f32, f32, f32, f32) {
-    let (w, h) = (PLOT / nx.max(1) as f32, PLOT / ny.max(1) as f32);
-    (LEFT + i as f32 * w, TOP + PLOT - (j + 1) as f32 * h, w, h)
-}
 
 /// The centre of a position in cells (`Axis::current`), in SVG units.
 pub fn cell_centre(cx: f32, cy: f32, nx: usize, ny: usize) -> (f32, f32) {
@@ -302,18 +307,17 @@ mod tests {
 
     #[test]
     fn colours_and_geometry() {
-        assert_eq!(colour(0.0, 0.0, 1.0), "#440154");
-        assert_eq!(colour(1.0, 0.0, 1.0), "#fde725");
-        assert_eq!(colour(0.5, 0.0, 1.0), "#21918c");
-        assert_eq!(colour(7.0, 0.0, 1.0), "#fde725", "clamped");
-        assert_eq!(colour(0.3, 0.3, 0.3), colour(0.5, 0.0, 1.0), "a flat map is one colour");
+        assert_eq!(rgb(0.0, 0.0, 1.0), [0x44, 0x01, 0x54]);
+        assert_eq!(rgb(1.0, 0.0, 1.0), [0xfd, 0xe7, 0x25]);
+        assert_eq!(rgb(0.5, 0.0, 1.0), [0x21, 0x91, 0x8c]);
+        assert_eq!(rgb(7.0, 0.0, 1.0), [0xfd, 0xe7, 0x25], "clamped");
+        assert_eq!(rgb(0.3, 0.3, 0.3), rgb(0.5, 0.0, 1.0), "a flat map is one colour");
+        let px = pixels(&[0.0, 1.0, 0.5, 0.25, 0.75, 1.0], 3, 2, 0.0, 1.0);
+        assert_eq!(px.len(), 3 * 2 * 4);
+        assert_eq!(px[..4], [0x21, 0x91, 0x8c, 255], "cell (0, 1) is the top row's first pixel");
+        assert_eq!(px[12..16], [0x44, 0x01, 0x54, 255], "cell (0, 0) is the bottom row's");
         assert_eq!(value_range(&[0.3, f32::NAN, 0.1, 0.2]), (0.1, 0.3));
         assert_eq!(value_range(&[]), (0.0, 1.0));
-        let (x, y, w, h) = cell_rect(0, 0, 24, 24);
-        assert_eq!((x, w, h), (LEFT, PLOT / 24.0, PLOT / 24.0));
-        assert!((y + h - (TOP + PLOT)).abs() < 1e-4, "row 0 at the bottom");
-        let (x, y, ..) = cell_rect(23, 23, 24, 24);
-        assert!((x + PLOT / 24.0 - (LEFT + PLOT)).abs() < 1e-3 && (y - TOP).abs() < 1e-3);
         let (cx, cy) = cell_centre(0.0, 0.0, 24, 24);
         assert!((cx - (LEFT + PLOT / 48.0)).abs() < 1e-4 && (cy - (TOP + PLOT - PLOT / 48.0)).abs() < 1e-4);
     }

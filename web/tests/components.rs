@@ -388,6 +388,17 @@ async fn the_sensitivity_panel_ranks_every_feature_and_picks_the_sweep() {
     assert_eq!(button.get_attribute("aria-pressed").as_deref(), Some("true"));
 }
 
+/// The relatedness map's canvas as drawn: RGBA, one pixel per cell, top row first.
+fn map_pixels(m: &Mounted) -> Vec<u8> {
+    canvas_pixels(m, "#adaftr-relmap-cells")
+}
+
+fn canvas_pixels(m: &Mounted, css: &str) -> Vec<u8> {
+    let canvas: web_sys::HtmlCanvasElement = m.find(css).unwrap().dyn_into().unwrap();
+    let ctx: web_sys::CanvasRenderingContext2d = canvas.get_context("2d").unwrap().unwrap().dyn_into().unwrap();
+    ctx.get_image_data(0.0, 0.0, canvas.width() as f64, canvas.height() as f64).unwrap().data().0
+}
+
 /// The relatedness map's grid of one output, `rows[j][i]`.
 fn grid(m: &Mounted, attr: &str) -> Vec<Vec<f32>> {
     serde_json::from_str(&m.attr("#adaftr-relmap", attr).unwrap()).unwrap()
@@ -398,8 +409,12 @@ async fn the_relatedness_map_follows_edits_and_axes() {
     use adaftr_web::relmap::plan;
     let b = bundle();
     let m = Mounted::new().await;
-    let cells = || m.root.query_selector_all("#adaftr-relmap rect.cell").unwrap().length() as usize;
+    let cells = || map_pixels(&m).len() / 4;
     assert!(cells() >= 24 * 24, "{}", cells());
+    // The legend's colour scale runs from the lowest colour to the highest.
+    let legend = canvas_pixels(&m, "#adaftr-relmap-legend");
+    assert_eq!(legend[..3], adaftr_web::relmap::rgb(0.0, 0.0, 1.0));
+    assert_eq!(legend[legend.len() - 4..][..3], adaftr_web::relmap::rgb(1.0, 0.0, 1.0));
     let feature = |name: &str| {
         adaftr_web::sweep::all_features(&b.schema).into_iter().find(|f| f.name(&b.schema) == Some(name)).unwrap()
     };
@@ -422,6 +437,14 @@ async fn the_relatedness_map_follows_edits_and_axes() {
             let (i, j) = (k % xs.len(), k / xs.len());
             assert!((tau[j][i] - p.tau.unwrap()).abs() < 1e-6 && (pcvr[j][i] - p.pcvr).abs() < 1e-6);
         }
+        // The canvas shows those cells: each pixel is its cell's colour, row 0 at the bottom.
+        let shown = if m.attr("#adaftr-relmap", "data-show").unwrap() == "pcvr" { &pcvr } else { &tau };
+        let flat: Vec<f32> = shown.iter().flatten().copied().collect();
+        let (lo, hi) = adaftr_web::relmap::value_range(&flat);
+        let (nx, ny) = (xs.len(), shown.len());
+        assert_eq!(map_pixels(m), adaftr_web::relmap::pixels(&flat, nx, ny, lo, hi));
+        let bottom_left = &map_pixels(m)[(ny - 1) * nx * 4..][..3];
+        assert_eq!(bottom_left, adaftr_web::relmap::rgb(shown[0][0], lo, hi));
         tau
     };
     let before = check(&m);
@@ -452,16 +475,11 @@ async fn the_relatedness_map_follows_edits_and_axes() {
     check(&m);
 
     // Colour by pCVR: the same cells, other colours.
-    let fills = |m: &Mounted| {
-        let r = m.root.query_selector_all("#adaftr-relmap rect.cell").unwrap();
-        (0..r.length())
-            .map(|k| r.item(k).unwrap().dyn_into::<Element>().unwrap().get_attribute("fill").unwrap())
-            .collect::<Vec<_>>()
-    };
-    let tau_fills = fills(&m);
+    let tau_fills = map_pixels(&m);
     select(&m, "#adaftr-map-show", "pcvr");
     until("coloured by pCVR", || (m.attr("#adaftr-relmap", "data-show")? == "pcvr").then_some(())).await;
-    assert_ne!(fills(&m), tau_fills);
+    assert_ne!(map_pixels(&m), tau_fills);
+    check(&m);
     assert_eq!(
         m.attr("#adaftr-relmap", "data-min").unwrap().parse::<f32>().unwrap(),
         grid(&m, "data-pcvr").iter().flatten().copied().fold(f32::INFINITY, f32::min)
@@ -738,11 +756,19 @@ async fn the_diagnostics_time_an_edit_to_its_painted_frame() {
         (Some(&now) != before.as_ref()).then(|| now.parse().ok())?
     })
     .await;
-    // The whole re-render (prediction, sweep, sensitivity, map) lies between the two clocks.
+    // The whole re-render (prediction, sweep, sensitivity, map) lies between the two clocks,
+    // and in the page's own work, which excludes only the wait for the frame.
     let s: f64 = m.attr("#adaftr-diag", "data-sensitivity-ms").unwrap().parse().unwrap();
+    let work: f64 = m.attr("#adaftr-diag", "data-edit-work-ms").unwrap().parse().unwrap();
     assert!(ms >= s && ms < 2000.0, "edit to paint {ms} ms, sensitivity {s} ms");
-    console_log!("edit to paint: {ms} ms");
-    assert!(m.find("#adaftr-diag").unwrap().text_content().unwrap().contains("Last edit to the next painted frame"));
+    assert!(work >= s && work <= ms, "work {work} ms, sensitivity {s} ms, edit to paint {ms} ms");
+    console_log!("edit to paint: {ms} ms, work {work} ms");
+    assert!(m
+        .find("#adaftr-diag")
+        .unwrap()
+        .text_content()
+        .unwrap()
+        .contains("of work (inference, render, layout and paint)"));
 }
 
 /// The ids of the feature inputs the editor shows (`adaftr-cat-i`, `adaftr-num-i`).

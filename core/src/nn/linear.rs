@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::bank::{GroupedGradInput, GroupedGradWeight};
 use super::gemv::gemv;
 use super::relu::{relu, relu_grad};
+use super::shared_rows::dense_shared_rows;
 use crate::cpu_kernel::{f32_slice, product, with_f32_slices};
 
 #[derive(Clone, Debug)]
@@ -58,12 +59,16 @@ impl Linear {
 pub(crate) fn dense(x: &Tensor, weight: &Tensor, bias: &Tensor, with_relu: bool) -> Result<Tensor> {
     if fused_applies(x, weight, bias) {
         let shapes_agree = weight.rank() == 2 && bias.rank() == 1 && weight.dims() == [bias.dim(0)?, x.dim(1)?];
-        if x.dim(0)? <= GEMV_ROWS && shapes_agree && ![x, weight, bias].iter().any(|t| t.track_op()) {
-            // Nothing needs a gradient (a loaded bundle predicting one instance): read the
-            // weights in place instead of going through an op (which reports mis-shaped
-            // operands as errors).
-            let n = x.dim(0)?;
-            if let Some(y) = with_f32_slices(&[x, weight, bias], |s| dense_rows(s[0], s[1], s[2], n, with_relu)) {
+        let n = x.dim(0)?;
+        if shapes_agree && ![x, weight, bias].iter().any(|t| t.track_op()) {
+            // Nothing needs a gradient (a loaded bundle predicting): read the weights in
+            // place instead of going through an op (which reports mis-shaped operands as
+            // errors), for one instance or a what-if batch (`nn::shared_rows`).
+            let y = with_f32_slices(&[x, weight, bias], |s| match n <= GEMV_ROWS {
+                true => Some(dense_rows(s[0], s[1], s[2], n, with_relu)),
+                false => dense_shared_rows(s[0], s[1], s[2], n, with_relu),
+            });
+            if let Some(y) = y.flatten() {
                 return Tensor::from_vec(y, (n, bias.dim(0)?), x.device());
             }
         }

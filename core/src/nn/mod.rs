@@ -10,5 +10,6 @@ pub mod linear;
 pub mod mix;
 pub mod mlp;
 pub mod relu;
+mod shared_rows;
 
 pub use init::Params;

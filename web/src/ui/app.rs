@@ -113,7 +113,7 @@ pub fn app(props: &AppProps) -> Html {
         let state = state.clone();
         use_memo(model_id, move |_| bench_single(&state))
     };
-    let (edit_clock, edit_to_paint_ms) = use_edit_to_paint();
+    let (edit_clock, edit) = use_edit_to_paint();
     let on_action = {
         let dispatch = store.dispatcher();
         use_callback((), move |a: Action, _| {
@@ -151,7 +151,7 @@ pub fn app(props: &AppProps) -> Html {
             .map_or(0, |r| rows_in_batch(r)),
         relmap_ms: relmap.1,
         relmap_points: relmap.0.as_ref().as_ref().and_then(|r| r.as_ref().ok()).map_or(0, |m| m.size().0 * m.size().1),
-        edit_to_paint_ms,
+        edit,
     };
 
     let status = match (&state.loading, &state.model) {

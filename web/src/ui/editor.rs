@@ -96,6 +96,41 @@ fn cat_input(p: &CatProps) -> Html {
     }
 }
 
+#[derive(Properties, PartialEq)]
+struct NumProps {
+    index: usize,
+    field: Field,
+    lo: f32,
+    hi: f32,
+    value: f32,
+    on_action: Callback<Action>,
+}
+
+/// A numeric field's slider: a component of its own, like [`CatInput`], so that an edit
+/// re-renders the one field it changed rather than all of them.
+#[function_component(NumInput)]
+fn num_input(p: &NumProps) -> Html {
+    let (i, lo, hi, x) = (p.index, p.lo, p.hi, p.value);
+    let id = format!("adaftr-num-{i}");
+    let oninput = p.on_action.reform(move |e: InputEvent| {
+        let input: HtmlInputElement = e.target_unchecked_into();
+        Action::SetNum(i, input.value().parse().unwrap_or(f32::NAN))
+    });
+    let shown = show_value(x, lo, hi);
+    let (head, help) = field_head(&id, &p.field);
+    html! {
+        <div class="field">
+            { head }
+            <div class="slider">
+                <input type="range" id={id.clone()} min={lo.to_string()} max={hi.to_string()}
+                    step={((hi - lo) / 200.0).to_string()} value={x.to_string()} {oninput}
+                    aria-valuetext={shown.clone()} data-field={p.field.name.clone()} aria-describedby={help} />
+                <output for={id} id={format!("adaftr-num-{i}-value")}>{ shown }</output>
+            </div>
+        </div>
+    }
+}
+
 #[function_component(FeatureEditor)]
 pub fn feature_editor(p: &EditorProps) -> Html {
     let schema = &p.model.bundle.schema;
@@ -122,32 +157,13 @@ pub fn feature_editor(p: &EditorProps) -> Html {
                 value={p.instance.cat[i]} on_action={p.on_action.clone()} />
         },
         FieldRef::Num(i) => {
-            let nf = &schema.numeric[i];
-            let (lo, hi) = numeric_range(nf);
-            let x = p.instance.num[i];
-            let id = format!("adaftr-num-{i}");
-            let oninput = p.on_action.reform(move |e: InputEvent| {
-                let input: HtmlInputElement = e.target_unchecked_into();
-                Action::SetNum(i, input.value().parse().unwrap_or(f32::NAN))
-            });
-            let shown = show_value(x, lo, hi);
-            let (head, help) = field_head(&id, f);
+            let (lo, hi) = numeric_range(&schema.numeric[i]);
             html! {
-                <div class="field" key={f.name.clone()}>
-                    { head }
-                    <div class="slider">
-                        <input type="range" id={id.clone()} min={lo.to_string()} max={hi.to_string()}
-                            step={((hi - lo) / 200.0).to_string()} value={x.to_string()} {oninput}
-                            aria-valuetext={shown.clone()} data-field={f.name.clone()} aria-describedby={help} />
-                        <output for={id} id={format!("adaftr-num-{i}-value")}>{ shown }</output>
-                    </div>
-                </div>
+                <NumInput key={f.name.clone()} index={i} field={f.clone()} {lo} {hi} value={p.instance.num[i]}
+                    on_action={p.on_action.clone()} />
             }
         }
     };
-    // Each keyed list is the only child of its element: yew diffs a mixed list by position
-    // from its end, which would rebuild the search box (and lose its focus) whenever the
-    // number of sides shown changes.
     let side_sets = sides.iter().map(|s| {
         let key = s.title.split(' ').next().unwrap_or("x").to_lowercase();
         let groups = s.groups.iter().enumerate().map(|(k, g)| match &g.title {

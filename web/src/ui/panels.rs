@@ -9,6 +9,8 @@ use crate::format::{self, exact, percent, relatedness, tau_reading};
 use crate::model::{card, LoadedModel};
 use crate::timing::Measured;
 
+use super::paint::EditTimes;
+
 #[derive(Properties, PartialEq)]
 pub struct PredictionsProps {
     pub model: Rc<LoadedModel>,
@@ -102,8 +104,9 @@ pub struct Timings {
     pub sensitivity_points: usize,
     pub relmap_ms: f64,
     pub relmap_points: usize,
-    /// From the last edit to the first frame painted with its result (all panels).
-    pub edit_to_paint_ms: Option<f64>,
+    /// The last edit's work and its time to the first frame painted with its result (all
+    /// panels); see `ui::paint`.
+    pub edit: Option<EditTimes>,
 }
 
 #[derive(Properties, PartialEq)]
@@ -126,19 +129,24 @@ pub fn diagnostics(p: &DiagProps) -> Html {
             data-sweep-ms={t.sweep_ms.to_string()} data-predictions={t.predictions.to_string()}
             data-sensitivity-ms={t.sensitivity_ms.to_string()} data-sensitivity-points={t.sensitivity_points.to_string()}
             data-relmap-ms={t.relmap_ms.to_string()} data-relmap-points={t.relmap_points.to_string()}
-            data-edit-to-paint-ms={t.edit_to_paint_ms.map(|ms| ms.to_string()).unwrap_or_default()}>
+            data-edit-to-paint-ms={t.edit.map(|e| e.to_paint.to_string()).unwrap_or_default()}
+            data-edit-work-ms={t.edit.map(|e| e.work.to_string()).unwrap_or_default()}>
             { format!(
                 "In-browser inference (wasm, simd128): one instance {single}; \
                  what-if sweep of {} points in one batch {sweep}; \
                  feature sensitivity, {} points in one batch, {}; \
                  relatedness map, {} points in one batch, {} (last update). \
-                 Last edit to the next painted frame: {}.",
+                 Last edit: {}.",
                 t.sweep_points,
                 t.sensitivity_points,
                 live(t.sensitivity_ms),
                 t.relmap_points,
                 live(t.relmap_ms),
-                t.edit_to_paint_ms.map_or("no edit yet".to_string(), format::millis)
+                t.edit.map_or("none yet".to_string(), |e| format!(
+                    "{} of work (inference, render, layout and paint), painted {} after the edit",
+                    format::millis(e.work),
+                    format::millis(e.to_paint)
+                ))
             ) }
         </p>
     }

@@ -8,7 +8,7 @@ use yew::prelude::*;
 use super::select::Select;
 use crate::format::{exact, tau_position};
 use crate::model::LoadedModel;
-use crate::relmap::{self as map, cell_centre, cell_rect, colour, value_range, RelMap};
+use crate::relmap::{self as map, cell_centre, pixels, value_range, RelMap};
 use crate::sensitivity::Output;
 use crate::state::{Action, PanelAction};
 use crate::sweep::{self, FeatureRef};
@@ -89,10 +89,7 @@ fn heat_map(m: &RelMap, show: Output, schema: &adaftr_core::schema::Schema) -> H
     let (lo, hi) = value_range(cells);
     let name = |f: FeatureRef| f.name(schema).unwrap_or("?").to_string();
     let (xn, yn) = (name(m.x.feature), name(m.y.feature));
-    let rects = cells.iter().enumerate().map(|(k, &v)| {
-        let (x, y, w, h) = cell_rect(k % nx, k / nx, nx, ny);
-        html! { <rect class="cell" x={x.to_string()} y={y.to_string()} width={(w + 0.3).to_string()} height={(h + 0.3).to_string()} fill={colour(v, lo, hi)} /> }
-    });
+    let image = Rc::new(pixels(cells, nx, ny, lo, hi));
     let (cx, cy) = cell_centre(m.x.current, m.y.current, nx, ny);
     let ends = |a: &map::Axis| {
         if a.numeric() {
@@ -118,17 +115,14 @@ fn heat_map(m: &RelMap, show: Output, schema: &adaftr_core::schema::Schema) -> H
         if show == Output::Tau { "low tau = closely related" } else { "probability of a purchase after a click" };
     html! {
         <figure class="chart relmap-figure">
+            <CanvasImage id="adaftr-relmap-cells" class="cells" {image} {nx} {ny} area={[map::LEFT, map::TOP, map::PLOT, map::PLOT]} />
+            <CanvasImage id="adaftr-relmap-legend" class="scale" image={legend_image()} nx={LEGEND_STEPS} ny={1}
+                area={[map::LEFT, map::LEGEND_TOP, map::PLOT, 10.0]} />
             <svg id="adaftr-relmap" viewBox={format!("0 0 {} {}", map::WIDTH, map::HEIGHT)} role="img" aria-label={desc.clone()}
                 data-x={xn.clone()} data-y={yn.clone()} data-xs={m.x.values_json()} data-ys={m.y.values_json()}
                 data-tau={m.rows_json(Output::Tau)} data-pcvr={m.rows_json(Output::Pcvr)} data-show={show.key()}
                 data-points={(nx * ny).to_string()} data-min={exact(lo)} data-max={exact(hi)}>
                 <title>{ desc }</title>
-                <defs>
-                    <linearGradient id="adaftr-relmap-scale">
-                        { for (0..=8).map(|k| { let t = k as f32 / 8.0; html! { <stop offset={format!("{}%", t * 100.0)} stop-color={colour(t, 0.0, 1.0)} /> } }) }
-                    </linearGradient>
-                </defs>
-                <g class="cells">{ for rects }</g>
                 <circle class="current" cx={cx.to_string()} cy={cy.to_string()} r="7" />
                 <circle class="current-inner" cx={cx.to_string()} cy={cy.to_string()} r="3" />
                 <text x={left.to_string()} y={(bottom + 14.0).to_string()} text-anchor="start">{ x0 }</text>
@@ -137,12 +131,80 @@ fn heat_map(m: &RelMap, show: Output, schema: &adaftr_core::schema::Schema) -> H
                 <text x={(left - 4.0).to_string()} y={bottom.to_string()} text-anchor="end">{ y0 }</text>
                 <text x={(left - 4.0).to_string()} y={(top + 10.0).to_string()} text-anchor="end">{ y1 }</text>
                 <text x={(left - 4.0).to_string()} y={((top + bottom) / 2.0).to_string()} text-anchor="end" class="axis-name">{ format!("{yn} ↑") }</text>
-                <rect x={left.to_string()} y={map::LEGEND_TOP.to_string()} width={legend_w.to_string()} height="10" fill="url(#adaftr-relmap-scale)" />
                 <text x={left.to_string()} y={(map::LEGEND_TOP + 24.0).to_string()} text-anchor="start">{ fmt(lo) }</text>
                 <text x={(left + legend_w).to_string()} y={(map::LEGEND_TOP + 24.0).to_string()} text-anchor="end">{ fmt(hi) }</text>
                 <text x={(left + legend_w / 2.0).to_string()} y={(map::LEGEND_TOP + 24.0).to_string()} text-anchor="middle">{ format!("{} ({reading})", show.label()) }</text>
             </svg>
         </figure>
+    }
+}
+
+/// Colours along the legend's scale bar, drawn smoothed.
+const LEGEND_STEPS: usize = 64;
+
+thread_local! {
+    static LEGEND: Rc<Vec<u8>> = Rc::new(pixels(
+        &(0..LEGEND_STEPS).map(|k| k as f32 / (LEGEND_STEPS - 1) as f32).collect::<Vec<_>>(),
+        LEGEND_STEPS,
+        1,
+        0.0,
+        1.0,
+    ));
+}
+
+fn legend_image() -> Rc<Vec<u8>> {
+    LEGEND.with(Rc::clone)
+}
+
+#[derive(Properties, PartialEq)]
+struct CanvasImageProps {
+    id: AttrValue,
+    class: AttrValue,
+    /// RGBA, `nx` x `ny`, top row first (`relmap::pixels`).
+    image: Rc<Vec<u8>>,
+    nx: usize,
+    ny: usize,
+    /// Where it lies on the map's SVG: x, y, width, height in its units.
+    area: [f32; 4],
+}
+
+/// An image of a few pixels scaled over an area of the map's SVG, under it (the SVG draws
+/// the axes and the instance's ring over it): the map's cells, one pixel each and crisp,
+/// and the legend's colour scale. Written with one `putImageData` after each render,
+/// before the frame is painted: as 576 SVG rectangles the cells cost an attribute diff
+/// and a style recalculation each on every edit.
+#[function_component(CanvasImage)]
+fn canvas_image(p: &CanvasImageProps) -> Html {
+    let canvas = use_node_ref();
+    {
+        let canvas = canvas.clone();
+        use_effect_with((p.image.clone(), p.nx, p.ny), move |(image, nx, ny)| draw(&canvas, image, *nx, *ny));
+    }
+    let pct = |v: f32, of: f32| format!("{:.4}%", v / of * 100.0);
+    let [x, y, w, h] = p.area;
+    let style = format!(
+        "left:{};top:{};width:{};height:{}",
+        pct(x, map::WIDTH),
+        pct(y, map::HEIGHT),
+        pct(w, map::WIDTH),
+        pct(h, map::HEIGHT)
+    );
+    html! {
+        <canvas ref={canvas} id={p.id.clone()} class={p.class.clone()} width={p.nx.to_string()} height={p.ny.to_string()}
+            {style} aria-hidden="true"></canvas>
+    }
+}
+
+fn draw(canvas: &NodeRef, image: &[u8], nx: usize, ny: usize) {
+    use wasm_bindgen::{Clamped, JsCast};
+    let Some(canvas) = canvas.cast::<web_sys::HtmlCanvasElement>() else { return };
+    let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
+    let Ok(ctx) = ctx.dyn_into::<web_sys::CanvasRenderingContext2d>() else { return };
+    if nx == 0 || ny == 0 || image.len() != nx * ny * 4 {
+        return;
+    }
+    if let Ok(data) = web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(image), nx as u32, ny as u32) {
+        let _ = ctx.put_image_data(&data, 0.0, 0.0);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Shareable links: the state in the URL fragment ([`crate::fragment`]), written with
-//! `history.replaceState` on every change (no history entry, no scroll), read when the
+//! `history.replaceState` after the frame of every change (no history entry, no scroll), read when the
 //! first model loads and on `hashchange`; and the Copy link button.
 
 use wasm_bindgen::closure::Closure;
@@ -8,6 +8,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{HashChangeEvent, HtmlInputElement};
 use yew::prelude::*;
 
+use super::paint::after_next_paint;
 use crate::state::{Action, State};
 
 fn current_hash() -> String {
@@ -41,9 +42,13 @@ pub fn use_link(state: &State, on_action: Callback<Action>) {
                 // Read before writing: the action holds the fragment as it was.
                 on_action.emit(Action::Link(current_hash()));
             }
-            if let Some(f) = state.link() {
-                write_hash(&f);
-            }
+            // After the frame: `replaceState` costs about 2 ms, which the edit's own frame
+            // has no room for. Writes queued by successive renders run in order.
+            after_next_paint(move |_| {
+                if let Some(f) = state.link() {
+                    write_hash(&f);
+                }
+            });
         });
     }
     use_effect_with((), move |_| {
