@@ -14,7 +14,7 @@ mid-epoch, the worker's wasm memory at the end, the page's input latency while t
 trains (a click on "random example" until the new prediction is on the page, timed in the
 page), and the worker's wasm size.
 
-Usage: browser_bench.py DIST_DIR OUT_JSON [--loads 15] [--edits 60] [--train-csv FILE]
+Usage: browser_bench.py DIST_DIR OUT_JSON [--loads 15] [--edits 60] [--train-csv FILE] [--window 1280x900]
 """
 
 import argparse
@@ -64,6 +64,7 @@ def main():
     ap.add_argument("--loads", type=int, default=15)
     ap.add_argument("--edits", type=int, default=60)
     ap.add_argument("--train-csv")
+    ap.add_argument("--window", default="1280x900", help="the browser window, WIDTHxHEIGHT (a desktop's by default)")
     a = ap.parse_args()
 
     wasm = glob.glob(os.path.join(a.dist, "adaftr-web-*.wasm"))[0]
@@ -88,6 +89,8 @@ def main():
             "binary": CHROMIUM, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]}}}}
         sid = wd(base, "POST", "/session", caps)["sessionId"]
         s = f"/session/{sid}"
+        width, height = (int(v) for v in a.window.split("x"))
+        wd(base, "POST", s + "/window/rect", {"width": width, "height": height})
 
         def js(script, *args):
             return wd(base, "POST", s + "/execute/sync", {"script": script, "args": list(args)})

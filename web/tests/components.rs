@@ -346,8 +346,16 @@ async fn the_sensitivity_panel_ranks_every_feature_and_picks_the_sweep() {
     use adaftr_web::sensitivity::{plan, summarise, Output};
     let b = bundle();
     let m = Mounted::new().await;
-    let rows = m.root.query_selector_all("#adaftr-sensitivity button.sens-row").unwrap();
-    assert_eq!(rows.length() as usize, b.schema.num_categorical() + b.schema.num_numeric());
+    // The top of the ranking, then every feature on request.
+    let rows = || m.root.query_selector_all("#adaftr-sensitivity button.sens-row").unwrap().length() as usize;
+    let total = b.schema.num_categorical() + b.schema.num_numeric();
+    assert!(total > adaftr_web::sensitivity::TOP_ROWS);
+    assert_eq!(rows(), adaftr_web::sensitivity::TOP_ROWS);
+    let more = m.find("#adaftr-sens-all").unwrap();
+    assert_eq!(more.get_attribute("aria-expanded").as_deref(), Some("false"));
+    more.dyn_ref::<web_sys::HtmlElement>().unwrap().click();
+    until("every feature listed", || (rows() == total).then_some(())).await;
+    assert_eq!(more.get_attribute("aria-expanded").as_deref(), Some("true"));
     assert_eq!(m.attr("#adaftr-sensitivity", "data-rank-by").as_deref(), Some("tau"));
 
     // The page's ranking is core's, for the shown instance, widest tau range first.

@@ -14,7 +14,6 @@
 //! are added to row 0's instead of summed with them); row 0 is the single-row path's exact
 //! bits.
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use super::linear::dense_row;
@@ -111,8 +110,9 @@ pub(crate) fn dense_shared_rows(x: &[f32], w: &[f32], b: &[f32], n: usize, relu:
 fn changed_columns(x: &[f32], n: usize, k: usize) -> Option<Vec<(Vec<u32>, Vec<usize>)>> {
     let budget = n * k / MAX_CHANGED_SHARE;
     let (base, mut used) = (&x[..k], 0usize);
+    // A what-if batch has a few groups (one per feature it varies), so a linear search
+    // finds a row's group.
     let mut groups: Vec<(Vec<u32>, Vec<usize>)> = Vec::new();
-    let mut index: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut cols = Vec::new();
     for r in 1..n {
         cols.clear();
@@ -127,12 +127,9 @@ fn changed_columns(x: &[f32], n: usize, k: usize) -> Option<Vec<(Vec<u32>, Vec<u
         if used > budget || cols.len() * MAX_CHANGED_SHARE > k {
             return None;
         }
-        match index.get(&cols) {
-            Some(&g) => groups[g].1.push(r),
-            None => {
-                index.insert(cols.clone(), groups.len());
-                groups.push((cols.clone(), vec![r]));
-            }
+        match groups.iter_mut().find(|(c, _)| *c == cols) {
+            Some((_, rows)) => rows.push(r),
+            None => groups.push((cols.clone(), vec![r])),
         }
     }
     Some(groups)

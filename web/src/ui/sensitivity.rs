@@ -7,7 +7,7 @@ use yew::prelude::*;
 
 use super::select::Select;
 use crate::format::{exact, percent};
-use crate::sensitivity::{self, rank, Output, Row, Span};
+use crate::sensitivity::{self, rank, Output, Row, Span, TOP_ROWS};
 use crate::state::{Action, PanelAction};
 use crate::sweep::FeatureRef;
 
@@ -29,6 +29,7 @@ fn show(o: Output, s: Span) -> String {
 
 #[function_component(Sensitivity)]
 pub fn sensitivity_panel(p: &SensitivityProps) -> Html {
+    let all = use_state_eq(|| false);
     let options = use_memo((), |_| {
         Rc::new(Output::ALL.iter().map(|o| (o.key().to_string(), o.label().to_string())).collect::<Vec<_>>())
     });
@@ -78,7 +79,13 @@ pub fn sensitivity_panel(p: &SensitivityProps) -> Html {
                 "Each feature is moved over its range with the others held: a numeric over {} values from its minimum to its maximum, a categorical over unknown (OOV) and its {} most frequent values; the instance's own values count too. The bar is how far {} moves, against the top feature. Choose a feature to see it in the what-if chart.",
                 sensitivity::NUMERIC_POINTS, sensitivity::MAX_CATEGORICAL_VALUES - 1, by.label()
             ) }</p>
-            <ol class="sens-list">{ for ranked.iter().map(row) }</ol>
+            <ol class="sens-list">{ for ranked.iter().take(if *all { ranked.len() } else { TOP_ROWS }).map(row) }</ol>
+            if ranked.len() > TOP_ROWS {
+                <button type="button" id="adaftr-sens-all" aria-expanded={all.to_string()}
+                    onclick={{ let all = all.clone(); move |_: MouseEvent| all.set(!*all) }}>
+                    { if *all { format!("Show the top {TOP_ROWS}") } else { format!("Show all {} features", ranked.len()) } }
+                </button>
+            }
         </section>
     }
 }
