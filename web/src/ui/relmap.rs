@@ -1,5 +1,5 @@
-//! Where the tasks are related: the relatedness map (tau or pCVR over two features, an SVG
-//! heat map with the instance marked) and tau over the examples shipped with the model.
+//! Where the tasks are related: the relatedness map (tau or pCVR over two features, a heat
+//! map of canvas pixels under an SVG of axes, legend and the instance's ring) and tau over the examples shipped with the model.
 
 use std::rc::Rc;
 
