@@ -314,8 +314,8 @@ mod tests {
         assert_eq!(rgb(0.3, 0.3, 0.3), rgb(0.5, 0.0, 1.0), "a flat map is one colour");
         let px = pixels(&[0.0, 1.0, 0.5, 0.25, 0.75, 1.0], 3, 2, 0.0, 1.0);
         assert_eq!(px.len(), 3 * 2 * 4);
-        assert_eq!(px[..4], [0x21, 0x91, 0x8c, 255], "cell (0, 1) is the top row's first pixel");
-        assert_eq!(px[12..16], [0x44, 0x01, 0x54, 255], "cell (0, 0) is the bottom row's");
+        assert_eq!(px[..4], [0x3b, 0x52, 0x8b, 255], "cell (0, 1) (0.25) is the top row's first pixel");
+        assert_eq!(px[12..16], [0x44, 0x01, 0x54, 255], "cell (0, 0) (0.0) is the bottom row's");
         assert_eq!(value_range(&[0.3, f32::NAN, 0.1, 0.2]), (0.1, 0.3));
         assert_eq!(value_range(&[]), (0.0, 1.0));
         let (cx, cy) = cell_centre(0.0, 0.0, 24, 24);
