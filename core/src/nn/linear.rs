@@ -64,9 +64,12 @@ pub(crate) fn dense(x: &Tensor, weight: &Tensor, bias: &Tensor, with_relu: bool)
             // Nothing needs a gradient (a loaded bundle predicting): read the weights in
             // place instead of going through an op (which reports mis-shaped operands as
             // errors), for one instance or a what-if batch (`nn::shared_rows`).
-            let y = with_f32_slices(&[x, weight, bias], |s| match n <= GEMV_ROWS {
-                true => Some(dense_rows(s[0], s[1], s[2], n, with_relu)),
-                false => dense_shared_rows(s[0], s[1], s[2], n, with_relu),
+            let y = with_f32_slices(&[x, weight, bias], |s| {
+                if n <= GEMV_ROWS {
+                    Some(dense_rows(s[0], s[1], s[2], n, with_relu))
+                } else {
+                    dense_shared_rows(s[0], s[1], s[2], n, with_relu)
+                }
             });
             if let Some(y) = y.flatten() {
                 return Tensor::from_vec(y, (n, bias.dim(0)?), x.device());

@@ -39,10 +39,13 @@ pub(crate) fn dense_shared_rows(x: &[f32], w: &[f32], b: &[f32], n: usize, relu:
     let mut y = vec![0f32; n * m];
     let (row0, rest) = y.split_at_mut(m);
     dense_row(w, b, &x[..k], row0, false);
-    let mut delta = Vec::new();
-    let mut term = Vec::new();
+    let (mut delta, mut term, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
     for (cols, rows) in &groups {
         if cols.is_empty() {
+            // Rows equal to row 0 take its pre-activation as it is.
+            for &r in rows {
+                rest[(r - 1) * m..][..m].copy_from_slice(row0);
+            }
             continue;
         }
         // The group's changes, (rows, cols) row-major.
@@ -53,7 +56,6 @@ pub(crate) fn dense_shared_rows(x: &[f32], w: &[f32], b: &[f32], n: usize, relu:
         let (g, s) = (rows.len(), cols.len());
         term.clear();
         term.resize(g * m, 0.0);
-        let mut scratch = Vec::new();
         for run in runs(cols) {
             let (start, len) = (run.start, run.len());
             let col = cols[start] as usize;
@@ -88,13 +90,6 @@ pub(crate) fn dense_shared_rows(x: &[f32], w: &[f32], b: &[f32], n: usize, relu:
             for ((o, &p), &d) in yr.iter_mut().zip(row0.iter()).zip(t) {
                 *o = p + d;
             }
-        }
-    }
-    // Rows equal to row 0 take its pre-activation as it is.
-    if let Some((_, rows)) = groups.iter().find(|(cols, _)| cols.is_empty()) {
-        for &r in rows {
-            let (head, tail) = y.split_at_mut(r * m);
-            tail[..m].copy_from_slice(&head[..m]);
         }
     }
     if relu {

@@ -164,6 +164,9 @@ pub fn feature_editor(p: &EditorProps) -> Html {
             }
         }
     };
+    // Each keyed list is the only child of its element: yew diffs a mixed list by position
+    // from its end, which would rebuild the search box (and lose its focus) whenever the
+    // number of sides shown changes.
     let side_sets = sides.iter().map(|s| {
         let key = s.title.split(' ').next().unwrap_or("x").to_lowercase();
         let groups = s.groups.iter().enumerate().map(|(k, g)| match &g.title {

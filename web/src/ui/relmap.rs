@@ -1,5 +1,6 @@
 //! Where the tasks are related: the relatedness map (tau or pCVR over two features, a heat
-//! map of canvas pixels under an SVG of axes, legend and the instance's ring) and tau over the examples shipped with the model.
+//! map of canvas pixels under an SVG of axes, legend and the instance's ring) and tau over
+//! the examples shipped with the model.
 
 use std::rc::Rc;
 

@@ -1,6 +1,6 @@
 //! Shareable links: the state in the URL fragment ([`crate::fragment`]), written with
-//! `history.replaceState` after the frame of every change (no history entry, no scroll), read when the
-//! first model loads and on `hashchange`; and the Copy link button.
+//! `history.replaceState` after the frame of every change (no history entry, no scroll),
+//! read when the first model loads and on `hashchange`; and the Copy link button.
 
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
