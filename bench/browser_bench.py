@@ -10,9 +10,11 @@ the plain WebDriver HTTP protocol (no Python packages needed).
 
 With --train-csv FILE it also trains one epoch on FILE in the Train panel (the default
 configuration, from scratch, in the page's worker) and reports the rows/s the panel measured
-mid-epoch, the worker's wasm memory at the end, the page's input latency while the worker
-trains (a click on "random example" until the new prediction is on the page, timed in the
-page), and the worker's wasm size.
+mid-epoch (as `adaftr train` measures it: the epoch's steps after its first; read before any
+click, as the native run has the machine to itself), the page's input latency while the
+worker trains (then, in the epoch's second half: a click on "random example" until the new
+prediction is on the page, timed in the page), the worker's wasm memory at the end and the
+worker's wasm size.
 
 Usage: browser_bench.py DIST_DIR OUT_JSON [--loads 15] [--edits 60] [--train-csv FILE] [--window 1280x900]
 """
@@ -24,6 +26,7 @@ import glob
 import http.server
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -204,6 +207,15 @@ def measure_training(base, s, js, port, csv):
             raise TimeoutError("training never started")
         time.sleep(0.1)
     read_s = time.time() - started
+    # The rate mid-epoch (before the epoch's validation and before the clicks below).
+    rate, text = None, ""
+    while True:
+        st = js(status)
+        total = re.search(r"step \d+ of (\d+)", st["text"])
+        if st["phase"] != "Training" or st["steps"] >= max(2, int(total.group(1) if total else 0) // 2):
+            rate, text = st["rate"], st["text"]
+            break
+        time.sleep(0.2)
     # Input latency while the worker trains: click, then wait in the page for the new
     # prediction (the predictions card's instance changes).
     latencies = []
@@ -218,15 +230,6 @@ def measure_training(base, s, js, port, csv):
             requestAnimationFrame(f);""", "args": []})
         latencies.append(ms)
         time.sleep(0.05)
-    # The rate mid-epoch (before the epoch's validation).
-    rate, text = None, ""
-    while True:
-        st = js(status)
-        total = st["text"].split("step ")[1].split(" of ")[1].split(",")[0] if "step " in st["text"] else "0"
-        if st["phase"] != "Training" or st["steps"] >= max(2, int(total) // 2):
-            rate, text = st["rate"], st["text"]
-            break
-        time.sleep(0.2)
     while js(status)["phase"] not in ("Done", "Failed", "Stopped"):
         if time.time() - started > 3600:
             raise TimeoutError("training never finished")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the browser demo into dist/ and runs its browser tests:
-#  1. trunk build --release (wasm with simd128, wasm-opt -Oz), reporting the gzip sizes of
-#     the app and of the Train panel's worker;
+#  1. trunk build --release (wasm with simd128; the app through wasm-opt -Oz, the worker
+#     not: see index.html), reporting the gzip sizes of the app and of the Train panel's
+#     worker;
 #  2. the Yew component tests and the training tests in a dedicated worker
 #     (wasm-bindgen-test) in headless Chromium;
 #  3. the fantoccini end-to-end test against dist/ (required here, not skipped).

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use adaftr_core::bundle::EpochRecord;
-use adaftr_core::train::{Observer, StepLosses, Trainer};
+use adaftr_core::train::{Observer, StepLosses, Throughput, Trainer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -23,11 +23,10 @@ pub struct TrainObserver {
     batch_size: usize,
     /// Exponential moving averages of the loss terms, for a readable bar.
     ema: Option<StepLosses>,
-    /// When the epoch's first and latest steps ended: the throughput excludes validation
-    /// and the first step's warm-up.
-    first_step: Option<Instant>,
-    last_step: Option<Instant>,
-    steps_after_first: usize,
+    /// The epoch's speed (the page's Train panel measures it the same way), on a clock
+    /// started with the observer.
+    throughput: Throughput,
+    clock: Instant,
     /// No bar and no epoch lines (the other ranks of a data-parallel job).
     quiet: bool,
 }
@@ -51,9 +50,8 @@ impl TrainObserver {
             steps_per_epoch,
             batch_size,
             ema: None,
-            first_step: None,
-            last_step: None,
-            steps_after_first: 0,
+            throughput: Throughput::default(),
+            clock: Instant::now(),
             quiet: false,
         }
     }
@@ -67,8 +65,7 @@ impl TrainObserver {
     /// Rows per second over the epoch's steps after the first (of this run: a resumed
     /// epoch counts from where it resumed).
     fn samples_per_second(&self) -> Option<f64> {
-        let secs = self.last_step?.duration_since(self.first_step?).as_secs_f64();
-        (secs > 0.0).then(|| (self.steps_after_first * self.batch_size) as f64 / secs)
+        self.throughput.steps_per_second().map(|s| s * self.batch_size as f64)
     }
 
     fn save_checkpoint(&self, trainer: &Trainer) -> adaftr_core::Result<()> {
@@ -94,15 +91,7 @@ fn fmt_opt(x: Option<f64>) -> String {
 impl Observer for TrainObserver {
     fn on_step(&mut self, trainer: &Trainer, l: &StepLosses) -> adaftr_core::Result<()> {
         let s = trainer.state();
-        let now = Instant::now();
-        self.last_step = Some(now);
-        match self.first_step {
-            None => {
-                self.first_step = Some(now);
-                self.steps_after_first = 0;
-            }
-            Some(_) => self.steps_after_first += 1,
-        }
+        self.throughput.step(self.clock.elapsed().as_secs_f64() * 1e3);
         if s.step == 1 {
             self.bar.reset();
             self.bar.set_length(self.steps_per_epoch as u64);
@@ -155,7 +144,7 @@ impl Observer for TrainObserver {
                 if improved { " *" } else { "" }
             );
         }
-        self.first_step = None;
+        self.throughput.end_epoch();
         if let Some(path) = &self.metrics_out {
             let mut line = json!({
                 "epoch": r.epoch,

@@ -7,7 +7,7 @@
 use adaftr_core::bundle::{Bundle, EpochRecord, TrainingSummary};
 use adaftr_core::config::{Backbone, ClMode, Config, TrainConfig};
 use adaftr_core::data::{holdout, load_train, load_with_schema, Dataset, Holdout, LoadOptions, SchemaSpec};
-use adaftr_core::train::{InMemory, Observer, StepLosses, Trainer};
+use adaftr_core::train::{InMemory, Observer, StepLosses, Throughput, Trainer};
 use std::io::Read;
 
 use candle_core::Device;
@@ -252,10 +252,10 @@ pub struct Progress {
     pub error: Option<String>,
     /// The worker's wasm memory, in bytes (its peak: wasm memory never shrinks).
     pub memory: f64,
-    /// Milliseconds of training so far (the page's clock; pauses excluded), and when the
-    /// current stretch began.
-    active_ms: f64,
-    since: Option<f64>,
+    /// The epoch's speed as the CLI measures it, timed by the reports' arrival on the page;
+    /// and the last finished epoch's, shown until the new epoch has its own.
+    throughput: Throughput,
+    last_epoch_speed: Option<f64>,
     smoothed: Option<[f64; 3]>,
 }
 
@@ -290,11 +290,11 @@ impl Progress {
                 (self.train_rows, self.valid_rows, self.group) = (*train_rows, *valid_rows, group.clone());
                 (self.steps_per_epoch, self.epochs, self.parameters) = (*steps_per_epoch, *epochs, *parameters);
                 self.phase = Phase::Training;
-                self.since = Some(now);
             }
             Report::Step { epoch, step, losses } => {
                 (self.epoch, self.step) = (*epoch, *step);
                 self.steps_done += 1;
+                self.throughput.step(now);
                 let now = [losses.total, losses.ctr, losses.ctcvr];
                 let s = self.smoothed.map_or(now, |s| std::array::from_fn(|i| 0.9 * s[i] + 0.1 * now[i]));
                 self.smoothed = Some(s);
@@ -304,13 +304,17 @@ impl Progress {
                     self.loss = self.loss.iter().copied().step_by(2).collect();
                 }
             }
-            Report::Epoch { record, improved } => self.records.push((record.clone(), *improved)),
+            Report::Epoch { record, improved } => {
+                self.records.push((record.clone(), *improved));
+                self.last_epoch_speed = self.throughput.steps_per_second().or(self.last_epoch_speed);
+                self.throughput.end_epoch();
+            }
             Report::Done { stopped, .. } => {
-                self.pause(now);
+                self.pause();
                 self.phase = if *stopped { Phase::Stopped } else { Phase::Done };
             }
             Report::Failed { message } => {
-                self.pause(now);
+                self.pause();
                 self.phase = Phase::Failed;
                 self.error = Some(message.clone());
             }
@@ -323,37 +327,30 @@ impl Progress {
     }
 
     /// Stops the clock (Pause, or the end).
-    pub fn pause(&mut self, now: f64) {
-        if let Some(t) = self.since.take() {
-            self.active_ms += now - t;
-        }
+    pub fn pause(&mut self) {
+        self.throughput.pause();
         if self.phase == Phase::Training {
             self.phase = Phase::Paused;
         }
     }
 
-    pub fn resume(&mut self, now: f64) {
+    pub fn resume(&mut self) {
         if self.phase == Phase::Paused {
             self.phase = Phase::Training;
-            self.since = Some(now);
         }
     }
 
-    fn active(&self, now: f64) -> f64 {
-        self.active_ms + self.since.map_or(0.0, |t| now - t)
+    /// Steps per second: the epoch's after its first step, pauses excluded (the speed
+    /// `adaftr train` prints); the previous epoch's until this one has two steps.
+    pub fn steps_per_second(&self) -> Option<f64> {
+        self.throughput.steps_per_second().or(self.last_epoch_speed)
     }
 
-    /// Steps per second so far (pauses excluded).
-    pub fn steps_per_second(&self, now: f64) -> Option<f64> {
-        let ms = self.active(now);
-        (self.steps_done > 0 && ms > 0.0).then(|| self.steps_done as f64 * 1000.0 / ms)
-    }
-
-    /// Seconds left at the speed so far, for every epoch still to run (early stopping may
-    /// end sooner).
-    pub fn eta_seconds(&self, now: f64) -> Option<f64> {
+    /// Seconds left at that speed, for every epoch still to run (early stopping may end
+    /// sooner).
+    pub fn eta_seconds(&self) -> Option<f64> {
         let left = self.total_steps().saturating_sub(self.steps_done);
-        self.steps_per_second(now).map(|s| left as f64 / s)
+        self.steps_per_second().map(|s| left as f64 / s)
     }
 
     /// The share of the current epoch done, in [0, 1].
@@ -566,18 +563,21 @@ mod tests {
         assert!(p.running() && p.phase == Phase::Reading);
         p.apply(&ready, 0.0);
         assert_eq!((p.phase, p.total_steps()), (Phase::Training, 2 * p.steps_per_epoch));
+        // A slow first step, then one every 100 ms: the speed leaves the first out.
         let (reports, _) = s.run(3).unwrap();
-        for r in &reports {
-            p.apply(r, 300.0);
+        for (r, now) in reports.iter().zip([900.0, 1_000.0, 1_100.0]) {
+            p.apply(r, now);
         }
         assert_eq!((p.epoch, p.step, p.steps_done, p.loss.len()), (1, 3, 3, 3));
-        assert!((p.steps_per_second(300.0).unwrap() - 10.0).abs() < 1e-9);
-        p.pause(300.0);
+        assert!((p.steps_per_second().unwrap() - 10.0).abs() < 1e-9);
+        p.pause();
         // Ten seconds paused change nothing.
-        p.resume(10_300.0);
-        assert!((p.steps_per_second(10_300.0).unwrap() - 10.0).abs() < 1e-9);
-        let eta = p.eta_seconds(10_300.0).unwrap();
-        assert!((eta - (p.total_steps() - 3) as f64 / 10.0).abs() < 1e-9);
+        p.resume();
+        let (reports, _) = s.run(1).unwrap();
+        p.apply(&reports[0], 11_100.0);
+        assert!((p.steps_per_second().unwrap() - 10.0).abs() < 1e-9);
+        let eta = p.eta_seconds().unwrap();
+        assert!((eta - (p.total_steps() - 4) as f64 / 10.0).abs() < 1e-9);
         let (reports, done) = s.run(10_000).unwrap();
         assert!(done);
         for r in &reports {
@@ -585,6 +585,10 @@ mod tests {
         }
         p.apply(&Report::Done { summary: s.summary(), stopped: false }, 20_000.0);
         assert_eq!((p.phase, p.records.len()), (Phase::Done, 2));
+        // Epoch 1: steps 2 and 3 in 200 ms, then (after the pause) steps 5 to the last in
+        // 8.9 s. Epoch 2's steps all came at one moment, so the speed shown stays epoch 1's.
+        let epoch_1 = (p.steps_per_epoch - 2) as f64 / 9.1;
+        assert!((p.steps_per_second().unwrap() - epoch_1).abs() < 1e-9);
         assert!(!p.running() && p.loss.len() <= Progress::MAX_POINTS);
         p.apply(&Report::Failed { message: "x".into() }, 20_001.0);
         assert_eq!((p.phase, p.error.as_deref()), (Phase::Failed, Some("x")));

@@ -8,8 +8,10 @@
 //! there. This tile needs fourteen (eight accumulators, four vectors of the right operand,
 //! a broadcast, a temporary), and the loops around it are the classic ones (Goto/BLIS): a
 //! block of the right operand packed into micro-panels that stay in L1 while every
-//! micro-panel of a packed block of the left operand passes over them. Under Node.js on a
-//! Zen 5 core it runs the dense layers' shapes at about 55 GFLOP/s, where the crate's
+//! micro-panel of a block of the left operand passes over them. The left operand is packed
+//! only when stored by columns; stored by rows, a tile reads its two rows in place (packing
+//! them cost about 5% of a training step for nothing). Under Node.js on a Zen 5 core it
+//! runs the dense layers' shapes at about 55 GFLOP/s, where the crate's
 //! kernel ran the training step's products at about 43; a 4 x 8 tile was 4% slower, tiles
 //! of 10 to 12 accumulators (5 x 8, 3 x 12, 4 x 12) half as fast, and unrolling the inner
 //! loop slowed it by a third.
@@ -130,7 +132,8 @@ thread_local! {
 }
 
 /// dst = a b, with the arguments of [`super::product`]: dst (rows x cols), a (rows x inner),
-/// b (inner x cols), each a pointer with (row, column) strides in elements.
+/// b (inner x cols), each a pointer with (row, column) strides in elements. Writes nothing
+/// when `inner` is 0 ([`super::product`] zeroes the destination then).
 ///
 /// # Safety
 /// As [`super::product`]: every matrix inside its buffer, `dst` overlapping neither operand.
@@ -142,21 +145,18 @@ pub(crate) unsafe fn product(
     a: (*const f32, usize, usize),
     b: (*const f32, usize, usize),
 ) {
-    if rows == 0 || cols == 0 {
+    if rows == 0 || cols == 0 || inner == 0 {
         return;
     }
-    if inner == 0 {
-        for i in 0..rows {
-            for j in 0..cols {
-                // SAFETY: (i, j) is inside dst.
-                unsafe { *dst.0.add(i * dst.1 + j * dst.2) = 0.0 };
-            }
-        }
-        return;
-    }
+    // A left operand stored by rows is read in place (its micro-panel is two row streams);
+    // one stored by columns (a weight gradient's transposed input) is packed, as reading it
+    // in place would walk down a column a power-of-two stride apart.
+    let a_in_place = a.2 == 1;
     PACKED.with(|packed| {
         let (pa, pb) = &mut *packed.borrow_mut();
-        pa.resize(MC.min(rows).next_multiple_of(MR) * KC.min(inner), 0.0);
+        if !a_in_place {
+            pa.resize(MC.min(rows).next_multiple_of(MR) * KC.min(inner), 0.0);
+        }
         pb.resize(NC.min(cols).next_multiple_of(NR) * KC.min(inner), 0.0);
         for j0 in (0..cols).step_by(NC) {
             let nc = NC.min(cols - j0);
@@ -167,9 +167,13 @@ pub(crate) unsafe fn product(
                 for i0 in (0..rows).step_by(MC) {
                     let mc = MC.min(rows - i0);
                     // SAFETY: the block [i0, i0 + mc) x [p0, p0 + kc) is inside a.
-                    unsafe { pack_a(pa, mc, kc, (a.0.add(i0 * a.1 + p0 * a.2), a.1, a.2)) };
+                    let block = unsafe { a.0.add(i0 * a.1 + p0 * a.2) };
+                    if !a_in_place {
+                        // SAFETY: as above.
+                        unsafe { pack_a(pa, mc, kc, (block, a.1, a.2)) };
+                    }
                     for (jr, panel_b) in pb.chunks_exact(kc * NR).take(nc.div_ceil(NR)).enumerate() {
-                        for (ir, panel_a) in pa.chunks_exact(kc * MR).take(mc.div_ceil(MR)).enumerate() {
+                        for ir in 0..mc.div_ceil(MR) {
                             let (i, j) = (i0 + ir * MR, j0 + jr * NR);
                             let tile = Tile {
                                 // SAFETY: (i, j) is inside dst.
@@ -180,8 +184,17 @@ pub(crate) unsafe fn product(
                                 cols: NR.min(cols - j),
                                 accumulate: p0 > 0,
                             };
+                            let panel_a = if a_in_place {
+                                // Rows past the block's end repeat its last row (their sums
+                                // are not stored), so that no read leaves the operand.
+                                // SAFETY: row ir MR of the block is inside a.
+                                let first = unsafe { block.add(ir * MR * a.1) };
+                                PanelA { first, row_stride: if tile.rows == MR { a.1 } else { 0 }, step: 1 }
+                            } else {
+                                PanelA { first: pa[ir * kc * MR..].as_ptr(), row_stride: 1, step: MR }
+                            };
                             // SAFETY: the panels hold kc steps each; the tile is inside dst.
-                            unsafe { micro(kc, panel_a, panel_b, &tile) };
+                            unsafe { micro(kc, &panel_a, panel_b, &tile) };
                         }
                     }
                 }
@@ -190,28 +203,25 @@ pub(crate) unsafe fn product(
     });
 }
 
-/// Packs the mc x kc block at `a` into micro-panels of MR rows, step p of a panel being the
-/// MR values of column p (rows past mc zero). Reads in the operand's memory order (a
-/// transposed operand, a weight gradient's, walks down its columns).
+/// Packs the mc x kc block at `a`, an operand stored by columns (row stride 1), into
+/// micro-panels of MR rows, step p of a panel being the MR values of column p (rows past mc
+/// zero). Each column is read a cache line (GROUP panels) at a time: a column stride that is
+/// a power of two maps a whole column to one set of L1, so a panel at a time would fetch
+/// every line from L2 once per panel.
 ///
 /// # Safety
 /// The block must be inside its buffer.
 unsafe fn pack_a(out: &mut [f32], mc: usize, kc: usize, a: (*const f32, usize, usize)) {
-    for (ir, panel) in out.chunks_exact_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
-        let valid = MR.min(mc - ir * MR);
-        // SAFETY: row ir MR < mc of the block.
-        let first = unsafe { a.0.add(ir * MR * a.1) };
-        // SAFETY (both loops): row i < valid, column p < kc of the block.
-        if a.1 < a.2 {
-            for (p, step) in panel.chunks_exact_mut(MR).enumerate() {
-                for (i, v) in step.iter_mut().enumerate() {
-                    *v = if i < valid { unsafe { *first.add(i * a.1 + p * a.2) } } else { 0.0 };
-                }
-            }
-        } else {
-            for i in 0..MR {
-                for p in 0..kc {
-                    panel[p * MR + i] = if i < valid { unsafe { *first.add(i * a.1 + p * a.2) } } else { 0.0 };
+    const GROUP: usize = 16 / MR;
+    let panels = mc.div_ceil(MR);
+    for g0 in (0..panels).step_by(GROUP) {
+        let group = g0..GROUP.min(panels - g0) + g0;
+        for p in 0..kc {
+            for q in group.clone() {
+                for i in 0..MR {
+                    let row = q * MR + i;
+                    // SAFETY: row < mc and column p < kc of the block.
+                    out[(q * kc + p) * MR + i] = if row < mc { unsafe { *a.0.add(row * a.1 + p * a.2) } } else { 0.0 };
                 }
             }
         }
@@ -261,20 +271,30 @@ struct Tile {
     accumulate: bool,
 }
 
-/// One MR x NR tile over kc steps of packed panels.
+/// Where a register tile's left operand comes from: row i's value at step p is at
+/// `first + i row_stride + p step` (a packed micro-panel, or rows read in place).
+struct PanelA {
+    first: *const f32,
+    row_stride: usize,
+    step: usize,
+}
+
+/// One MR x NR tile over kc steps of a left operand's rows and a packed right micro-panel.
 ///
 /// # Safety
-/// The panels must hold kc steps; the tile must be inside the destination.
+/// Both panels must hold kc steps; the tile must be inside the destination.
 #[inline(always)]
-unsafe fn micro(kc: usize, a: &[f32], b: &[f32], tile: &Tile) {
-    let (a, b) = (a.as_ptr(), b.as_ptr());
+unsafe fn micro(kc: usize, a: &PanelA, b: &[f32], tile: &Tile) {
+    // SAFETY: row i of the panel (the caller's promise).
+    let rows: [*const f32; MR] = std::array::from_fn(|i| unsafe { a.first.add(i * a.row_stride) });
+    let b = b.as_ptr();
     let mut acc = [[lanes::zero(); NV]; MR];
     for p in 0..kc {
         // SAFETY: step p of each panel (the panels hold kc steps).
         let bv: [_; NV] = std::array::from_fn(|h| unsafe { lanes::load(b.add(p * NR + 4 * h)) });
-        for (i, row) in acc.iter_mut().enumerate() {
+        for (row, &at) in acc.iter_mut().zip(&rows) {
             // SAFETY: as above.
-            let x = unsafe { lanes::splat(a.add(p * MR + i)) };
+            let x = unsafe { lanes::splat(at.add(p * a.step)) };
             for (r, &bh) in row.iter_mut().zip(&bv) {
                 *r = lanes::mul_add(*r, x, bh);
             }
@@ -323,8 +343,7 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         };
-        for (m, n, k) in [(1, 1, 1), (3, 5, 7), (2, 16, 256), (5, 17, 257), (130, 1030, 300), (17, 3, 600), (9, 20, 0)]
-        {
+        for (m, n, k) in [(1, 1, 1), (3, 5, 7), (2, 16, 256), (5, 17, 257), (130, 1030, 300), (17, 3, 600)] {
             for (transposed_a, transposed_b) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
                 let b: Vec<f32> = (0..k * n).map(|_| next()).collect();

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
-use crate::cpu_kernel::{f32_slice, product};
+use crate::cpu_kernel::{f32_slice, product, written_by};
 
 mod kernel;
 
@@ -134,10 +134,8 @@ fn pair_inputs<'a>(s: [&'a CpuStorage; 3], l: [&Layout; 3], op: &str) -> Result<
 
 /// s = u v^T, (N, N).
 fn scores(u: &[f32], v: &[f32], n: usize, d: usize) -> Vec<f32> {
-    let mut s = vec![0f32; n * n];
     // SAFETY: u and v are (n, d) row-major, v read as its transpose (d, n); s is (n, n).
-    unsafe { product(n, n, d, (s.as_mut_ptr(), n, 1), (u.as_ptr(), d, 1), (v.as_ptr(), 1, d)) };
-    s
+    unsafe { written_by(n * n, |s| product(n, n, d, (s, n, 1), (u.as_ptr(), d, 1), (v.as_ptr(), 1, d))) }
 }
 
 impl CustomOp3 for InfoNcePair {

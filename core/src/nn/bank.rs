@@ -20,7 +20,7 @@ use candle_nn::VarBuilder;
 
 use super::linear::{add_bias, column_sum, dense, dense_row, fused_applies, linear, Linear, GEMV_ROWS};
 use super::relu::{relu, relu_grad};
-use crate::cpu_kernel::{f32_slice, product, with_f32_slices};
+use crate::cpu_kernel::{f32_slice, product, with_f32_slices, written_by};
 
 /// Up to this many rows the experts run one by one (see the module's note).
 const ONE_BY_ONE_ROWS: usize = 16;
@@ -198,21 +198,22 @@ impl CustomOp3 for Grouped {
             candle_core::bail!("{op}: bias of {} for {g} experts of width {m}", b.len());
         }
         let width = g * m;
-        let mut y = vec![0f32; n * width];
-        for e in 0..g {
-            // SAFETY: expert e reads columns [e k, (e+1) k) of x (n x g k), rows [e m, (e+1) m)
-            // of w (g m x k) as its transpose, and writes columns [e m, (e+1) m) of y.
-            unsafe {
-                product(
-                    n,
-                    m,
-                    k,
-                    (y.as_mut_ptr().add(e * m), width, 1),
-                    (x.as_ptr().add(e * k), g * k, 1),
-                    (w.as_ptr().add(e * m * k), 1, k),
-                );
-            }
-        }
+        // SAFETY: expert e reads columns [e k, (e+1) k) of x (n x g k), rows [e m, (e+1) m) of
+        // w (g m x k) as its transpose, and writes columns [e m, (e+1) m) of y: all of y.
+        let mut y = unsafe {
+            written_by(n * width, |y| {
+                for e in 0..g {
+                    product(
+                        n,
+                        m,
+                        k,
+                        (y.add(e * m), width, 1),
+                        (x.as_ptr().add(e * k), g * k, 1),
+                        (w.as_ptr().add(e * m * k), 1, k),
+                    );
+                }
+            })
+        };
         add_bias(&mut y, b, true);
         Ok((CpuStorage::F32(y), Shape::from((n, width))))
     }
@@ -253,20 +254,22 @@ impl CustomOp2 for GroupedGradInput {
             candle_core::bail!("{op}: gradient (.., {gm}) and weights ({gm2}, {k}) for {g} experts");
         }
         let m = gm / g;
-        let mut out = vec![0f32; n * g * k];
-        for e in 0..g {
-            // SAFETY: (n x m block e of gy) times (m x k rows of w) into block e of out.
-            unsafe {
-                product(
-                    n,
-                    k,
-                    m,
-                    (out.as_mut_ptr().add(e * k), g * k, 1),
-                    (gy.as_ptr().add(e * m), gm, 1),
-                    (w.as_ptr().add(e * m * k), k, 1),
-                );
-            }
-        }
+        // SAFETY: (n x m block e of gy) times (m x k rows of w) into block e of out, for
+        // every block of out.
+        let out = unsafe {
+            written_by(n * g * k, |out| {
+                for e in 0..g {
+                    product(
+                        n,
+                        k,
+                        m,
+                        (out.add(e * k), g * k, 1),
+                        (gy.as_ptr().add(e * m), gm, 1),
+                        (w.as_ptr().add(e * m * k), k, 1),
+                    );
+                }
+            })
+        };
         Ok((CpuStorage::F32(out), Shape::from((n, g * k))))
     }
 }
@@ -292,21 +295,22 @@ impl CustomOp2 for GroupedGradWeight {
             candle_core::bail!("{op}: gradient ({n}, {gm}) and input ({n2}, {gk}) for {g} experts");
         }
         let (m, k) = (gm / g, gk / g);
-        let mut out = vec![0f32; gm * k];
-        for e in 0..g {
-            // SAFETY: (m x n: block e of gy, transposed) times (n x k: block e of x) into
-            // rows [e m, (e+1) m) of out.
-            unsafe {
-                product(
-                    m,
-                    k,
-                    n,
-                    (out.as_mut_ptr().add(e * m * k), k, 1),
-                    (gy.as_ptr().add(e * m), 1, gm),
-                    (x.as_ptr().add(e * k), gk, 1),
-                );
-            }
-        }
+        // SAFETY: (m x n: block e of gy, transposed) times (n x k: block e of x) into rows
+        // [e m, (e+1) m) of out, for every row of out.
+        let out = unsafe {
+            written_by(gm * k, |out| {
+                for e in 0..g {
+                    product(
+                        m,
+                        k,
+                        n,
+                        (out.add(e * m * k), k, 1),
+                        (gy.as_ptr().add(e * m), 1, gm),
+                        (x.as_ptr().add(e * k), gk, 1),
+                    );
+                }
+            })
+        };
         Ok((CpuStorage::F32(out), Shape::from((gm, k))))
     }
 }

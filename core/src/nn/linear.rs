@@ -18,7 +18,7 @@ use super::bank::{GroupedGradInput, GroupedGradWeight};
 use super::gemv::gemv;
 use super::relu::{relu, relu_grad};
 use super::shared_rows::dense_shared_rows;
-use crate::cpu_kernel::{f32_slice, product, with_f32_slices};
+use crate::cpu_kernel::{f32_slice, product, with_f32_slices, written_by};
 
 #[derive(Clone, Debug)]
 pub struct Linear {
@@ -181,12 +181,10 @@ impl CustomOp3 for Dense {
         if n <= GEMV_ROWS {
             return Ok((CpuStorage::F32(dense_rows(x, w, b, n, self.relu)), Shape::from((n, m))));
         }
-        let mut y = vec![0f32; n * m];
-        if m > 0 && k > 0 {
-            // SAFETY: y is n x m row-major, x n x k row-major, w m x k row-major read as
-            // the k x m matrix W^T (row stride 1, column stride k); all in bounds.
-            unsafe { product(n, m, k, (y.as_mut_ptr(), m, 1), (x.as_ptr(), k, 1), (w.as_ptr(), 1, k)) };
-        }
+        // SAFETY: the product writes all of y, n x m row-major, from x n x k row-major and
+        // w m x k row-major read as the k x m matrix W^T (row stride 1, column stride k).
+        let mut y =
+            unsafe { written_by(n * m, |y| product(n, m, k, (y, m, 1), (x.as_ptr(), k, 1), (w.as_ptr(), 1, k))) };
         add_bias(&mut y, b, self.relu);
         Ok((CpuStorage::F32(y), Shape::from((n, m))))
     }

@@ -3,7 +3,8 @@
 //! the observer) over [`rows`] (in memory, or streamed from a file), [`checkpoint`] the
 //! recorder that lets a killed run resume to exactly the result of an uninterrupted one
 //! (on CPU), and [`objective`] what a step minimises. [`parallel`] shares each step over a
-//! group of processes (data-parallel training, see [`Trainer::join`]).
+//! group of processes (data-parallel training, see [`Trainer::join`]). [`Throughput`] is the
+//! training speed the CLI and the page report.
 //!
 //! A [`Trainer`] is built from its config and never changes it: the optimiser's learning
 //! rates and parameter groups, the relatedness mode and the model's shape all follow from
@@ -19,6 +20,7 @@ pub mod objective;
 pub mod parallel;
 mod rows;
 mod step;
+mod throughput;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,7 @@ pub use fit::{Observer, Silent, TrainState};
 pub use parallel::Collective;
 pub use rows::{CsvFile, InMemory, Opener, Streamed, TrainingRows, ValidationRows};
 pub use step::StepLosses;
+pub use throughput::Throughput;
 
 use crate::bundle::{self, TrainingSummary};
 use crate::config::Config;

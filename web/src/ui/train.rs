@@ -57,8 +57,8 @@ impl Reducible for Store {
             Msg::Read(bytes) => p.read_bytes(bytes),
             Msg::Memory(bytes) => p.memory = bytes,
             Msg::Report(r) => p.apply(&r, now()),
-            Msg::Pause => p.pause(now()),
-            Msg::Resume => p.resume(now()),
+            Msg::Pause => p.pause(),
+            Msg::Resume => p.resume(),
         }
         Rc::new(Store(p))
     }
@@ -244,7 +244,7 @@ pub fn train_panel(p: &TrainProps) -> Html {
     let on_dragover = Callback::from(|e: DragEvent| e.prevent_default());
     let busy = progress.running();
     let batch = TrainRequest::default().batch_size as f64;
-    let rows_per_second = progress.steps_per_second(now()).map(|s| s * batch);
+    let rows_per_second = progress.steps_per_second().map(|s| s * batch);
     let can_fine_tune = p.model.is_some();
     let status = match progress.phase {
         Phase::Idle => "Choose a labelled CSV and press Train.".to_string(),
@@ -254,9 +254,8 @@ pub fn train_panel(p: &TrainProps) -> Html {
             format::bytes(progress.read.1 as u64)
         ),
         Phase::Training | Phase::Paused => {
-            let t = now();
             let speed = rows_per_second.map_or(String::new(), |r| format!(", {r:.0} rows/s"));
-            let eta = progress.eta_seconds(t).map_or(String::new(), |s| format!(", about {s:.0} s left"));
+            let eta = progress.eta_seconds().map_or(String::new(), |s| format!(", about {s:.0} s left"));
             let memory = if progress.memory > 0.0 {
                 format!("; worker memory {}", format::bytes(progress.memory as u64))
             } else {
