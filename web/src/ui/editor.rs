@@ -12,6 +12,10 @@ use crate::fields::{self, Field, FieldRef, Query};
 use crate::model::LoadedModel;
 use crate::state::Action;
 
+/// A field's height on a desktop screen, its description included: the estimate of an
+/// off-screen group's height (see the editor's groups).
+const FIELD_HEIGHT_PX: usize = 110;
+
 #[derive(Properties, PartialEq)]
 pub struct EditorProps {
     pub model: Rc<LoadedModel>,
@@ -169,14 +173,22 @@ pub fn feature_editor(p: &EditorProps) -> Html {
     // number of sides shown changes.
     let side_sets = sides.iter().map(|s| {
         let key = s.title.split(' ').next().unwrap_or("x").to_lowercase();
-        let groups = s.groups.iter().enumerate().map(|(k, g)| match &g.title {
-            Some(title) => html! {
-                <fieldset class="group" key={format!("g-{title}")} data-group={title.clone()}>
-                    <legend>{ title.clone() }</legend>
-                    <div>{ for g.fields.iter().map(&input) }</div>
-                </fieldset>
-            },
-            None => html! { <div class="group" key={format!("u-{k}")}>{ for g.fields.iter().map(&input) }</div> },
+        let groups = s.groups.iter().enumerate().map(|(k, g)| {
+            // Groups off screen skip layout (`content-visibility: auto` in style.css): a random
+            // example changes every input, and laying all 79 out was half of that edit's work.
+            // Until a group has been on screen, its height is this estimate.
+            let style = format!("contain-intrinsic-height: auto {}px", FIELD_HEIGHT_PX * g.fields.len());
+            match &g.title {
+                Some(title) => html! {
+                    <fieldset class="group" key={format!("g-{title}")} data-group={title.clone()} {style}>
+                        <legend>{ title.clone() }</legend>
+                        <div>{ for g.fields.iter().map(&input) }</div>
+                    </fieldset>
+                },
+                None => html! {
+                    <div class="group" key={format!("u-{k}")} {style}>{ for g.fields.iter().map(&input) }</div>
+                },
+            }
         });
         html! {
             <fieldset class="side" id={format!("adaftr-side-{key}")} key={key.clone()}>
