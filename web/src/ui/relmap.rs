@@ -129,9 +129,11 @@ fn heat_map(m: &RelMap, show: Output, schema: &adaftr_core::schema::Schema) -> H
                 <text x={left.to_string()} y={(bottom + 14.0).to_string()} text-anchor="start">{ x0 }</text>
                 <text x={right.to_string()} y={(bottom + 14.0).to_string()} text-anchor="end">{ x1 }</text>
                 <text x={((left + right) / 2.0).to_string()} y={(bottom + 28.0).to_string()} text-anchor="middle" class="axis-name">{ format!("{xn} →") }</text>
-                <text x={(left - 4.0).to_string()} y={bottom.to_string()} text-anchor="end">{ y0 }</text>
-                <text x={(left - 4.0).to_string()} y={(top + 10.0).to_string()} text-anchor="end">{ y1 }</text>
-                <text x={(left - 4.0).to_string()} y={((top + bottom) / 2.0).to_string()} text-anchor="end" class="axis-name">{ format!("{yn} ↑") }</text>
+                // The y axis is labelled on the plot's right, where the figure has room for a
+                // long name (left of the plot it was cut off at the figure's edge).
+                <text x={(right + 6.0).to_string()} y={bottom.to_string()} text-anchor="start">{ y0 }</text>
+                <text x={(right + 6.0).to_string()} y={(top + 10.0).to_string()} text-anchor="start">{ y1 }</text>
+                <text x={(right + 6.0).to_string()} y={((top + bottom) / 2.0).to_string()} text-anchor="start" class="axis-name">{ format!("{yn} ↑") }</text>
                 <text x={left.to_string()} y={(map::LEGEND_TOP + 24.0).to_string()} text-anchor="start">{ fmt(lo) }</text>
                 <text x={(left + legend_w).to_string()} y={(map::LEGEND_TOP + 24.0).to_string()} text-anchor="end">{ fmt(hi) }</text>
                 <text x={(left + legend_w / 2.0).to_string()} y={(map::LEGEND_TOP + 24.0).to_string()} text-anchor="middle">{ format!("{} ({reading})", show.label()) }</text>
