@@ -203,11 +203,11 @@ pub(crate) unsafe fn product(
     });
 }
 
-/// Packs the mc x kc block at `a`, an operand stored by columns (row stride 1), into
-/// micro-panels of MR rows, step p of a panel being the MR values of column p (rows past mc
-/// zero). Each column is read a cache line (GROUP panels) at a time: a column stride that is
-/// a power of two maps a whole column to one set of L1, so a panel at a time would fetch
-/// every line from L2 once per panel.
+/// Packs the mc x kc block at `a`, an operand not stored by rows (typically by columns: row
+/// stride 1), into micro-panels of MR rows, step p of a panel being the MR values of column p
+/// (rows past mc zero). Each column is read a cache line (GROUP panels) at a time rather
+/// than a panel at a time: with a power-of-two column stride the lines of a column share
+/// one set of L1, so they would not survive from one panel to the next.
 ///
 /// # Safety
 /// The block must be inside its buffer.
