@@ -77,7 +77,8 @@ pub(crate) unsafe fn product(
 }
 
 /// A new vector of `len` floats, every one written by `write` (a product's destination,
-/// which [`product`] overwrites: zeroing it first cost 2% of a training step in wasm).
+/// which [`product`] overwrites: zeroing it first is a wasted pass over a training step's
+/// largest buffers).
 ///
 /// # Safety
 /// `write` must write all `len` floats from the pointer it is given.
