@@ -28,8 +28,10 @@ echo "==> $wasm: $(stat -c %s "$wasm") bytes, $gz bytes gzipped"
 worker=dist/adaftr-train-worker_bg.wasm
 echo "==> $worker: $(stat -c %s "$worker") bytes, $(gzip -9 -c "$worker" | wc -c) bytes gzipped (loaded on Train only)"
 # What a visitor downloads. A jump means code the demo never runs got linked in (training
-# code reached through a trait object did once: +50%). Raise the budget on purpose only.
-budget=${WASM_GZIP_BUDGET:-800000}
+# code reached through a trait object did once: +50%). Raise the budget on purpose only:
+# from 800,000 to 810,000 for the experts' second layers on what-if batches
+# (core/src/nn/shared_rows.rs), 8 KB that take 2 ms off every edit.
+budget=${WASM_GZIP_BUDGET:-810000}
 if [ "$gz" -gt "$budget" ]; then
     echo "the demo's wasm is $gz bytes gzipped, over its budget of $budget (scripts/web-test.sh)" >&2
     exit 1

@@ -213,3 +213,74 @@ fn the_inference_model_predicts_the_trainable_models_bits() {
         }
     }
 }
+
+/// One row of the tiny schema: its categorical ids and its two numerics.
+type Row = (Vec<u32>, [f32; 2]);
+
+/// A what-if batch (the instance with one or two features changed, as the demo's sweep,
+/// sensitivity panel and relatedness map build them) takes the inference model's
+/// shared-rows path; every row must predict what it predicts alone, for every backbone.
+#[test]
+fn what_if_batches_predict_each_row_as_alone() {
+    let schema = tiny_schema();
+    let dev = Device::Cpu;
+    let cards = schema.cardinalities();
+    let base_cat: Vec<u32> = vec![1, 2, 1];
+    let base_num = [0.3f32, -0.4];
+    let mut batches: Vec<(&str, Vec<Row>)> = Vec::new();
+    let values = |n: usize| (0..n).map(move |i| -3.0 + 6.0 * i as f32 / (n - 1) as f32);
+    batches.push(("sweep", values(40).map(|v| (base_cat.clone(), [v, base_num[1]])).collect()));
+    let map = values(16).flat_map(|y| values(16).map(move |x| [x, y]));
+    batches.push(("map", map.map(|num| (base_cat.clone(), num)).collect()));
+    let mut sensitivity = vec![(base_cat.clone(), base_num)];
+    for (f, &card) in cards.iter().enumerate() {
+        for id in 0..card as u32 {
+            let mut cat = base_cat.clone();
+            cat[f] = id;
+            sensitivity.push((cat, base_num));
+        }
+    }
+    for f in 0..2 {
+        sensitivity.extend(values(12).map(|v| {
+            let mut num = base_num;
+            num[f] = v;
+            (base_cat.clone(), num)
+        }));
+    }
+    batches.push(("sensitivity", sensitivity));
+    let tensors = |rows: &[Row]| {
+        let cat: Vec<u32> = rows.iter().flat_map(|(c, _)| c.clone()).collect();
+        let num: Vec<f32> = rows.iter().flat_map(|(_, n)| *n).collect();
+        (
+            Tensor::from_vec(cat, (rows.len(), cards.len()), &dev).unwrap(),
+            Tensor::from_vec(num, (rows.len(), 2), &dev).unwrap(),
+        )
+    };
+    for backbone in Backbone::ALL {
+        let mut cfg = small_config(backbone);
+        cfg.model.embedding_dim = 8;
+        cfg.model.bottom = vec![48, 24];
+        cfg.model.tower = vec![16, 8];
+        cfg.model.relatedness_hidden = 16;
+        let (_, params) = AdaFtr::seeded(&cfg, &schema, 11, &dev).unwrap();
+        let model = AdaFtr::for_inference(&cfg, &schema, &params, &dev).unwrap();
+        for (name, rows) in &batches {
+            let (cat, num) = tensors(rows);
+            let batch = model.forward(&cat, &num).unwrap();
+            let outputs = |o: &adaftr_core::model::Outputs| {
+                let mut v = vec![o.pctr.to_vec1::<f32>().unwrap(), o.pcvr.to_vec1::<f32>().unwrap()];
+                v.extend(o.tau.as_ref().map(|t| t.to_vec1::<f32>().unwrap()));
+                v
+            };
+            let got = outputs(&batch);
+            for (r, row) in rows.iter().enumerate() {
+                let (cat, num) = tensors(std::slice::from_ref(row));
+                let alone = outputs(&model.forward(&cat, &num).unwrap());
+                for (o, (g, a)) in got.iter().zip(&alone).enumerate() {
+                    let err = (g[r] - a[0]).abs();
+                    assert!(err < 1e-5, "{backbone:?}, {name}, row {r}, output {o}: {} batched, {} alone", g[r], a[0]);
+                }
+            }
+        }
+    }
+}

@@ -13,13 +13,18 @@
 //! by one instead: there, copying the weights side by side would cost more than the products.
 //! And when nothing tracks a gradient (a loaded bundle predicting one instance), the bank
 //! reads its weights in place and writes every expert's matrix-vector products straight into
-//! its output: one tensor for the bank instead of an op per expert and layer.
+//! its output: one tensor for the bank instead of an op per expert and layer. A what-if
+//! batch (rows that are one instance with a feature or two changed) runs its first two
+//! layers per expert on the weights in place too, through `nn::shared_rows`.
+
+use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 use super::linear::{add_bias, column_sum, dense, dense_row, fused_applies, linear, Linear, GEMV_ROWS};
 use super::relu::{relu, relu_grad};
+use super::shared_rows::{transpose, two_layers_shared_rows, Second, WhatIfRows};
 use crate::cpu_kernel::{f32_slice, product, with_f32_slices, written_by};
 
 /// Up to this many rows the experts run one by one (see the module's note).
@@ -32,6 +37,10 @@ pub struct ExpertBank {
     groups: usize,
     in_dim: usize,
     dropout: f32,
+    /// Each expert's second layer's weights transposed, for what-if batches
+    /// ([`Self::forward_what_if`]), made on the first: that path runs only on weights
+    /// that track no gradient, which never change.
+    second_transposed: OnceLock<Vec<Vec<f32>>>,
 }
 
 /// `{prefix}0`, `{prefix}1`, ...: the names of `n` experts.
@@ -50,7 +59,7 @@ impl ExpertBank {
             layers.push(layer);
             d = w;
         }
-        Ok(Self { layers, groups: names.len(), in_dim, dropout })
+        Ok(Self { layers, groups: names.len(), in_dim, dropout, second_transposed: OnceLock::new() })
     }
 
     pub fn groups(&self) -> usize {
@@ -75,21 +84,66 @@ impl ExpertBank {
                 return Ok(out);
             }
         }
-        if x.dim(0)? <= ONE_BY_ONE_ROWS {
-            let outs = (0..self.groups)
-                .map(|g| {
-                    self.layers.iter().try_fold(x.clone(), |h, layer| self.dropout(layer[g].forward_relu(&h)?, train))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            return Tensor::cat(&outs, 1);
-        }
-        let (w, b) = joined(first)?;
-        let mut h = self.dropout(dense(x, &w, &b, true)?, train)?;
-        for layer in deeper {
+        let mut rest = deeper;
+        let mut h = match self.forward_what_if(x, train)? {
+            Some(h) => {
+                rest = &deeper[1..];
+                h
+            }
+            None if x.dim(0)? <= ONE_BY_ONE_ROWS => {
+                let outs = (0..self.groups)
+                    .map(|g| {
+                        self.layers
+                            .iter()
+                            .try_fold(x.clone(), |h, layer| self.dropout(layer[g].forward_relu(&h)?, train))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                return Tensor::cat(&outs, 1);
+            }
+            None => {
+                let (w, b) = joined(first)?;
+                self.dropout(dense(x, &w, &b, true)?, train)?
+            }
+        };
+        for layer in rest {
             let (w, b) = joined(layer)?;
             h = self.dropout(grouped_dense(&h, &w, &b, self.groups)?, train)?;
         }
         Ok(h)
+    }
+
+    /// The first two layers' output on a what-if batch (`nn::shared_rows`: rows that are
+    /// row 0 with a few inputs changed, predicted by a loaded bundle), each expert's weights
+    /// read in place; `None` for any other batch, in training, or when a weight tracks a
+    /// gradient.
+    fn forward_what_if(&self, x: &Tensor, train: bool) -> Result<Option<Tensor>> {
+        let [first, second, ..] = &self.layers[..] else { return Ok(None) };
+        let n = x.dim(0)?;
+        if train || n <= GEMV_ROWS || x.rank() != 2 || x.dim(1)? != self.in_dim {
+            return Ok(None);
+        }
+        let weights = first.iter().zip(second).flat_map(|(a, b)| [a.weight(), a.bias(), b.weight(), b.bias()]);
+        let tensors: Vec<&Tensor> = std::iter::once(x).chain(weights).collect();
+        if tensors.iter().any(|t| t.track_op()) {
+            return Ok(None);
+        }
+        let (g, m) = (self.groups, second[0].bias().dims1()?);
+        let out = with_f32_slices(&tensors, |s| {
+            let rows = WhatIfRows::find(s[0], n)?;
+            let transposed = self
+                .second_transposed
+                .get_or_init(|| s[1..].chunks_exact(4).map(|p| transpose(p[2], m, p[2].len() / m)).collect());
+            let mut out = vec![0f32; n * g * m];
+            for (e, p) in s[1..].chunks_exact(4).enumerate() {
+                let second = Second { w: p[2], wt: &transposed[e], b: p[3] };
+                let y = two_layers_shared_rows(&rows, s[0], (p[0], p[1]), second)?;
+                for (o, yr) in out.chunks_exact_mut(g * m).zip(y.chunks_exact(m)) {
+                    o[e * m..][..m].copy_from_slice(yr);
+                }
+            }
+            Some(out)
+        });
+        out.flatten().map(|out| Tensor::from_vec(out, (n, g * m), x.device())).transpose()
     }
 
     /// The bank's output computed on the weights' storage directly, when neither the input

@@ -1,6 +1,9 @@
 //! Shareable links: the state in the URL fragment ([`crate::fragment`]), written with
-//! `history.replaceState` after the frame of every change (no history entry, no scroll),
+//! `history.replaceState` once a change has settled (no history entry, no scroll),
 //! read when the first model loads and on `hashchange`; and the Copy link button.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -8,7 +11,6 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{HashChangeEvent, HtmlInputElement};
 use yew::prelude::*;
 
-use super::paint::after_next_paint;
 use crate::state::{Action, State};
 
 fn current_hash() -> String {
@@ -26,25 +28,54 @@ fn write_hash(fragment: &str) {
     }
 }
 
+/// How long the state must stay unchanged before the fragment is written. `replaceState`
+/// costs about 2 ms of the main thread, and a dragged slider changes the state on every
+/// frame: written each time, the writes would take a share of the next frames (and
+/// Chromium ignores a page's history writes past 200 in 10 seconds).
+const QUIET_MS: i32 = 250;
+
+/// A write waiting for the state to settle: the timer and the closure it calls.
+type Pending = (i32, Closure<dyn FnMut()>);
+
+/// Runs `write` once the state has been unchanged for [`QUIET_MS`], replacing a write
+/// still waiting (whose state is out of date).
+fn write_when_quiet(pending: &Rc<RefCell<Option<Pending>>>, write: impl FnOnce() + 'static) {
+    let Some(w) = web_sys::window() else { return };
+    if let Some((timer, _)) = pending.borrow_mut().take() {
+        w.clear_timeout_with_handle(timer);
+    }
+    // Kept in `pending` until the next write replaces it: dropped then, never while it runs.
+    let mut write = Some(write);
+    let call = Closure::<dyn FnMut()>::new(move || {
+        if let Some(f) = write.take() {
+            f();
+        }
+    });
+    if let Ok(timer) = w.set_timeout_with_callback_and_timeout_and_arguments_0(call.as_ref().unchecked_ref(), QUIET_MS)
+    {
+        *pending.borrow_mut() = Some((timer, call));
+    }
+}
+
 /// Keeps the URL fragment and the state in step. The first model to load (the default
 /// model, at start-up) reads the fragment: the link being opened. Later models start from
 /// their own defaults, as they would without links (a link carries the previous model's
-/// fields, which another schema would mostly drop). Every change writes the fragment.
+/// fields, which another schema would mostly drop). Every change writes the fragment once
+/// it has settled.
 #[hook]
 pub fn use_link(state: &State, on_action: Callback<Action>) {
     let model_id = state.model.as_ref().map(|m| m.id);
     let read = use_mut_ref(|| false);
+    let pending = use_mut_ref(|| None::<Pending>);
     {
-        let (state, on_action) = (state.clone(), on_action.clone());
+        let (state, on_action, pending) = (state.clone(), on_action.clone(), pending.clone());
         use_effect_with((model_id, state.instance.clone(), state.sweep), move |(id, _, _)| {
             if id.is_some() && !*read.borrow() {
                 *read.borrow_mut() = true;
                 // Read before writing: the action holds the fragment as it was.
                 on_action.emit(Action::Link(current_hash()));
             }
-            // After the frame: `replaceState` costs about 2 ms, which the edit's own frame
-            // has no room for. Writes queued by successive renders run in order.
-            after_next_paint(move |_| {
+            write_when_quiet(&pending, move || {
                 if let Some(f) = state.link() {
                     write_hash(&f);
                 }
@@ -64,6 +95,10 @@ pub fn use_link(state: &State, on_action: Callback<Action>) {
         move || {
             if let Some(w) = &window {
                 let _ = w.remove_event_listener_with_callback("hashchange", listener.as_ref().unchecked_ref());
+                // A write still waiting would call a closure dropped with the page.
+                if let Some((timer, _)) = pending.borrow_mut().take() {
+                    w.clear_timeout_with_handle(timer);
+                }
             }
         }
     });
