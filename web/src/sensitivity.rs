@@ -21,8 +21,8 @@ use crate::sweep::{self, FeatureRef};
 
 /// Values tried per numeric field: its minimum, middle and maximum (and the instance's own
 /// value, row 0). Three keep the panel of the default model (63 numeric, 16 categorical
-/// fields) at 289 rows, about 6 ms in the browser; five cost 415 rows, 40% more time on
-/// every edit.
+/// fields) at 289 rows, about 2 ms in the browser (BENCHMARKS.md); five cost 415 rows,
+/// 40% more time on every edit.
 pub const NUMERIC_POINTS: usize = 3;
 /// Ids tried per categorical field (OOV and the most frequent values).
 pub const MAX_CATEGORICAL_VALUES: usize = 8;
