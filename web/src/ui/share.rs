@@ -31,7 +31,7 @@ fn write_hash(fragment: &str) {
 /// How long the state must stay unchanged before the fragment is written. `replaceState`
 /// costs about 2 ms of the main thread, and a dragged slider changes the state on every
 /// frame: written each time, the writes would take a share of the next frames (and
-/// Chromium ignores a page's history writes past 200 in 10 seconds).
+/// Chromium throttles a page that writes its history more than about 200 times in 10 s).
 const QUIET_MS: i32 = 250;
 
 /// A write waiting for the state to settle: the timer and the closure it calls.
