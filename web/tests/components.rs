@@ -40,6 +40,9 @@ async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 struct Mounted {
     root: Element,
+    /// Destroyed with the test: an app left running would go on writing the URL fragment
+    /// (after its edits settle) into the next test's page.
+    app: Option<yew::AppHandle<App>>,
 }
 
 impl Mounted {
@@ -59,8 +62,8 @@ impl Mounted {
             model: Rc::new(MODEL.to_vec()),
             examples_json: Some(Rc::from(EXAMPLES)),
         };
-        yew::Renderer::<App>::with_root_and_props(root.clone(), AppProps { source }).render();
-        let m = Mounted { root };
+        let app = yew::Renderer::<App>::with_root_and_props(root.clone(), AppProps { source }).render();
+        let m = Mounted { root, app: Some(app) };
         until("the default model's predictions", || m.attr("#adaftr-predictions", "data-pctr")).await;
         m
     }
@@ -108,6 +111,9 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.destroy();
+        }
         self.root.remove();
     }
 }
