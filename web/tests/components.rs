@@ -705,8 +705,15 @@ async fn the_link_follows_every_change() {
     assert!(d.dropped.is_empty() && d.clamped.is_empty());
     assert_eq!(window().history().unwrap().length().unwrap(), history, "replaced, never pushed");
 
+    // Copy link right after an edit copies that edit: the fragment is written at once,
+    // not once the edit has settled.
+    slider.set_value(&(lo + 0.27 * (hi - lo)).to_string());
+    let v2: f32 = slider.value().parse().unwrap();
+    m.fire(&slider, "input");
+    until("the edit shown", || (m.prediction().1.num[0] == v2).then_some(())).await;
     // Copy link: the clipboard, or the link selected in a labelled field to copy by hand.
     click(&m, "#adaftr-copy-link");
+    assert_eq!(decoded().map(|d| d.instance.num[0]), Some(v2), "the link copied holds the last edit");
     let how = until("the copy", || {
         if m.find("#adaftr-link-status")?.text_content()? == "Link copied." {
             return Some(None);

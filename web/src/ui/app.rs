@@ -123,7 +123,7 @@ pub fn app(props: &AppProps) -> Html {
             dispatch.dispatch(a)
         })
     };
-    use_link(state, on_action.clone());
+    let write_link = use_link(state, on_action.clone());
     let on_file = {
         let dispatch = store.dispatcher();
         use_callback((), move |f: web_sys::File, _| {
@@ -183,7 +183,7 @@ pub fn app(props: &AppProps) -> Html {
                 <p class="lede">{ "Edit an instance and watch the predicted click-through rate, conversion rate and the per-instance relatedness temperature tau, computed in your browser by the same Rust inference code as the command line." }</p>
                 { status }
                 if state.model.is_some() {
-                    <ShareLink note={state.link_note.clone()} />
+                    <ShareLink note={state.link_note.clone()} write_now={write_link} />
                 }
                 { for error }
             </header>

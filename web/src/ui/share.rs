@@ -57,13 +57,23 @@ fn write_when_quiet(pending: &Rc<RefCell<Option<Pending>>>, write: impl FnOnce()
     }
 }
 
+/// Runs a write still waiting, now: the Copy link button reads the page's URL, which must
+/// hold the last edit.
+fn write_now(pending: &Rc<RefCell<Option<Pending>>>) {
+    let waiting = pending.borrow_mut().take();
+    if let (Some((timer, call)), Some(w)) = (waiting, web_sys::window()) {
+        w.clear_timeout_with_handle(timer);
+        let _ = call.as_ref().unchecked_ref::<js_sys::Function>().call0(&JsValue::NULL);
+    }
+}
+
 /// Keeps the URL fragment and the state in step. The first model to load (the default
 /// model, at start-up) reads the fragment: the link being opened. Later models start from
 /// their own defaults, as they would without links (a link carries the previous model's
 /// fields, which another schema would mostly drop). Every change writes the fragment once
-/// it has settled.
+/// it has settled; the callback returned writes a waiting change at once.
 #[hook]
-pub fn use_link(state: &State, on_action: Callback<Action>) {
+pub fn use_link(state: &State, on_action: Callback<Action>) -> Callback<()> {
     let model_id = state.model.as_ref().map(|m| m.id);
     let read = use_mut_ref(|| false);
     let pending = use_mut_ref(|| None::<Pending>);
@@ -82,6 +92,7 @@ pub fn use_link(state: &State, on_action: Callback<Action>) {
             });
         });
     }
+    let on_unmount = pending.clone();
     use_effect_with((), move |_| {
         let window = web_sys::window();
         // The event's own URL: another listener may have rewritten the fragment already.
@@ -96,18 +107,21 @@ pub fn use_link(state: &State, on_action: Callback<Action>) {
             if let Some(w) = &window {
                 let _ = w.remove_event_listener_with_callback("hashchange", listener.as_ref().unchecked_ref());
                 // A write still waiting would call a closure dropped with the page.
-                if let Some((timer, _)) = pending.borrow_mut().take() {
+                if let Some((timer, _)) = on_unmount.borrow_mut().take() {
                     w.clear_timeout_with_handle(timer);
                 }
             }
         }
     });
+    use_callback((), move |_, _| write_now(&pending))
 }
 
 #[derive(Properties, PartialEq)]
 pub struct ShareProps {
     /// What the last link could not apply.
     pub note: Option<String>,
+    /// Writes the fragment of a change still settling ([`use_link`]'s callback).
+    pub write_now: Callback<()>,
 }
 
 /// The Copy link button: the clipboard when the browser allows it, else the link shown
@@ -127,8 +141,9 @@ pub fn share_link(p: &ShareProps) -> Html {
         });
     }
     let onclick = {
-        let (copied, manual) = (copied.clone(), manual.clone());
+        let (copied, manual, write_now) = (copied.clone(), manual.clone(), p.write_now.clone());
         Callback::from(move |_: MouseEvent| {
+            write_now.emit(());
             let Some(w) = web_sys::window() else { return };
             let url = w.location().href().unwrap_or_default();
             // `navigator.clipboard` is missing outside secure contexts.
