@@ -41,9 +41,7 @@ type Pending = (i32, Closure<dyn FnMut()>);
 /// still waiting (whose state is out of date).
 fn write_when_quiet(pending: &Rc<RefCell<Option<Pending>>>, write: impl FnOnce() + 'static) {
     let Some(w) = web_sys::window() else { return };
-    if let Some((timer, _)) = pending.borrow_mut().take() {
-        w.clear_timeout_with_handle(timer);
-    }
+    cancel(pending);
     // Kept in `pending` until the next write replaces it: dropped then, never while it runs.
     let mut write = Some(write);
     let call = Closure::<dyn FnMut()>::new(move || {
@@ -57,12 +55,19 @@ fn write_when_quiet(pending: &Rc<RefCell<Option<Pending>>>, write: impl FnOnce()
     }
 }
 
+/// Stops a write still waiting and gives its closure back (dropped by the caller, or run).
+fn cancel(pending: &Rc<RefCell<Option<Pending>>>) -> Option<Closure<dyn FnMut()>> {
+    let (timer, call) = pending.borrow_mut().take()?;
+    if let Some(w) = web_sys::window() {
+        w.clear_timeout_with_handle(timer);
+    }
+    Some(call)
+}
+
 /// Runs a write still waiting, now: the Copy link button reads the page's URL, which must
 /// hold the last edit.
 fn write_now(pending: &Rc<RefCell<Option<Pending>>>) {
-    let waiting = pending.borrow_mut().take();
-    if let (Some((timer, call)), Some(w)) = (waiting, web_sys::window()) {
-        w.clear_timeout_with_handle(timer);
+    if let Some(call) = cancel(pending) {
         let _ = call.as_ref().unchecked_ref::<js_sys::Function>().call0(&JsValue::NULL);
     }
 }
@@ -106,11 +111,9 @@ pub fn use_link(state: &State, on_action: Callback<Action>) -> Callback<()> {
         move || {
             if let Some(w) = &window {
                 let _ = w.remove_event_listener_with_callback("hashchange", listener.as_ref().unchecked_ref());
-                // A write still waiting would call a closure dropped with the page.
-                if let Some((timer, _)) = on_unmount.borrow_mut().take() {
-                    w.clear_timeout_with_handle(timer);
-                }
             }
+            // A write still waiting would call a closure dropped with the page.
+            cancel(&on_unmount);
         }
     });
     use_callback((), move |_, _| write_now(&pending))
