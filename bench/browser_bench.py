@@ -1,10 +1,12 @@
 """Browser benchmark: the built demo (dist/) in headless Chromium, read through the page's own
 diagnostics line (#adaftr-diag: data-single-ms = mean of 50 single-instance predictions at
 model load; data-sweep-ms = the last what-if sweep, one batch; data-sensitivity-ms and
-data-relmap-ms = the sensitivity panel's and the relatedness map's batches; data-edit-to-paint-ms
-= from an edit's dispatch to the next painted frame, every panel recomputed; data-edit-work-ms =
-the page's own work for the edit, that time less the wait for the display's beat (see
-web/src/ui/paint.rs); each for --edits random examples (every field changes) and as many
+data-relmap-ms = the sensitivity panel's and the relatedness map's batches (in the panel worker
+once it holds the model: data-panels-off-thread); data-edit-to-paint-ms = from an edit's
+dispatch to the first painted frame with every panel recomputed; data-edit-work-ms = the page's
+own work for the edit's frame, that time less the wait for the display's beat;
+data-edit-late-work-ms = the same for the render that shows the worker's batches, when it comes
+after (see web/src/ui/paint.rs); each for --edits random examples (every field changes) and as many
 single-slider edits (one numeric field moved, the common edit)). Talks to chromedriver over
 the plain WebDriver HTTP protocol (no Python packages needed).
 
@@ -126,6 +128,7 @@ def main():
         # each batch and the edit from dispatch to the next painted frame.
         read = ("const d = document.getElementById('adaftr-diag').dataset; return {sweep: d.sweepMs,"
                 " sens: d.sensitivityMs, map: d.relmapMs, paint: d.editToPaintMs || '', work: d.editWorkMs || '',"
+                " late: d.editLateWorkMs || '0', off: d.panelsOffThread,"
                 " map_points: d.relmapPoints, sens_points: d.sensitivityPoints};")
         # A random example changes every field; a slider edit one numeric field (the first
         # slider, moved to a random point of its range).
@@ -136,13 +139,13 @@ def main():
 
         def edits(script):
             nonlocal last
-            got = {"sweep": [], "sens": [], "map": [], "paint": [], "work": []}
+            got = {"sweep": [], "sens": [], "map": [], "paint": [], "work": [], "late": []}
             for _ in range(a.edits):
                 js(script)
                 t = time.time()
                 while time.time() - t < 5:
                     now = js(read)
-                    if now["paint"] and (now["paint"], now["work"]) != (last["paint"], last["work"]):
+                    if now["paint"] and (now["paint"], now["work"], now["late"]) != (last["paint"], last["work"], last["late"]):
                         break
                     time.sleep(0.02)
                 last = now
@@ -161,7 +164,16 @@ def main():
                     "slider_to_paint_ms": statistics.median(one["paint"]), "slider_to_paint_max_ms": max(one["paint"]),
                     "slider_work_ms": statistics.median(one["work"]), "slider_work_max_ms": max(one["work"]),
                     "sensitivity_all": ex["sens"], "relmap_all": ex["map"], "edit_to_paint_all": ex["paint"],
-                    "edit_work_all": ex["work"], "slider_to_paint_all": one["paint"], "slider_work_all": one["work"]})
+                    "edit_work_all": ex["work"], "slider_to_paint_all": one["paint"], "slider_work_all": one["work"],
+                    # With the panel worker, the render that shows its batches (0: none apart).
+                    "panels_off_thread": last["off"] == "true",
+                    "edit_late_work_all": ex["late"], "slider_late_work_all": one["late"],
+                    "edit_late_work_ms": statistics.median(ex["late"]), "edit_late_work_max_ms": max(ex["late"]),
+                    "slider_late_work_ms": statistics.median(one["late"]), "slider_late_work_max_ms": max(one["late"]),
+                    # Edits whose own frame, or the frame that showed the worker's panels, took
+                    # longer than a 60 Hz frame.
+                    "edits_over_a_frame": sum(max(w, l) > 1000 / 60 for w, l in zip(ex["work"], ex["late"])),
+                    "slider_edits_over_a_frame": sum(max(w, l) > 1000 / 60 for w, l in zip(one["work"], one["late"]))})
         if a.train_csv:
             res["train"] = measure_training(base, s, js, port, a.train_csv)
             worker = open(os.path.join(a.dist, "adaftr-train-worker_bg.wasm"), "rb").read()

@@ -37,8 +37,20 @@ fn feature(schema: &adaftr_core::schema::Schema, name: &str) -> FeatureRef {
     all_features(schema).into_iter().find(|f| f.name(schema) == Some(name)).unwrap()
 }
 
+/// Waits until both panels show the page's state: their batches may be in the panel
+/// worker, and a panel shows the last one back, marked busy, until they return.
+async fn settled(c: &Client) {
+    wait_for(c, "the panels' batches", |c| async move {
+        let s = attr(&c, "#adaftr-sensitivity-state", "aria-busy").await;
+        let m = attr(&c, "#adaftr-relmap-state", "aria-busy").await;
+        (s.as_deref() == Some("false") && m.as_deref() == Some("false")).then_some(())
+    })
+    .await;
+}
+
 /// The sensitivity ranking the page shows equals the one computed natively for its instance.
 async fn check_sensitivity(c: &Client, b: &Bundle, inst: &Instance) {
+    settled(c).await;
     let rank_by = Output::parse(&attr(c, "#adaftr-sensitivity", "data-rank-by").await.unwrap()).unwrap();
     let page = json_attr(c, "#adaftr-sensitivity", "data-ranking").await;
     let plan = sensitivity::plan(&b.schema, inst);
@@ -62,6 +74,7 @@ async fn check_sensitivity(c: &Client, b: &Bundle, inst: &Instance) {
 
 /// The relatedness map's cells equal native predictions on the same grid.
 async fn check_relmap(c: &Client, b: &Bundle, inst: &Instance) -> usize {
+    settled(c).await;
     let x = feature(&b.schema, &attr(c, "#adaftr-relmap", "data-x").await.unwrap());
     let y = feature(&b.schema, &attr(c, "#adaftr-relmap", "data-y").await.unwrap());
     let grid = relmap::plan(&b.schema, inst, x, y).unwrap();
@@ -118,9 +131,21 @@ async fn site_explains_the_model_as_native_core_computes_it() {
     sel.select_by_value("2").await.unwrap();
     let (_, inst1, _) =
         wait_for(&c, "the edit", |c| async move { shown(&c).await.filter(|(_, i, _)| i.cat[1] == 2) }).await;
-    // The panels render with the prediction, from the same state.
+    // The panels show the same state as the prediction.
     check_sensitivity(&c, &default, &inst1).await;
     check_relmap(&c, &default, &inst1).await;
+    // Once the panel worker holds the model, the panels' batches run there, and agree too.
+    wait_for(&c, "the panel worker", |c| async move {
+        attr(&c, "#adaftr-diag", "data-panel-worker").await.filter(|s| s == "true")
+    })
+    .await;
+    let sel = c.find(Locator::Css("#adaftr-cat-1")).await.unwrap();
+    sel.select_by_value("3").await.unwrap();
+    let (_, inst2, _) =
+        wait_for(&c, "the edit", |c| async move { shown(&c).await.filter(|(_, i, _)| i.cat[1] == 3) }).await;
+    check_sensitivity(&c, &default, &inst2).await;
+    check_relmap(&c, &default, &inst2).await;
+    assert_eq!(attr(&c, "#adaftr-diag", "data-panels-off-thread").await.as_deref(), Some("true"));
     let paint = wait_for(&c, "the edit's paint time", |c| async move {
         attr(&c, "#adaftr-diag", "data-edit-to-paint-ms").await.filter(|s| !s.is_empty())
     })

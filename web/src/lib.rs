@@ -22,6 +22,7 @@ pub mod fields;
 pub mod format;
 pub mod fragment;
 pub mod model;
+pub mod offload;
 pub mod relmap;
 pub mod sensitivity;
 pub mod state;

@@ -204,11 +204,6 @@ pub fn summarise(schema: &Schema, plan: &Plan, preds: &[Prediction]) -> Option<V
         .collect()
 }
 
-/// Rows in the batch the rows were summarised from (the instance, then each feature's).
-pub fn rows_in_batch(rows: &[Row]) -> usize {
-    1 + rows.iter().map(|r| r.points - 1).sum::<usize>()
-}
-
 /// The rows by how far they move `by`, widest first; ties (and features that move nothing)
 /// keep plan order, so a feature that cannot move the output ranks last.
 pub fn rank(rows: &[Row], by: Output) -> Vec<&Row> {
@@ -279,7 +274,7 @@ mod tests {
         let preds = b.predict(&p.instances).unwrap();
         let rows = summarise(&b.schema, &p, &preds).unwrap();
         assert_eq!(rows.len(), p.probes.len());
-        assert_eq!(rows_in_batch(&rows), p.instances.len());
+        assert_eq!(1 + rows.iter().map(|r| r.points - 1).sum::<usize>(), p.instances.len(), "each row once");
         let single = |x: &Instance| b.predict(std::slice::from_ref(x)).unwrap()[0];
         let here = single(&inst);
         for (row, probe) in rows.iter().zip(&p.probes) {

@@ -9,6 +9,7 @@ use crate::compare::{self, Comparison};
 use crate::editor::{default_instance, instance_from_example, random_instance, set_categorical, set_numeric};
 use crate::fragment;
 use crate::model::LoadedModel;
+use crate::offload;
 use crate::relmap;
 use crate::sensitivity::{self, Output};
 use crate::sweep::{self, FeatureRef};
@@ -291,23 +292,14 @@ impl State {
     /// (one batched `Bundle::predict` call).
     pub fn sensitivity(&self) -> Option<Result<Vec<sensitivity::Row>, String>> {
         let m = self.model.as_ref()?;
-        let schema = &m.bundle.schema;
-        let plan = sensitivity::plan(schema, &self.instance);
-        Some(m.bundle.predict(&plan.instances).map_err(|e| e.to_string()).and_then(|p| {
-            sensitivity::summarise(schema, &plan, &p).ok_or_else(|| "the batch came back short".to_string())
-        }))
+        Some(offload::run(&m.bundle, offload::SensitivityBatch::new(m.clone(), &self.instance)))
     }
 
     /// The relatedness map over the chosen axes (one batched `Bundle::predict` call).
     pub fn relmap(&self) -> Option<Result<relmap::RelMap, String>> {
         let m = self.model.as_ref()?;
-        let grid = relmap::plan(&m.bundle.schema, &self.instance, self.panels.map_x?, self.panels.map_y?)?;
-        Some(
-            m.bundle
-                .predict(&grid.instances)
-                .map_err(|e| e.to_string())
-                .and_then(|p| relmap::RelMap::new(grid, &p).ok_or_else(|| "the batch came back short".to_string())),
-        )
+        let grid = offload::map_batch(m, &self.instance, self.panels.map_x, self.panels.map_y)?;
+        Some(offload::run(&m.bundle, grid))
     }
 
     /// tau of each example shipped with the model (one batch; empty without examples or tau).

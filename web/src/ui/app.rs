@@ -13,13 +13,14 @@ use yew::prelude::*;
 
 use super::compare::{use_comparison, ComparePanel};
 use super::load::{load_file, load_source, Source};
+use super::offload::{use_panel_batch, use_panel_worker};
 use super::paint::use_edit_to_paint;
 use super::panels::{Diagnostics, ModelCard, Predictions, Timings};
 use super::share::{use_link, ShareLink};
 use super::upload::UploadZone;
 use super::{FeatureEditor, RelatednessMap, Sensitivity, TrainPanel, WhatIf};
 use crate::format::{exact, percent};
-use crate::sensitivity::rows_in_batch;
+use crate::offload::{self, SensitivityBatch};
 use crate::state::{Action, Slot, State};
 use crate::timing::{mean_duration, Measured, BUDGET_MS};
 
@@ -90,20 +91,15 @@ pub fn app(props: &AppProps) -> Html {
             (Rc::new(result), ms)
         })
     };
-    let sensitivity = {
-        let state = state.clone();
-        use_memo((model_id, state.instance.clone()), move |_| {
-            let (result, ms) = timed(|| state.sensitivity());
-            (Rc::new(result), ms)
-        })
-    };
-    let relmap = {
-        let state = state.clone();
-        use_memo((model_id, state.instance.clone(), state.panels.map_x, state.panels.map_y), move |_| {
-            let (result, ms) = timed(|| state.relmap());
-            (Rc::new(result), ms)
-        })
-    };
+    let worker = use_panel_worker(state.model.clone());
+    let sensitivity = use_panel_batch(worker.clone(), state.model.clone(), (model_id, state.instance.clone()), |m| {
+        Some(SensitivityBatch::new(m.clone(), &state.instance))
+    });
+    let (map_x, map_y) = (state.panels.map_x, state.panels.map_y);
+    let worker_ready = worker.as_ref().zip(model_id).is_some_and(|(w, id)| w.holds(id));
+    let relmap = use_panel_batch(worker, state.model.clone(), (model_id, state.instance.clone(), map_x, map_y), |m| {
+        offload::map_batch(m, &state.instance, map_x, map_y)
+    });
     let example_taus = {
         let state = state.clone();
         use_memo(model_id, move |_| Rc::new(state.example_taus()))
@@ -113,7 +109,8 @@ pub fn app(props: &AppProps) -> Html {
         let state = state.clone();
         use_memo(model_id, move |_| bench_single(&state))
     };
-    let (edit_clock, edit) = use_edit_to_paint();
+    let arrived = [sensitivity.arrived, relmap.arrived].into_iter().flatten().reduce(f64::max);
+    let (edit_clock, edit) = use_edit_to_paint(sensitivity.current && relmap.current, arrived);
     let on_action = {
         let dispatch = store.dispatcher();
         use_callback((), move |a: Action, _| {
@@ -142,15 +139,12 @@ pub fn app(props: &AppProps) -> Html {
         sweep_ms: sweep.1,
         sweep_points: sweep.0.as_ref().as_ref().and_then(|r| r.as_ref().ok()).map_or(0, |(p, _)| p.instances.len()),
         predictions: *runs.borrow(),
-        sensitivity_ms: sensitivity.1,
-        sensitivity_points: sensitivity
-            .0
-            .as_ref()
-            .as_ref()
-            .and_then(|r| r.as_ref().ok())
-            .map_or(0, |r| rows_in_batch(r)),
-        relmap_ms: relmap.1,
-        relmap_points: relmap.0.as_ref().as_ref().and_then(|r| r.as_ref().ok()).map_or(0, |m| m.size().0 * m.size().1),
+        sensitivity_ms: sensitivity.ms,
+        sensitivity_points: sensitivity.rows,
+        relmap_ms: relmap.ms,
+        relmap_points: relmap.rows,
+        panels_off_thread: sensitivity.off_thread,
+        panel_worker: worker_ready,
         edit,
     };
 
@@ -210,10 +204,16 @@ pub fn app(props: &AppProps) -> Html {
                         <WhatIf model={m.clone()} feature={state.sweep} sweep={sweep.0.clone()} on_action={on_action.clone()} overlay={overlay.clone()} />
                         <ComparePanel model={m.clone()} compare={state.compare.clone()} prediction={prediction.0.clone()}
                             comparison={comparison.clone()} shipped={props.source.comparison()} on_action={on_action.clone()} />
-                        <Sensitivity rows={sensitivity.0.clone()} rank_by={state.panels.rank_by} sweep={state.sweep} on_action={on_action.clone()} />
-                        <RelatednessMap model={m.clone()} map={relmap.0.clone()} x={state.panels.map_x} y={state.panels.map_y}
-                            show={state.panels.map_show} example_taus={(*example_taus).clone()}
-                            tau={prediction.0.as_ref().and_then(|r| r.as_ref().ok()).and_then(|p| p.tau)} on_action={on_action.clone()} />
+                        // aria-busy while a panel's batch is in the worker (it shows the last
+                        // one back); on a wrapper, so that the flag alone re-renders nothing.
+                        <div class="panel-state" id="adaftr-sensitivity-state" aria-busy={(!sensitivity.current).to_string()}>
+                            <Sensitivity rows={sensitivity.value.clone()} rank_by={state.panels.rank_by} sweep={state.sweep} on_action={on_action.clone()} />
+                        </div>
+                        <div class="panel-state" id="adaftr-relmap-state" aria-busy={(!relmap.current).to_string()}>
+                            <RelatednessMap model={m.clone()} map={relmap.value.clone()} x={state.panels.map_x} y={state.panels.map_y}
+                                show={state.panels.map_show} example_taus={(*example_taus).clone()}
+                                tau={prediction.0.as_ref().and_then(|r| r.as_ref().ok()).and_then(|p| p.tau)} on_action={on_action.clone()} />
+                        </div>
                     }
                     <UploadZone {on_file} />
                     <TrainPanel model={state.model.clone()} on_action={on_action.clone()} />

@@ -15,6 +15,7 @@ mod chart;
 mod compare;
 mod editor;
 mod load;
+mod offload;
 mod paint;
 mod panels;
 mod relmap;

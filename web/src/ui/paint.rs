@@ -1,15 +1,19 @@
 //! An edit's cost in frames: from the moment an edit is dispatched to the first frame
-//! painted after the page has re-rendered for it. The inference of every panel runs inside
-//! that render (memoised), so this is the time a visitor waits to see an edit's effect.
+//! painted with everything it changed. The page's own inference runs inside the edit's
+//! render (memoised); the explaining panels' batches may run in the panel worker instead
+//! ([`super::offload`]) and come back in a later render.
 //!
-//! Two readings, because an edit lands at a random point of a frame and the browser paints
-//! only on the display's beat:
-//! - `to_paint`: dispatch to the painted frame, the wait for the beat included;
-//! - `work`: the time the page itself spent on the edit: dispatch to the DOM committed
+//! Three readings, because an edit lands at a random point of a frame and the browser
+//! paints only on the display's beat:
+//! - `to_paint`: dispatch to the first painted frame with every panel's result, the wait
+//!   for the beat (and for the worker) included: the time a visitor waits to see it all;
+//! - `work`: the time the page spent on the edit's own frame: dispatch to the DOM committed
 //!   (inference, Yew's render and diff) plus the frame's own style, layout and paint (from
-//!   the animation-frame callback to just after the paint). This is the number to hold
-//!   against a frame (16.7 ms at 60 Hz): within it, the edit shows on the next beat and no
-//!   frame is dropped.
+//!   the animation-frame callback to just after the paint);
+//! - `late`: likewise for the render that shows the worker's batches, from their arrival.
+//!
+//! `work` and `late` are the numbers to hold against a frame (16.7 ms at 60 Hz): within
+//! it, what they paint shows on the next beat and no frame is dropped.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,26 +30,56 @@ pub type EditClock = Rc<RefCell<Option<f64>>>;
 /// The last edit's times (ms); see the module's note.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct EditTimes {
+    /// Dispatch to the first frame painted with every panel's result for the edit.
     pub to_paint: f64,
+    /// The edit's own frame: dispatch to the DOM committed, plus that frame's rendering.
     pub work: f64,
+    /// When panels' batches came back from the panel worker after that: the render that
+    /// showed them, from their arrival to the DOM committed plus its frame's rendering.
+    pub late: Option<f64>,
 }
 
-/// The clock to start on each edit, and the last edit's times.
+/// One edit being timed.
+struct Run {
+    t0: f64,
+    committed: bool,
+    work: Option<f64>,
+}
+
+/// The clock to start on each edit, and the last edit's times. `settled`: every panel
+/// shows this state (false while the panel worker has a batch of it); `arrived`: when the
+/// latest batch shown came back from the worker.
 #[hook]
-pub fn use_edit_to_paint() -> (EditClock, Option<EditTimes>) {
+pub fn use_edit_to_paint(settled: bool, arrived: Option<f64>) -> (EditClock, Option<EditTimes>) {
     let started: EditClock = use_mut_ref(|| None);
+    let run = use_mut_ref(|| None::<Rc<RefCell<Run>>>);
     let last = use_state_eq(|| None::<EditTimes>);
     {
         let (started, last) = (started.clone(), last.setter());
         // Runs after every render's DOM update; only a render that follows an edit has a
         // start time to take.
         use_effect(move || {
+            let committed = now();
             if let Some(t0) = started.borrow_mut().take() {
-                let committed = now();
+                *run.borrow_mut() = Some(Rc::new(RefCell::new(Run { t0, committed: false, work: None })));
+            }
+            let Some(r) = run.borrow().clone() else { return };
+            let first = !std::mem::replace(&mut r.borrow_mut().committed, true);
+            if first {
+                let (r, t0) = (r.clone(), r.borrow().t0);
+                after_next_paint(move |frame_start| {
+                    r.borrow_mut().work = Some((committed - t0) + (now() - frame_start))
+                });
+            }
+            if settled {
+                run.borrow_mut().take();
                 after_next_paint(move |frame_start| {
                     let painted = now();
-                    let work = (committed - t0) + (painted - frame_start);
-                    last.set(Some(EditTimes { to_paint: painted - t0, work }));
+                    let r = r.borrow();
+                    // Callbacks run in the order asked for: the first frame's is done.
+                    let work = r.work.unwrap_or(painted - r.t0);
+                    let late = (!first).then(|| arrived.map(|a| (committed - a) + (painted - frame_start))).flatten();
+                    last.set(Some(EditTimes { to_paint: painted - r.t0, work, late }));
                 });
             }
         });

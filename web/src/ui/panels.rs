@@ -104,6 +104,10 @@ pub struct Timings {
     pub sensitivity_points: usize,
     pub relmap_ms: f64,
     pub relmap_points: usize,
+    /// Whether the last sensitivity batch ran in the panel worker (else on the page).
+    pub panels_off_thread: bool,
+    /// Whether the panel worker holds the current model (the next batches go to it).
+    pub panel_worker: bool,
     /// The last edit's work and its time to the first frame painted with its result (all
     /// panels); see `ui::paint`.
     pub edit: Option<EditTimes>,
@@ -130,21 +134,25 @@ pub fn diagnostics(p: &DiagProps) -> Html {
             data-sensitivity-ms={t.sensitivity_ms.to_string()} data-sensitivity-points={t.sensitivity_points.to_string()}
             data-relmap-ms={t.relmap_ms.to_string()} data-relmap-points={t.relmap_points.to_string()}
             data-edit-to-paint-ms={t.edit.map(|e| e.to_paint.to_string()).unwrap_or_default()}
-            data-edit-work-ms={t.edit.map(|e| e.work.to_string()).unwrap_or_default()}>
+            data-edit-work-ms={t.edit.map(|e| e.work.to_string()).unwrap_or_default()}
+            data-edit-late-work-ms={t.edit.and_then(|e| e.late).map(|w| w.to_string()).unwrap_or_default()}
+            data-panels-off-thread={t.panels_off_thread.to_string()} data-panel-worker={t.panel_worker.to_string()}>
             { format!(
                 "In-browser inference (wasm, simd128): one instance {single}; \
                  what-if sweep of {} points in one batch {sweep}; \
                  feature sensitivity, {} points in one batch, {}; \
-                 relatedness map, {} points in one batch, {} (last update). \
+                 relatedness map, {} points in one batch, {} (last update{}). \
                  Last edit: {}.",
                 t.sweep_points,
                 t.sensitivity_points,
                 live(t.sensitivity_ms),
                 t.relmap_points,
                 live(t.relmap_ms),
+                if t.panels_off_thread { "; these two in a background worker, beside the page's render" } else { "" },
                 t.edit.map_or("none yet".to_string(), |e| format!(
-                    "{} of work (inference, render, layout and paint), painted {} after the edit",
+                    "{} of work (inference, render, layout and paint){}, painted {} after the edit",
                     format::millis(e.work),
+                    e.late.map_or(String::new(), |l| format!(", then {} to show the worker's panels", format::millis(l))),
                     format::millis(e.to_paint)
                 ))
             ) }

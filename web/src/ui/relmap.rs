@@ -62,11 +62,13 @@ pub fn relatedness_map(p: &RelMapProps) -> Html {
     };
     let on_show =
         p.on_action.reform(|v: String| Action::Panel(PanelAction::MapShow(Output::parse(&v).unwrap_or_default())));
-    let body = match p.map.as_ref() {
-        Some(Ok(m)) => heat_map(m, show, schema),
+    // Memoised on the map itself: an edit re-renders this panel for the instance's ring on
+    // the examples' strip, while the map may still be the last one (in the panel worker).
+    let body = use_memo((p.map.clone(), show, p.model.id), |(map, show, _)| match map.as_ref() {
+        Some(Ok(m)) => heat_map(m, *show, schema),
         Some(Err(e)) => html! { <p class="error" role="alert">{ format!("Relatedness map failed: {e}") }</p> },
         None => html! { <p class="hint">{ "The map needs two features." }</p> },
-    };
+    });
     let (lo, hi) = p.model.tau_bounds();
     html! {
         <section class="card relmap" aria-labelledby="adaftr-relmap-title">
@@ -76,7 +78,7 @@ pub fn relatedness_map(p: &RelMapProps) -> Html {
                 <Select id="adaftr-map-y" label="Up:" options={(*features).clone()} value={p.y.map(FeatureRef::key).unwrap_or_default()} on_change={axis(true)} />
                 <Select id="adaftr-map-show" label="Colour by:" options={(*shows).clone()} value={show.key().to_string()} on_change={on_show} />
             </div>
-            { body }
+            { (*body).clone() }
             if !p.example_taus.is_empty() {
                 { strip(&p.example_taus, p.tau, lo, hi) }
             }

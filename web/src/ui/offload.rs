@@ -1,0 +1,356 @@
+//! The panel worker seen from the page, and the panels' batches sent to it
+//! ([`crate::offload`] says why).
+//!
+//! The worker starts once the first model has loaded, so the page's first paint does not
+//! wait for it, and gets each model the page loads. Until it holds the current model, or
+//! if it never starts (no worker script beside the page, as in the component tests) or
+//! fails, the page predicts the panels' batches itself, in the render, as before.
+//!
+//! A batch is posted while the app renders the edit that asked for it, so the worker
+//! predicts while the page renders the editor and the prediction. One batch per panel is
+//! in the worker at a time: a newer edit waits for it, replacing any other waiting batch,
+//! so a dragged slider never queues work behind it. Until its batch is back, a panel shows
+//! the last one it got, marked `aria-busy`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use adaftr_core::inference::Prediction;
+use js_sys::{Array, Float32Array, Uint32Array, Uint8Array};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{MessageEvent, Worker};
+use yew::prelude::*;
+
+use super::app::{now, timed};
+use crate::model::LoadedModel;
+use crate::offload::{self, PanelBatch};
+
+/// The worker script trunk writes beside the app (index.html's `data-type="worker"`).
+const WORKER_URL: &str = "./adaftr-panel-worker_loader.js";
+
+/// A batch's predictions and the worker's time for them (ms), or why it failed.
+type Reply = Result<(Vec<Prediction>, f64), String>;
+type Done = Box<dyn FnOnce(Reply)>;
+
+#[derive(Default)]
+struct Link {
+    listening: bool,
+    /// The model the worker holds.
+    loaded: Option<u64>,
+    /// The model to send once the worker listens.
+    wanted: Option<(u64, Rc<Vec<u8>>)>,
+    /// The worker failed: the page predicts everything itself from now on.
+    broken: bool,
+    seq: u64,
+    /// Batches posted and not back yet (one per panel at most).
+    waiting: Vec<(u64, Done)>,
+}
+
+/// The page's handle on the panel worker.
+pub struct PanelWorker {
+    worker: Worker,
+    link: Rc<RefCell<Link>>,
+    _on_message: Closure<dyn Fn(MessageEvent)>,
+    _on_error: Closure<dyn Fn(JsValue)>,
+}
+
+impl PanelWorker {
+    /// Starts the worker; `changed` runs when it comes to hold a model or fails.
+    fn start(changed: Callback<()>) -> Option<Self> {
+        let worker = Worker::new(WORKER_URL).ok()?;
+        let link = Rc::new(RefCell::new(Link::default()));
+        let on_message = {
+            let (link, worker, changed) = (link.clone(), worker.clone(), changed.clone());
+            Closure::<dyn Fn(MessageEvent)>::new(move |e: MessageEvent| {
+                let msg = Array::from(&e.data());
+                let number = |i: u32| msg.get(i).as_f64().unwrap_or(-1.0);
+                match msg.get(0).as_string().as_deref() {
+                    Some("ready") => {
+                        let wanted = {
+                            let mut l = link.borrow_mut();
+                            l.listening = true;
+                            l.wanted.take()
+                        };
+                        if let Some((id, bytes)) = wanted {
+                            send_model(&worker, id, &bytes);
+                        }
+                    }
+                    Some("loaded") => {
+                        link.borrow_mut().loaded = Some(number(1) as u64);
+                        changed.emit(());
+                    }
+                    Some("refused") => fail(&link, &changed, &format!("{:?}", msg.get(2))),
+                    Some("predicted") => {
+                        let preds = offload::decode_predictions(&Float32Array::new(&msg.get(2)).to_vec());
+                        answer(&link, number(1) as u64, preds.map(|p| (p, number(3))));
+                    }
+                    Some("failed") => {
+                        let why = msg.get(2).as_string().unwrap_or_default();
+                        answer(&link, number(1) as u64, Err(why.clone()));
+                        fail(&link, &changed, &why);
+                    }
+                    _ => {}
+                }
+            })
+        };
+        let on_error = {
+            let (link, changed) = (link.clone(), changed);
+            Closure::<dyn Fn(JsValue)>::new(move |_| fail(&link, &changed, "the worker did not start or stopped"))
+        };
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Some(Self { worker, link, _on_message: on_message, _on_error: on_error })
+    }
+
+    /// Gives the worker `m` (at once if it listens, else once it does).
+    fn hold(&self, m: &LoadedModel) {
+        let mut l = self.link.borrow_mut();
+        if l.loaded == Some(m.id) || l.broken {
+            return;
+        }
+        l.loaded = None;
+        if l.listening {
+            send_model(&self.worker, m.id, &m.bytes);
+        } else {
+            l.wanted = Some((m.id, m.bytes.clone()));
+        }
+    }
+
+    /// Whether batches for model `id` go to the worker.
+    pub fn holds(&self, id: u64) -> bool {
+        let l = self.link.borrow();
+        !l.broken && l.loaded == Some(id)
+    }
+
+    /// Posts `n` rows for model `id`, encoded ([`offload::encode_rows`]); `done` gets their
+    /// predictions.
+    fn predict(&self, id: u64, n: usize, (cat, num): (Vec<u32>, Vec<f32>), done: impl FnOnce(Reply) + 'static) {
+        let seq = {
+            let mut l = self.link.borrow_mut();
+            l.seq += 1;
+            let seq = l.seq;
+            l.waiting.push((seq, Box::new(done)));
+            seq
+        };
+        let msg: Array = [
+            JsValue::from("predict"),
+            (seq as f64).into(),
+            (id as f64).into(),
+            (n as f64).into(),
+            Uint32Array::from(&cat[..]).into(),
+            Float32Array::from(&num[..]).into(),
+        ]
+        .iter()
+        .collect();
+        if self.worker.post_message(&msg).is_err() {
+            answer(&self.link, seq, Err("the batch could not be posted".into()));
+        }
+    }
+}
+
+impl Drop for PanelWorker {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}
+
+fn send_model(worker: &Worker, id: u64, bytes: &[u8]) {
+    let msg: Array = [JsValue::from("model"), (id as f64).into(), Uint8Array::from(bytes).into()].iter().collect();
+    let _ = worker.post_message(&msg);
+}
+
+fn answer(link: &Rc<RefCell<Link>>, seq: u64, reply: Reply) {
+    // Taken out before it runs: the callback may post the next batch.
+    let done = {
+        let mut l = link.borrow_mut();
+        l.waiting.iter().position(|(s, _)| *s == seq).map(|i| l.waiting.swap_remove(i).1)
+    };
+    if let Some(done) = done {
+        done(reply);
+    }
+}
+
+/// Retires the worker: every waiting batch fails (its panel then predicts on the page).
+fn fail(link: &Rc<RefCell<Link>>, changed: &Callback<()>, why: &str) {
+    web_sys::console::warn_1(
+        &format!("adaftr: the panel worker is not used ({why}); the page predicts the panels").into(),
+    );
+    let waiting: Vec<_> = {
+        let mut l = link.borrow_mut();
+        l.broken = true;
+        std::mem::take(&mut l.waiting)
+    };
+    for (_, done) in waiting {
+        done(Err(why.to_string()));
+    }
+    changed.emit(());
+}
+
+/// The panel worker, started after the first model loads and given each model after.
+#[hook]
+pub fn use_panel_worker(model: Option<Rc<LoadedModel>>) -> Option<Rc<PanelWorker>> {
+    let redraw = use_force_update();
+    let worker = use_mut_ref(|| None::<Option<Rc<PanelWorker>>>);
+    if let Some(m) = &model {
+        let mut w = worker.borrow_mut();
+        let started = w.get_or_insert_with(|| {
+            let redraw = redraw.clone();
+            PanelWorker::start(Callback::from(move |()| redraw.force_update())).map(Rc::new)
+        });
+        if let Some(pw) = started {
+            pw.hold(m);
+        }
+    }
+    let w = worker.borrow();
+    w.clone().flatten()
+}
+
+/// What a panel shows: the view of its last batch back, and how it was computed.
+pub struct Shown<T> {
+    pub value: Rc<Option<Result<T, String>>>,
+    /// The batch's inference time (ms): in the worker, or on the page.
+    pub ms: f64,
+    /// Rows in that batch.
+    pub rows: usize,
+    /// Whether `value` is for the current state (false while the worker has its batch).
+    pub current: bool,
+    pub off_thread: bool,
+    /// When the batch shown came back from the worker (`performance.now()`), to time the
+    /// render that shows it.
+    pub arrived: Option<f64>,
+}
+
+struct Slot<K, B: PanelBatch> {
+    shown_key: Option<K>,
+    shown: Rc<Option<Result<B::Out, String>>>,
+    ms: f64,
+    rows: usize,
+    off_thread: bool,
+    arrived: Option<f64>,
+    /// Batches asked for so far; a batch back from the worker is shown only if it was
+    /// asked for after the one shown (the page may have predicted a later state itself).
+    asked: u64,
+    shown_asked: u64,
+    in_worker: Option<K>,
+    next: Option<(K, B, u64)>,
+}
+
+/// A panel's batch for state `key`: made by `make` (`None`: the panel has nothing to show),
+/// predicted in the worker when it holds the model, else on the page, in this render.
+#[hook]
+pub fn use_panel_batch<K, B>(
+    worker: Option<Rc<PanelWorker>>,
+    model: Option<Rc<LoadedModel>>,
+    key: K,
+    make: impl FnOnce(&Rc<LoadedModel>) -> Option<B>,
+) -> Shown<B::Out>
+where
+    K: PartialEq + Clone + 'static,
+    B: PanelBatch + 'static,
+    B::Out: 'static,
+{
+    let redraw = use_force_update();
+    let slot = use_mut_ref(|| Slot::<K, B> {
+        shown_key: None,
+        shown: Rc::new(None),
+        ms: 0.0,
+        rows: 0,
+        off_thread: false,
+        arrived: None,
+        asked: 0,
+        shown_asked: 0,
+        in_worker: None,
+        next: None,
+    });
+    let known = {
+        let s = slot.borrow();
+        s.shown_key.as_ref() == Some(&key)
+            || s.in_worker.as_ref() == Some(&key)
+            || s.next.as_ref().is_some_and(|(k, ..)| *k == key)
+    };
+    if !known {
+        let asked = {
+            let mut s = slot.borrow_mut();
+            s.asked += 1;
+            s.asked
+        };
+        let batch = model.as_ref().and_then(make);
+        let worker = worker.filter(|w| model.as_ref().is_some_and(|m| w.holds(m.id)));
+        match (model, batch, worker) {
+            (Some(m), Some(batch), Some(w)) => {
+                let busy = slot.borrow().in_worker.is_some();
+                if busy {
+                    slot.borrow_mut().next = Some((key.clone(), batch, asked));
+                } else {
+                    send(&slot, w, m.id, (key.clone(), batch, asked), redraw);
+                }
+            }
+            (Some(m), Some(batch), None) => {
+                let rows = batch.rows().len();
+                let (value, ms) = timed(|| offload::run(&m.bundle, batch));
+                let mut s = slot.borrow_mut();
+                (s.shown, s.ms, s.rows, s.off_thread, s.arrived) = (Rc::new(Some(value)), ms, rows, false, None);
+                (s.shown_key, s.shown_asked) = (Some(key.clone()), asked);
+            }
+            _ => {
+                let mut s = slot.borrow_mut();
+                (s.shown, s.ms, s.rows, s.arrived) = (Rc::new(None), 0.0, 0, None);
+                (s.shown_key, s.shown_asked) = (Some(key.clone()), asked);
+            }
+        }
+    }
+    let s = slot.borrow();
+    Shown {
+        value: s.shown.clone(),
+        ms: s.ms,
+        rows: s.rows,
+        current: s.shown_key.as_ref() == Some(&key),
+        off_thread: s.off_thread,
+        arrived: s.arrived,
+    }
+}
+
+type SlotRef<K, B> = Rc<RefCell<Slot<K, B>>>;
+
+/// Posts `batch` for `key`; when it is back, shows it and posts the batch that waited.
+fn send<K, B>(
+    slot: &SlotRef<K, B>,
+    w: Rc<PanelWorker>,
+    id: u64,
+    (key, batch, asked): (K, B, u64),
+    redraw: UseForceUpdateHandle,
+) where
+    K: PartialEq + Clone + 'static,
+    B: PanelBatch + 'static,
+    B::Out: 'static,
+{
+    slot.borrow_mut().in_worker = Some(key.clone());
+    let rows = batch.rows().len();
+    let (slot2, w2) = (slot.clone(), w.clone());
+    // The rows go out now; the batch, to summarise what comes back, waits here.
+    let encoded = offload::encode_rows(batch.rows());
+    w.predict(id, rows, encoded, move |reply| {
+        let next = {
+            let mut s = slot2.borrow_mut();
+            s.in_worker = None;
+            match reply {
+                Ok(_) if asked < s.shown_asked => {}
+                Ok((preds, ms)) => {
+                    s.shown = Rc::new(Some(offload::finish(batch, &preds)));
+                    (s.ms, s.rows, s.off_thread, s.arrived) = (ms, rows, true, Some(now()));
+                    (s.shown_key, s.shown_asked) = (Some(key), asked);
+                }
+                // The worker is retired; the next render predicts this state on the page.
+                Err(_) => s.shown_key = None,
+            }
+            s.next.take()
+        };
+        if let Some(next) = next {
+            if w2.holds(id) {
+                send(&slot2, w2, id, next, redraw.clone());
+            }
+        }
+        redraw.force_update();
+    });
+}
