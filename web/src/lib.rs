@@ -12,7 +12,9 @@
 //! (the state in the URL fragment, for shareable links) and [`demo`] (small trained
 //! bundles for development and tests); [`training`] is what the
 //! Train panel and its worker exchange, and the training session the worker runs.
-//! The Yew components in [`ui`] only exist on `wasm32`. Inference is always
+//! The Yew components in [`ui`] only exist on `wasm32`, as does [`panel_worker`], the
+//! app's wasm run a second time in a Web Worker to predict the explaining panels' batches
+//! ([`offload`]). Inference is always
 //! `adaftr_core::bundle::Bundle::predict`, the same code the CLI runs.
 
 pub mod compare;
@@ -30,5 +32,7 @@ pub mod sweep;
 pub mod timing;
 pub mod training;
 
+#[cfg(target_arch = "wasm32")]
+pub mod panel_worker;
 #[cfg(target_arch = "wasm32")]
 pub mod ui;

@@ -37,9 +37,10 @@ pub use share::ShareLink;
 pub use train::TrainPanel;
 pub use upload::UploadZone;
 
-/// Mounts the app on `#adaftr-app` (or the body).
+/// Mounts the app on `#adaftr-app` (or the body). Not in the panel worker, which runs this
+/// same wasm with no window ([`crate::panel_worker`]).
 pub fn start() {
-    let doc = web_sys::window().and_then(|w| w.document()).expect("a document");
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
     match doc.get_element_by_id("adaftr-app") {
         Some(root) => yew::Renderer::<App>::with_root(root).render(),
         None => yew::Renderer::<App>::new().render(),

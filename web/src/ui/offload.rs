@@ -19,15 +19,46 @@ use adaftr_core::inference::Prediction;
 use js_sys::{Array, Float32Array, Uint32Array, Uint8Array};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{MessageEvent, Worker};
+use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker, WorkerOptions, WorkerType};
 use yew::prelude::*;
 
 use super::app::{now, timed};
 use crate::model::LoadedModel;
 use crate::offload::{self, PanelBatch};
 
-/// The worker script trunk writes beside the app (index.html's `data-type="worker"`).
-const WORKER_URL: &str = "./adaftr-panel-worker_loader.js";
+/// The worker's script: the app's own JS glue, instantiated with the module the page
+/// compiled (the first message), then [`crate::panel_worker`]'s entry point.
+const WORKER_SCRIPT: [&str; 2] = [
+    "import init, { adaftr_panel_worker } from \"",
+    "\";\naddEventListener(\"message\", async (e) => { await init({ module_or_path: e.data }); \
+     adaftr_panel_worker(); }, { once: true });\n",
+];
+
+/// The app's JS glue: the module trunk's page preloads (`None` elsewhere, e.g. under the
+/// component tests' runner, where the page predicts everything itself).
+fn glue_url() -> Option<String> {
+    let doc = web_sys::window()?.document()?;
+    let link = doc.query_selector("link[rel=modulepreload][href*='adaftr-web-']").ok()??;
+    let href = link.get_attribute("href")?;
+    Url::new_with_base(&href, &doc.url().ok()?).ok().map(|u| u.href())
+}
+
+/// A module worker running the app's wasm: a script from a Blob URL, which imports the
+/// glue by its full URL and takes the page's compiled module, so nothing is fetched or
+/// compiled again beyond the glue (from the browser's cache).
+fn spawn() -> Option<Worker> {
+    let script = format!("{}{}{}", WORKER_SCRIPT[0], glue_url()?, WORKER_SCRIPT[1]);
+    let opts = BlobPropertyBag::new();
+    opts.set_type("text/javascript");
+    let blob = Blob::new_with_str_sequence_and_options(&Array::of1(&script.into()), &opts).ok()?;
+    let url = Url::create_object_url_with_blob(&blob).ok()?;
+    let options = WorkerOptions::new();
+    options.set_type(WorkerType::Module);
+    // The script's URL stays valid for the worker's lifetime: one short string.
+    let worker = Worker::new_with_options(&url, &options).ok()?;
+    worker.post_message(&wasm_bindgen::module()).ok()?;
+    Some(worker)
+}
 
 /// A batch's predictions and the worker's time for them (ms), or why it failed.
 type Reply = Result<(Vec<Prediction>, f64), String>;
@@ -58,7 +89,7 @@ pub struct PanelWorker {
 impl PanelWorker {
     /// Starts the worker; `changed` runs when it comes to hold a model or fails.
     fn start(changed: Callback<()>) -> Option<Self> {
-        let worker = Worker::new(WORKER_URL).ok()?;
+        let worker = spawn()?;
         let link = Rc::new(RefCell::new(Link::default()));
         let on_message = {
             let (link, worker, changed) = (link.clone(), worker.clone(), changed.clone());
