@@ -32,8 +32,9 @@ fn now() -> f64 {
     scope().performance().map_or_else(js_sys::Date::now, |p| p.now())
 }
 
-fn post(items: &[JsValue]) {
-    let _ = scope().post_message(&items.iter().collect::<Array>());
+/// Posts a message, handing over the buffers in `transfer` rather than copying them.
+fn post(items: &[JsValue], transfer: &Array) {
+    let _ = scope().post_message_with_transfer(&items.iter().collect::<Array>(), transfer);
 }
 
 fn on_message(e: MessageEvent) {
@@ -48,8 +49,8 @@ fn on_message(e: MessageEvent) {
                 Err(_) => Err("a model message without its bytes".to_string()),
             };
             match result {
-                Ok(()) => post(&["loaded".into(), model]),
-                Err(why) => post(&["refused".into(), model, why.into()]),
+                Ok(()) => post(&["loaded".into(), model], &Array::new()),
+                Err(why) => post(&["refused".into(), model, why.into()], &Array::new()),
             }
         }
         Some("predict") => {
@@ -65,9 +66,11 @@ fn on_message(e: MessageEvent) {
             match result {
                 Ok(preds) => {
                     let ms = now() - t0;
-                    post(&["predicted".into(), seq, Float32Array::from(&preds[..]).into(), ms.into()])
+                    let preds = Float32Array::from(&preds[..]);
+                    let transfer = Array::of1(&preds.buffer());
+                    post(&["predicted".into(), seq, preds.into(), ms.into()], &transfer)
                 }
-                Err(why) => post(&["failed".into(), seq, why.into()]),
+                Err(why) => post(&["failed".into(), seq, why.into()], &Array::new()),
             }
         }
         _ => {}
@@ -80,5 +83,5 @@ pub fn start() {
     let handler = Closure::<dyn Fn(MessageEvent)>::new(on_message);
     scope().set_onmessage(Some(handler.as_ref().unchecked_ref()));
     handler.forget();
-    post(&["ready".into()]);
+    post(&["ready".into()], &Array::new());
 }

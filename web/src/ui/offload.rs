@@ -164,17 +164,20 @@ impl PanelWorker {
             l.waiting.push((seq, Box::new(done)));
             seq
         };
+        let (cat, num) = (Uint32Array::from(&cat[..]), Float32Array::from(&num[..]));
+        // The arrays' buffers are handed over, not copied again.
+        let transfer = Array::of2(&cat.buffer(), &num.buffer());
         let msg: Array = [
             JsValue::from("predict"),
             (seq as f64).into(),
             (id as f64).into(),
             (n as f64).into(),
-            Uint32Array::from(&cat[..]).into(),
-            Float32Array::from(&num[..]).into(),
+            cat.into(),
+            num.into(),
         ]
         .iter()
         .collect();
-        if self.worker.post_message(&msg).is_err() {
+        if self.worker.post_message_with_transfer(&msg, &transfer).is_err() {
             answer(&self.link, seq, Err("the batch could not be posted".into()));
         }
     }
@@ -187,8 +190,10 @@ impl Drop for PanelWorker {
 }
 
 fn send_model(worker: &Worker, id: u64, bytes: &[u8]) {
-    let msg: Array = [JsValue::from("model"), (id as f64).into(), Uint8Array::from(bytes).into()].iter().collect();
-    let _ = worker.post_message(&msg);
+    let bytes = Uint8Array::from(bytes);
+    let transfer = Array::of1(&bytes.buffer());
+    let msg: Array = [JsValue::from("model"), (id as f64).into(), bytes.into()].iter().collect();
+    let _ = worker.post_message_with_transfer(&msg, &transfer);
 }
 
 fn answer(link: &Rc<RefCell<Link>>, seq: u64, reply: Reply) {
