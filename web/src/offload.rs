@@ -118,6 +118,169 @@ pub fn decode_predictions(v: &[f32]) -> Result<Vec<Prediction>, String> {
         .collect())
 }
 
+/// One panel's batch that is asked for: the state it is for, the batch, and its ticket
+/// (batches are numbered in the order they are asked for).
+pub struct Pending<K, B> {
+    pub key: K,
+    pub batch: B,
+    ticket: u64,
+}
+
+/// What to do with a state's batch ([`PanelSlot::ask`]).
+pub enum Next<K, B> {
+    /// Nothing: the panel shows it, or it is in the worker or waiting there.
+    Nothing,
+    /// Post it to the worker; [`PanelSlot::back`] takes it with what comes back.
+    Post(Pending<K, B>),
+    /// Predict it on the page now; [`PanelSlot::show`] takes the result.
+    OnPage(Pending<K, B>),
+}
+
+/// One panel's batches: what the panel shows, the batch in the worker and the one waiting
+/// for it. One batch at a time is in the worker; a newer state waits for it and replaces
+/// any other waiting one, so a dragged slider never queues work behind it. A batch back
+/// is shown only if it was asked for after the one shown: the page may have predicted a
+/// later state itself meanwhile (a model the worker did not hold yet).
+pub struct PanelSlot<K, B: PanelBatch> {
+    value: Rc<Option<Result<B::Out, String>>>,
+    ms: f64,
+    rows: usize,
+    off_thread: bool,
+    arrived: Option<f64>,
+    shown_key: Option<K>,
+    shown_ticket: u64,
+    tickets: u64,
+    in_worker: Option<K>,
+    waiting: Option<Pending<K, B>>,
+}
+
+/// What a panel shows ([`PanelSlot::view`]).
+pub struct Shown<T> {
+    pub value: Rc<Option<Result<T, String>>>,
+    /// The batch's inference time (ms): in the worker, or on the page.
+    pub ms: f64,
+    /// Rows in that batch.
+    pub rows: usize,
+    /// Whether `value` is for the current state (false while the worker has its batch).
+    pub current: bool,
+    pub off_thread: bool,
+    /// When the batch shown came back from the worker (`performance.now()`), to time the
+    /// render that shows it.
+    pub arrived: Option<f64>,
+}
+
+impl<K: PartialEq + Clone, B: PanelBatch> Default for PanelSlot<K, B> {
+    fn default() -> Self {
+        Self {
+            value: Rc::new(None),
+            ms: 0.0,
+            rows: 0,
+            off_thread: false,
+            arrived: None,
+            shown_key: None,
+            shown_ticket: 0,
+            tickets: 0,
+            in_worker: None,
+            waiting: None,
+        }
+    }
+}
+
+impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
+    /// The panel's state is `key`, whose batch `make` builds (`None`: nothing to show);
+    /// `worker`: whether the worker holds the model.
+    pub fn ask(&mut self, key: &K, make: impl FnOnce() -> Option<B>, worker: bool) -> Next<K, B> {
+        let known = self.shown_key.as_ref() == Some(key)
+            || self.in_worker.as_ref() == Some(key)
+            || self.waiting.as_ref().is_some_and(|w| w.key == *key);
+        if known {
+            return Next::Nothing;
+        }
+        self.tickets += 1;
+        let ticket = self.tickets;
+        let Some(batch) = make() else {
+            self.shown_ticket = ticket;
+            (self.value, self.ms, self.rows, self.arrived) = (Rc::new(None), 0.0, 0, None);
+            self.shown_key = Some(key.clone());
+            return Next::Nothing;
+        };
+        let pending = Pending { key: key.clone(), batch, ticket };
+        if !worker {
+            return Next::OnPage(pending);
+        }
+        if self.in_worker.is_some() {
+            self.waiting = Some(pending);
+            return Next::Nothing;
+        }
+        self.in_worker = Some(pending.key.clone());
+        Next::Post(pending)
+    }
+
+    /// Shows `value` for `key` (ticket `ticket`), unless a later state's is shown.
+    fn put(&mut self, key: K, ticket: u64, value: Result<B::Out, String>, ms: f64, rows: usize, arrived: Option<f64>) {
+        if ticket < self.shown_ticket {
+            return;
+        }
+        (self.value, self.ms, self.rows, self.off_thread, self.arrived) =
+            (Rc::new(Some(value)), ms, rows, arrived.is_some(), arrived);
+        (self.shown_key, self.shown_ticket) = (Some(key), ticket);
+    }
+
+    /// Predicts a batch [`Next::OnPage`] gave with `bundle` and shows it, timed by `clock`
+    /// (ms).
+    pub fn show_page(&mut self, p: Pending<K, B>, bundle: &Bundle, clock: impl Fn() -> f64) {
+        let rows = p.batch.rows().len();
+        let t0 = clock();
+        let value = run(bundle, p.batch);
+        let ms = clock() - t0;
+        self.put(p.key, p.ticket, value, ms, rows, None);
+    }
+
+    /// A batch [`Next::Post`] gave is back, at time `arrived`: its predictions and the
+    /// worker's time, or why it failed (the page then predicts this state itself at the next
+    /// [`ask`](Self::ask) without the worker). Returns the waiting batch, now to post.
+    pub fn back(
+        &mut self,
+        p: Pending<K, B>,
+        reply: Result<(Vec<Prediction>, f64), String>,
+        arrived: f64,
+    ) -> Option<Pending<K, B>> {
+        self.in_worker = None;
+        match reply {
+            Ok((preds, ms)) => {
+                let rows = p.batch.rows().len();
+                let value = finish(p.batch, &preds);
+                self.put(p.key, p.ticket, value, ms, rows, Some(arrived));
+            }
+            Err(_) => {
+                self.shown_key = None;
+                self.waiting = None;
+            }
+        }
+        let next = self.waiting.take()?;
+        self.in_worker = Some(next.key.clone());
+        Some(next)
+    }
+
+    /// The waiting batch could not be posted after all (the worker is gone): the next
+    /// [`ask`](Self::ask) predicts its state on the page.
+    pub fn dropped(&mut self) {
+        self.in_worker = None;
+    }
+
+    /// What the panel shows while its state is `key`.
+    pub fn view(&self, key: &K) -> Shown<B::Out> {
+        Shown {
+            value: self.value.clone(),
+            ms: self.ms,
+            rows: self.rows,
+            current: self.shown_key.as_ref() == Some(key),
+            off_thread: self.off_thread,
+            arrived: self.arrived,
+        }
+    }
+}
+
 /// The worker's side: the model the page sent last (by the page's model id), and its
 /// predictions for the batches that name it.
 #[derive(Default)]
@@ -197,6 +360,103 @@ mod tests {
         let back = decode_predictions(&worker.predict(2, &cat, &num, 1).unwrap()).unwrap();
         assert_eq!(back, m.bundle.predict(&rows).unwrap());
         assert_eq!(back[0].tau, None);
+    }
+
+    /// A batch of `n` copies of the instance whose view is its predicted pCTRs.
+    struct Copies(Vec<Instance>);
+
+    impl PanelBatch for Copies {
+        type Out = Vec<f32>;
+        fn rows(&self) -> &[Instance] {
+            &self.0
+        }
+        fn finish(self, preds: &[Prediction]) -> Option<Vec<f32>> {
+            (preds.len() == self.0.len()).then(|| preds.iter().map(|p| p.pctr).collect())
+        }
+    }
+
+    fn copies(n: usize) -> Option<Copies> {
+        Some(Copies(vec![Instance { cat: vec![], num: vec![] }; n]))
+    }
+
+    fn preds(pctr: f32, n: usize) -> Result<(Vec<Prediction>, f64), String> {
+        Ok((vec![Prediction { pctr, pcvr: 0.0, pctcvr: 0.0, tau: None }; n], 2.5))
+    }
+
+    fn shows(slot: &PanelSlot<u32, Copies>, key: u32) -> (Option<f32>, bool) {
+        let v = slot.view(&key);
+        let first = v.value.as_ref().as_ref().and_then(|r| r.as_ref().ok()).and_then(|p| p.first().copied());
+        (first, v.current)
+    }
+
+    #[test]
+    fn a_slot_predicts_on_the_page_without_a_worker() {
+        let m = model();
+        let inst = default_instance(&m.bundle.schema);
+        let want = m.bundle.predict(std::slice::from_ref(&inst)).unwrap()[0].pctr;
+        let mut slot = PanelSlot::<u32, Copies>::default();
+        let Next::OnPage(p) = slot.ask(&1, || Some(Copies(vec![inst.clone(); 3])), false) else { panic!("page") };
+        slot.show_page(p, &m.bundle, || 0.0);
+        assert_eq!(shows(&slot, 1), (Some(want), true));
+        assert_eq!((slot.view(&1).rows, slot.view(&1).off_thread), (3, false));
+        assert!(matches!(slot.ask(&1, || copies(3), false), Next::Nothing), "the same state is not asked twice");
+        // A state with nothing to show (no map axes) shows nothing, at once.
+        assert!(matches!(slot.ask(&2, || None, false), Next::Nothing));
+        assert_eq!(shows(&slot, 2), (None, true));
+    }
+
+    #[test]
+    fn a_slot_keeps_one_batch_in_the_worker_and_the_latest_waiting() {
+        let mut slot = PanelSlot::<u32, Copies>::default();
+        let Next::Post(p1) = slot.ask(&1, || copies(2), true) else { panic!("posted") };
+        assert!(matches!(slot.ask(&1, || copies(2), true), Next::Nothing), "already in the worker");
+        assert_eq!(shows(&slot, 1), (None, false));
+        // Two more edits while the worker is busy: only the last waits.
+        assert!(matches!(slot.ask(&2, || copies(2), true), Next::Nothing));
+        assert!(matches!(slot.ask(&3, || copies(2), true), Next::Nothing));
+        let p3 = slot.back(p1, preds(0.1, 2), 10.0).expect("the waiting batch");
+        assert_eq!(p3.key, 3, "state 2 was replaced");
+        // State 1's result is shown (marked not current) while state 3's is in the worker.
+        assert_eq!(shows(&slot, 3), (Some(0.1), false));
+        assert!(matches!(slot.ask(&3, || copies(2), true), Next::Nothing), "in the worker");
+        assert!(slot.back(p3, preds(0.3, 2), 20.0).is_none());
+        assert_eq!(shows(&slot, 3), (Some(0.3), true));
+        let v = slot.view(&3);
+        assert!(v.off_thread && v.arrived == Some(20.0) && v.ms == 2.5 && v.rows == 2);
+        // A reply that does not fit the batch is an error, shown as one.
+        let Next::Post(p4) = slot.ask(&4, || copies(2), true) else { panic!("posted") };
+        assert!(slot.back(p4, preds(0.4, 1), 30.0).is_none());
+        assert!(matches!(slot.view(&4).value.as_ref(), Some(Err(e)) if e.contains("short")));
+    }
+
+    #[test]
+    fn a_slot_shows_no_batch_older_than_its_page_result() {
+        let mut slot = PanelSlot::<u32, Copies>::default();
+        let Next::Post(p1) = slot.ask(&1, || copies(1), true) else { panic!("posted") };
+        // A new model the worker does not hold yet: the page predicts state 2 itself.
+        let m = model();
+        let inst = default_instance(&m.bundle.schema);
+        let want = m.bundle.predict(std::slice::from_ref(&inst)).unwrap()[0].pctr;
+        let Next::OnPage(p2) = slot.ask(&2, || Some(Copies(vec![inst.clone()])), false) else { panic!("page") };
+        slot.show_page(p2, &m.bundle, || 0.0);
+        assert!(slot.back(p1, preds(0.1, 1), 5.0).is_none());
+        assert_eq!(shows(&slot, 2), (Some(want), true), "state 1's late batch is not shown");
+    }
+
+    #[test]
+    fn a_failed_batch_is_predicted_on_the_page() {
+        let mut slot = PanelSlot::<u32, Copies>::default();
+        let Next::Post(p1) = slot.ask(&1, || copies(1), true) else { panic!("posted") };
+        assert!(matches!(slot.ask(&2, || copies(1), true), Next::Nothing));
+        assert!(slot.back(p1, Err("the worker stopped".into()), 5.0).is_none(), "nothing more goes to it");
+        assert!(matches!(slot.ask(&2, || copies(1), false), Next::OnPage(_)));
+        // Likewise a waiting batch that could not be posted.
+        let mut slot = PanelSlot::<u32, Copies>::default();
+        let Next::Post(p1) = slot.ask(&1, || copies(1), true) else { panic!("posted") };
+        assert!(matches!(slot.ask(&2, || copies(1), true), Next::Nothing));
+        let _p2 = slot.back(p1, preds(0.1, 1), 5.0).expect("waiting");
+        slot.dropped();
+        assert!(matches!(slot.ask(&2, || copies(1), false), Next::OnPage(_)));
     }
 
     #[test]

@@ -22,9 +22,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker, WorkerOptions, WorkerType};
 use yew::prelude::*;
 
-use super::app::{now, timed};
+use super::app::now;
 use crate::model::LoadedModel;
-use crate::offload::{self, PanelBatch};
+use crate::offload::{self, Next, PanelBatch, PanelSlot, Pending, Shown};
 
 /// The worker's script: the app's own JS glue, instantiated with the module the page
 /// compiled (the first message), then [`crate::panel_worker`]'s entry point.
@@ -242,38 +242,9 @@ pub fn use_panel_worker(model: Option<Rc<LoadedModel>>) -> Option<Rc<PanelWorker
     w.clone().flatten()
 }
 
-/// What a panel shows: the view of its last batch back, and how it was computed.
-pub struct Shown<T> {
-    pub value: Rc<Option<Result<T, String>>>,
-    /// The batch's inference time (ms): in the worker, or on the page.
-    pub ms: f64,
-    /// Rows in that batch.
-    pub rows: usize,
-    /// Whether `value` is for the current state (false while the worker has its batch).
-    pub current: bool,
-    pub off_thread: bool,
-    /// When the batch shown came back from the worker (`performance.now()`), to time the
-    /// render that shows it.
-    pub arrived: Option<f64>,
-}
-
-struct Slot<K, B: PanelBatch> {
-    shown_key: Option<K>,
-    shown: Rc<Option<Result<B::Out, String>>>,
-    ms: f64,
-    rows: usize,
-    off_thread: bool,
-    arrived: Option<f64>,
-    /// Batches asked for so far; a batch back from the worker is shown only if it was
-    /// asked for after the one shown (the page may have predicted a later state itself).
-    asked: u64,
-    shown_asked: u64,
-    in_worker: Option<K>,
-    next: Option<(K, B, u64)>,
-}
-
 /// A panel's batch for state `key`: made by `make` (`None`: the panel has nothing to show),
-/// predicted in the worker when it holds the model, else on the page, in this render.
+/// predicted in the worker when it holds the model, else on the page, in this render
+/// ([`PanelSlot`] keeps the order).
 #[hook]
 pub fn use_panel_batch<K, B>(
     worker: Option<Rc<PanelWorker>>,
@@ -287,104 +258,40 @@ where
     B::Out: 'static,
 {
     let redraw = use_force_update();
-    let slot = use_mut_ref(|| Slot::<K, B> {
-        shown_key: None,
-        shown: Rc::new(None),
-        ms: 0.0,
-        rows: 0,
-        off_thread: false,
-        arrived: None,
-        asked: 0,
-        shown_asked: 0,
-        in_worker: None,
-        next: None,
-    });
-    let known = {
-        let s = slot.borrow();
-        s.shown_key.as_ref() == Some(&key)
-            || s.in_worker.as_ref() == Some(&key)
-            || s.next.as_ref().is_some_and(|(k, ..)| *k == key)
-    };
-    if !known {
-        let asked = {
-            let mut s = slot.borrow_mut();
-            s.asked += 1;
-            s.asked
-        };
-        let batch = model.as_ref().and_then(make);
-        let worker = worker.filter(|w| model.as_ref().is_some_and(|m| w.holds(m.id)));
-        match (model, batch, worker) {
-            (Some(m), Some(batch), Some(w)) => {
-                let busy = slot.borrow().in_worker.is_some();
-                if busy {
-                    slot.borrow_mut().next = Some((key.clone(), batch, asked));
-                } else {
-                    send(&slot, w, m.id, (key.clone(), batch, asked), redraw);
-                }
-            }
-            (Some(m), Some(batch), None) => {
-                let rows = batch.rows().len();
-                let (value, ms) = timed(|| offload::run(&m.bundle, batch));
-                let mut s = slot.borrow_mut();
-                (s.shown, s.ms, s.rows, s.off_thread, s.arrived) = (Rc::new(Some(value)), ms, rows, false, None);
-                (s.shown_key, s.shown_asked) = (Some(key.clone()), asked);
-            }
-            _ => {
-                let mut s = slot.borrow_mut();
-                (s.shown, s.ms, s.rows, s.arrived) = (Rc::new(None), 0.0, 0, None);
-                (s.shown_key, s.shown_asked) = (Some(key.clone()), asked);
-            }
-        }
+    let slot = use_mut_ref(PanelSlot::<K, B>::default);
+    let worker = worker.zip(model.clone()).filter(|(w, m)| w.holds(m.id));
+    let next = slot.borrow_mut().ask(&key, || model.as_ref().and_then(make), worker.is_some());
+    match (next, model, worker) {
+        (Next::Post(p), _, Some((w, m))) => send(&slot, w, m.id, p, redraw),
+        (Next::OnPage(p), Some(m), _) => slot.borrow_mut().show_page(p, &m.bundle, now),
+        _ => {}
     }
-    let s = slot.borrow();
-    Shown {
-        value: s.shown.clone(),
-        ms: s.ms,
-        rows: s.rows,
-        current: s.shown_key.as_ref() == Some(&key),
-        off_thread: s.off_thread,
-        arrived: s.arrived,
-    }
+    let view = slot.borrow().view(&key);
+    view
 }
 
-type SlotRef<K, B> = Rc<RefCell<Slot<K, B>>>;
-
-/// Posts `batch` for `key`; when it is back, shows it and posts the batch that waited.
+/// Posts a batch; when it is back, shows it and posts the one that waited.
 fn send<K, B>(
-    slot: &SlotRef<K, B>,
+    slot: &Rc<RefCell<PanelSlot<K, B>>>,
     w: Rc<PanelWorker>,
     id: u64,
-    (key, batch, asked): (K, B, u64),
+    p: Pending<K, B>,
     redraw: UseForceUpdateHandle,
 ) where
     K: PartialEq + Clone + 'static,
     B: PanelBatch + 'static,
     B::Out: 'static,
 {
-    slot.borrow_mut().in_worker = Some(key.clone());
-    let rows = batch.rows().len();
-    let (slot2, w2) = (slot.clone(), w.clone());
     // The rows go out now; the batch, to summarise what comes back, waits here.
-    let encoded = offload::encode_rows(batch.rows());
-    w.predict(id, rows, encoded, move |reply| {
-        let next = {
-            let mut s = slot2.borrow_mut();
-            s.in_worker = None;
-            match reply {
-                Ok(_) if asked < s.shown_asked => {}
-                Ok((preds, ms)) => {
-                    s.shown = Rc::new(Some(offload::finish(batch, &preds)));
-                    (s.ms, s.rows, s.off_thread, s.arrived) = (ms, rows, true, Some(now()));
-                    (s.shown_key, s.shown_asked) = (Some(key), asked);
-                }
-                // The worker is retired; the next render predicts this state on the page.
-                Err(_) => s.shown_key = None,
-            }
-            s.next.take()
-        };
+    let encoded = offload::encode_rows(p.batch.rows());
+    let (slot2, w2) = (slot.clone(), w.clone());
+    w.predict(id, p.batch.rows().len(), encoded, move |reply| {
+        let next = slot2.borrow_mut().back(p, reply, now());
         if let Some(next) = next {
             if w2.holds(id) {
                 send(&slot2, w2, id, next, redraw.clone());
+            } else {
+                slot2.borrow_mut().dropped();
             }
         }
         redraw.force_update();
