@@ -97,6 +97,15 @@ async fn check_relmap(c: &Client, b: &Bundle, inst: &Instance) -> usize {
     grid.instances.len()
 }
 
+/// Chooses value `id` of the second categorical field; the instance once it is predicted.
+async fn choose_cat1(c: &Client, id: u32) -> Instance {
+    let sel = c.find(Locator::Css("#adaftr-cat-1")).await.unwrap();
+    sel.select_by_value(&id.to_string()).await.unwrap();
+    let (_, inst, _) =
+        wait_for(c, "the edit", |c| async move { shown(&c).await.filter(|(_, i, _)| i.cat[1] == id) }).await;
+    inst
+}
+
 /// Controls on the page with no accessible name, or taken out of the tab order.
 const UNLABELLED: &str = "const out = []; \
     for (const el of document.querySelectorAll('button, input, select, textarea, a[href], [tabindex]')) { \
@@ -127,10 +136,7 @@ async fn site_explains_the_model_as_native_core_computes_it() {
     check_sensitivity(&c, &default, &inst0).await;
     let cells = check_relmap(&c, &default, &inst0).await;
     assert!(cells >= 24 * 24, "the map has {cells} cells");
-    let sel = c.find(Locator::Css("#adaftr-cat-1")).await.unwrap();
-    sel.select_by_value("2").await.unwrap();
-    let (_, inst1, _) =
-        wait_for(&c, "the edit", |c| async move { shown(&c).await.filter(|(_, i, _)| i.cat[1] == 2) }).await;
+    let inst1 = choose_cat1(&c, 2).await;
     // The panels show the same state as the prediction.
     check_sensitivity(&c, &default, &inst1).await;
     check_relmap(&c, &default, &inst1).await;
@@ -139,10 +145,7 @@ async fn site_explains_the_model_as_native_core_computes_it() {
         attr(&c, "#adaftr-diag", "data-panel-worker").await.filter(|s| s == "true")
     })
     .await;
-    let sel = c.find(Locator::Css("#adaftr-cat-1")).await.unwrap();
-    sel.select_by_value("3").await.unwrap();
-    let (_, inst2, _) =
-        wait_for(&c, "the edit", |c| async move { shown(&c).await.filter(|(_, i, _)| i.cat[1] == 3) }).await;
+    let inst2 = choose_cat1(&c, 3).await;
     check_sensitivity(&c, &default, &inst2).await;
     check_relmap(&c, &default, &inst2).await;
     assert_eq!(attr(&c, "#adaftr-diag", "data-panels-off-thread").await.as_deref(), Some("true"));

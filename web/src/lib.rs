@@ -33,6 +33,8 @@ pub mod timing;
 pub mod training;
 
 #[cfg(target_arch = "wasm32")]
+pub mod in_worker;
+#[cfg(target_arch = "wasm32")]
 pub mod panel_worker;
 #[cfg(target_arch = "wasm32")]
 pub mod ui;

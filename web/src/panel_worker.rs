@@ -15,26 +15,13 @@ use std::cell::RefCell;
 use js_sys::{Array, Float32Array, Uint32Array, Uint8Array};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
-use wasm_bindgen::JsValue;
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use web_sys::MessageEvent;
 
+use crate::in_worker::{now, post, scope};
 use crate::offload::Predictor;
 
 thread_local! {
     static PREDICTOR: RefCell<Predictor> = RefCell::new(Predictor::default());
-}
-
-fn scope() -> DedicatedWorkerGlobalScope {
-    js_sys::global().unchecked_into()
-}
-
-fn now() -> f64 {
-    scope().performance().map_or_else(js_sys::Date::now, |p| p.now())
-}
-
-/// Posts a message, handing over the buffers in `transfer` rather than copying them.
-fn post(items: &[JsValue], transfer: &Array) {
-    let _ = scope().post_message_with_transfer(&items.iter().collect::<Array>(), transfer);
 }
 
 fn on_message(e: MessageEvent) {

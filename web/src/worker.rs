@@ -27,12 +27,13 @@ mod worker {
     use std::io::Read;
 
     use adaftr_core::bundle;
+    use adaftr_web::in_worker::{self, now, scope};
     use adaftr_web::training::{Report, Session, TrainRequest};
     use candle_core::Device;
     use js_sys::{Array, Uint8Array};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
-    use web_sys::{DedicatedWorkerGlobalScope, File, FileReaderSync, MessageEvent};
+    use web_sys::{File, FileReaderSync, MessageEvent};
 
     /// Milliseconds of training between two looks at the message queue: short enough that
     /// Pause and Stop answer at once, long enough that yielding costs nothing measurable.
@@ -51,20 +52,8 @@ mod worker {
         static RUN: RefCell<Run> = RefCell::new(Run::default());
     }
 
-    fn scope() -> DedicatedWorkerGlobalScope {
-        js_sys::global().unchecked_into()
-    }
-
-    fn now() -> f64 {
-        scope().performance().map_or_else(js_sys::Date::now, |p| p.now())
-    }
-
     fn post(items: &[JsValue]) {
-        let a = Array::new();
-        for i in items {
-            a.push(i);
-        }
-        let _ = scope().post_message(&a);
+        in_worker::post(items, &Array::new());
     }
 
     fn post_reports(reports: &[Report]) {
