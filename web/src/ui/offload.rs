@@ -23,6 +23,7 @@ use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker, WorkerOptions, W
 use yew::prelude::*;
 
 use super::app::now;
+use super::paint::worker_task_begins;
 use crate::model::LoadedModel;
 use crate::offload::{self, Next, PanelBatch, PanelSlot, Pending, Shown};
 
@@ -94,6 +95,7 @@ impl PanelWorker {
         let on_message = {
             let (link, worker, changed) = (link.clone(), worker.clone(), changed.clone());
             Closure::<dyn Fn(MessageEvent)>::new(move |e: MessageEvent| {
+                worker_task_begins();
                 let msg = Array::from(&e.data());
                 let number = |i: u32| msg.get(i).as_f64().unwrap_or(-1.0);
                 match msg.get(0).as_string().as_deref() {

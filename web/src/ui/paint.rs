@@ -15,7 +15,7 @@
 //! `work` and `late` are the numbers to hold against a frame (16.7 ms at 60 Hz): within
 //! it, what they paint shows on the next beat and no frame is dropped.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use wasm_bindgen::closure::Closure;
@@ -67,14 +67,13 @@ pub fn use_edit_to_paint(settled: bool, arrived: Option<f64>) -> (EditClock, Opt
             let first = !std::mem::replace(&mut r.borrow_mut().committed, true);
             if first {
                 let (r, t0) = (r.clone(), r.borrow().t0);
-                after_next_paint(move |frame_start| {
-                    r.borrow_mut().work = Some((committed - t0) + (now() - frame_start))
+                after_next_paint(move |frame_start, painted| {
+                    r.borrow_mut().work = Some((committed - t0) + (painted - frame_start))
                 });
             }
             if settled {
                 run.borrow_mut().take();
-                after_next_paint(move |frame_start| {
-                    let painted = now();
+                after_next_paint(move |frame_start, painted| {
                     let r = r.borrow();
                     // Callbacks run in the order asked for: the first frame's is done.
                     let work = r.work.unwrap_or(painted - r.t0);
@@ -87,15 +86,32 @@ pub fn use_edit_to_paint(settled: bool, arrived: Option<f64>) -> (EditClock, Opt
     (started, *last)
 }
 
-/// Calls `f` just after the next frame is painted, with the time that frame's work began:
-/// an animation-frame callback runs before that frame's style, layout and paint, and a zero
-/// timeout queued from it runs after.
-pub(crate) fn after_next_paint(f: impl FnOnce(f64) + 'static) {
+thread_local! {
+    /// When the page last began handling a message from the panel worker.
+    static WORKER_TASK: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
+}
+
+/// Notes that a task not of the edit's frame begins (a message from the panel worker): if
+/// it runs between a frame's paint and the timeout that reads the paint's end, the frame
+/// ended before it.
+pub(crate) fn worker_task_begins() {
+    WORKER_TASK.with(|t| t.set(now()));
+}
+
+/// Calls `f` just after the next frame is painted, with the time that frame's work began
+/// and the time it was painted: an animation-frame callback runs before that frame's
+/// style, layout and paint, and a zero timeout queued from it runs after (or, if the panel
+/// worker's message was handled in between, the paint ended when that began).
+pub(crate) fn after_next_paint(f: impl FnOnce(f64, f64) + 'static) {
     let Some(window) = web_sys::window() else { return };
     let in_frame = Closure::once_into_js(move || {
         let frame_start = now();
         if let Some(w) = web_sys::window() {
-            let after = Closure::once_into_js(move || f(frame_start));
+            let after = Closure::once_into_js(move || {
+                let end = now();
+                let other = WORKER_TASK.with(Cell::get);
+                f(frame_start, if other > frame_start && other < end { other } else { end })
+            });
             let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(after.unchecked_ref(), 0);
         }
     });
