@@ -1,8 +1,10 @@
 //! The app shell: one reducer holds the state ([`crate::state`]); the prediction, the
-//! what-if sweep, the feature sensitivity, the relatedness map, the examples' tau and the
-//! timing benchmark are memoised on exactly what they read (model, instance, swept
-//! feature, map axes), so a re-render for anything else (an error dismissed, a
-//! loading message) runs no inference; the upload zone keeps its drag state to itself.
+//! what-if sweep, the examples' tau and the timing benchmark are memoised on exactly what
+//! they read (model, instance, swept feature), and the feature sensitivity and the
+//! relatedness map are asked for once per state (model, instance, map axes) from the panel
+//! worker or, until it holds the model, the page ([`use_panel_batch`]), so a re-render for
+//! anything else (an error dismissed, a loading message) runs no inference; the upload
+//! zone keeps its drag state to itself.
 //! A compared model's view is memoised the same way ([`use_comparison`]), and the state
 //! follows the URL fragment ([`use_link`]).
 

@@ -3,8 +3,8 @@
 //!
 //! The worker starts once the first model has loaded, so the page's first paint does not
 //! wait for it, and gets each model the page loads. Until it holds the current model, or
-//! if it never starts (no worker script beside the page, as in the component tests) or
-//! fails, the page predicts the panels' batches itself, in the render, as before.
+//! if it never starts (no app glue to import, as under the component tests' runner) or
+//! fails, the page predicts the panels' batches itself, in the render.
 //!
 //! A batch is posted while the app renders the edit that asked for it, so the worker
 //! predicts while the page renders the editor and the prediction. One batch per panel is
@@ -113,7 +113,7 @@ impl PanelWorker {
                         link.borrow_mut().loaded = Some(number(1) as u64);
                         changed.emit(());
                     }
-                    Some("refused") => fail(&link, &changed, &format!("{:?}", msg.get(2))),
+                    Some("refused") => fail(&link, &changed, &msg.get(2).as_string().unwrap_or_default()),
                     Some("predicted") => {
                         let preds = offload::decode_predictions(&Float32Array::new(&msg.get(2)).to_vec());
                         answer(&link, number(1) as u64, preds.map(|p| (p, number(3))));
@@ -230,15 +230,23 @@ fn fail(link: &Rc<RefCell<Link>>, changed: &Callback<()>, why: &str) {
 pub fn use_panel_worker(model: Option<Rc<LoadedModel>>) -> Option<Rc<PanelWorker>> {
     let redraw = use_force_update();
     let worker = use_mut_ref(|| None::<Option<Rc<PanelWorker>>>);
-    if let Some(m) = &model {
-        let mut w = worker.borrow_mut();
-        let started = w.get_or_insert_with(|| {
-            let redraw = redraw.clone();
-            PanelWorker::start(Callback::from(move |()| redraw.force_update())).map(Rc::new)
+    {
+        let worker = worker.clone();
+        // In an effect, after the render that shows the model: the worker's start (the
+        // app's wasm instantiated again) and its loading of the model do not share the
+        // cores with that render, nor with the single-instance timing it runs.
+        use_effect_with(model, move |model| {
+            if let Some(m) = model {
+                let mut w = worker.borrow_mut();
+                let started = w.get_or_insert_with(|| {
+                    let redraw = redraw.clone();
+                    PanelWorker::start(Callback::from(move |()| redraw.force_update())).map(Rc::new)
+                });
+                if let Some(pw) = started {
+                    pw.hold(m);
+                }
+            }
         });
-        if let Some(pw) = started {
-            pw.hold(m);
-        }
     }
     let w = worker.borrow();
     w.clone().flatten()
@@ -286,14 +294,14 @@ fn send<K, B>(
 {
     // The rows go out now; the batch, to summarise what comes back, waits here.
     let encoded = offload::encode_rows(p.batch.rows());
-    let (slot2, w2) = (slot.clone(), w.clone());
+    // Weak: the reply waits inside the worker's handle, which must not keep itself alive.
+    let (slot2, w2) = (slot.clone(), Rc::downgrade(&w));
     w.predict(id, p.batch.rows().len(), encoded, move |reply| {
         let next = slot2.borrow_mut().back(p, reply, now());
         if let Some(next) = next {
-            if w2.holds(id) {
-                send(&slot2, w2, id, next, redraw.clone());
-            } else {
-                slot2.borrow_mut().dropped();
+            match w2.upgrade().filter(|w| w.holds(id)) {
+                Some(w) => send(&slot2, w, id, next, redraw.clone()),
+                None => slot2.borrow_mut().dropped(),
             }
         }
         redraw.force_update();
