@@ -132,7 +132,7 @@ pub enum Next<K, B> {
     Nothing,
     /// Post it to the worker; [`PanelSlot::back`] takes it with what comes back.
     Post(Pending<K, B>),
-    /// Predict it on the page now; [`PanelSlot::show`] takes the result.
+    /// Predict it on the page now, with [`PanelSlot::show_page`].
     OnPage(Pending<K, B>),
 }
 
@@ -145,7 +145,7 @@ pub struct PanelSlot<K, B: PanelBatch> {
     value: Rc<Option<Result<B::Out, String>>>,
     ms: f64,
     rows: usize,
-    off_thread: bool,
+    /// When the batch shown came back from the worker; `None` when the page predicted it.
     arrived: Option<f64>,
     shown_key: Option<K>,
     shown_ticket: u64,
@@ -175,7 +175,6 @@ impl<K: PartialEq + Clone, B: PanelBatch> Default for PanelSlot<K, B> {
             value: Rc::new(None),
             ms: 0.0,
             rows: 0,
-            off_thread: false,
             arrived: None,
             shown_key: None,
             shown_ticket: 0,
@@ -199,9 +198,7 @@ impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
         self.tickets += 1;
         let ticket = self.tickets;
         let Some(batch) = make() else {
-            self.shown_ticket = ticket;
-            (self.value, self.ms, self.rows, self.arrived) = (Rc::new(None), 0.0, 0, None);
-            self.shown_key = Some(key.clone());
+            self.put(key.clone(), ticket, None, 0.0, 0, None);
             return Next::Nothing;
         };
         let pending = Pending { key: key.clone(), batch, ticket };
@@ -217,12 +214,19 @@ impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
     }
 
     /// Shows `value` for `key` (ticket `ticket`), unless a later state's is shown.
-    fn put(&mut self, key: K, ticket: u64, value: Result<B::Out, String>, ms: f64, rows: usize, arrived: Option<f64>) {
+    fn put(
+        &mut self,
+        key: K,
+        ticket: u64,
+        value: Option<Result<B::Out, String>>,
+        ms: f64,
+        rows: usize,
+        arrived: Option<f64>,
+    ) {
         if ticket < self.shown_ticket {
             return;
         }
-        (self.value, self.ms, self.rows, self.off_thread, self.arrived) =
-            (Rc::new(Some(value)), ms, rows, arrived.is_some(), arrived);
+        (self.value, self.ms, self.rows, self.arrived) = (Rc::new(value), ms, rows, arrived);
         (self.shown_key, self.shown_ticket) = (Some(key), ticket);
     }
 
@@ -233,7 +237,7 @@ impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
         let t0 = clock();
         let value = run(bundle, p.batch);
         let ms = clock() - t0;
-        self.put(p.key, p.ticket, value, ms, rows, None);
+        self.put(p.key, p.ticket, Some(value), ms, rows, None);
     }
 
     /// A batch [`Next::Post`] gave is back, at time `arrived`: its predictions and the
@@ -250,7 +254,7 @@ impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
             Ok((preds, ms)) => {
                 let rows = p.batch.rows().len();
                 let value = finish(p.batch, &preds);
-                self.put(p.key, p.ticket, value, ms, rows, Some(arrived));
+                self.put(p.key, p.ticket, Some(value), ms, rows, Some(arrived));
             }
             Err(_) => {
                 self.shown_key = None;
@@ -275,7 +279,7 @@ impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
             ms: self.ms,
             rows: self.rows,
             current: self.shown_key.as_ref() == Some(key),
-            off_thread: self.off_thread,
+            off_thread: self.arrived.is_some(),
             arrived: self.arrived,
         }
     }

@@ -80,11 +80,9 @@ pub struct Panels {
 impl Panels {
     /// The choices for a newly loaded model, whose instance is `inst`: the map's axes are
     /// the two numerics the sensitivity ranking puts first for tau (one batched prediction).
-    fn for_model(m: &LoadedModel, inst: &Instance, keep: Panels) -> Self {
-        let schema = &m.bundle.schema;
-        let plan = sensitivity::plan(schema, inst);
-        let rows = m.bundle.predict(&plan.instances).ok().and_then(|p| sensitivity::summarise(schema, &plan, &p));
-        let (map_x, map_y) = relmap::default_axes(schema, rows.as_deref().unwrap_or_default());
+    fn for_model(m: &Rc<LoadedModel>, inst: &Instance, keep: Panels) -> Self {
+        let rows = offload::run(&m.bundle, offload::SensitivityBatch::new(m.clone(), inst)).ok();
+        let (map_x, map_y) = relmap::default_axes(&m.bundle.schema, rows.as_deref().unwrap_or_default());
         Panels { map_x, map_y, ..keep }
     }
 
