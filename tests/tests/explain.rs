@@ -2,14 +2,15 @@
 //! headless Chromium (harness: `common/mod.rs`): the sensitivity ranking and the relatedness
 //! map are recomputed natively from the page's instance and compared to 1e-5, the shipped
 //! comparison model's predictions likewise, a link with an encoded instance reproduces it,
-//! the field search filters the editor, and every control is labelled and works from the
+//! an example reaches every input of the editor, the field search filters the editor, and every control is labelled and works from the
 //! keyboard.
 
 mod common;
 
 use adaftr_core::bundle::{self, Bundle};
 use adaftr_core::inference::{Instance, Prediction};
-use adaftr_web::editor::random_instance;
+use adaftr_web::editor::{numeric_range, random_instance};
+use adaftr_web::format::show_value;
 use adaftr_web::sensitivity::{self, Output};
 use adaftr_web::sweep::{all_features, FeatureRef};
 use adaftr_web::{compare, fragment, relmap};
@@ -106,6 +107,61 @@ async fn choose_cat1(c: &Client, id: u32) -> Instance {
     inst
 }
 
+/// Clicks "Random example" and reads the editor's inputs before the click and in the frame
+/// of the click's render (an animation-frame callback runs after that render, before the
+/// inputs off the screen follow in a later one), and whether the editor was busy then.
+const EXAMPLE_FIRST_FRAME: &str = "const done = arguments[arguments.length - 1]; \
+    const values = () => [...document.querySelectorAll('.editor [data-field]')].map(e => e.value); \
+    const before = values(); \
+    document.getElementById('adaftr-random').click(); \
+    requestAnimationFrame(() => done({before, first: values(), \
+      busy: document.querySelector('.editor').getAttribute('aria-busy')}));";
+
+/// Every input of the editor as the page shows it: each select's value by id, and each
+/// slider's shown value by the id of its output.
+const EDITOR_VALUES: &str = "return Object.fromEntries([ \
+    ...[...document.querySelectorAll('.editor select[data-field]')].map(e => [e.id, e.value]), \
+    ...[...document.querySelectorAll('.editor output')].map(o => [o.id, o.textContent])]);";
+
+/// An example changes every field. Its own frame updates the inputs on the screen, with the
+/// editor marked busy; the inputs off the screen follow after, and then every input shows
+/// the page's instance.
+async fn check_example_edit(c: &Client, b: &Bundle) {
+    let before = shown(c).await.unwrap().1;
+    let frame = c.execute_async(EXAMPLE_FIRST_FRAME, vec![]).await.unwrap();
+    assert_eq!(frame["busy"].as_str(), Some("true"), "the editor is busy until its inputs off the screen follow");
+    let (_, inst, _) = wait_for(c, "the example", |c| {
+        let before = before.clone();
+        async move { shown(&c).await.filter(|(_, i, _)| *i != before) }
+    })
+    .await;
+    wait_for(c, "the editor's inputs off the screen", |c| async move {
+        attr(&c, ".editor", "aria-busy").await.filter(|b| b == "false")
+    })
+    .await;
+    let values = c.execute(EDITOR_VALUES, vec![]).await.unwrap();
+    for (i, id) in inst.cat.iter().enumerate() {
+        assert_eq!(values[format!("adaftr-cat-{i}")].as_str(), Some(id.to_string().as_str()), "categorical {i}");
+    }
+    for (i, x) in inst.num.iter().enumerate() {
+        let (lo, hi) = numeric_range(&b.schema.numeric[i]);
+        assert_eq!(
+            values[format!("adaftr-num-{i}-value")].as_str(),
+            Some(show_value(*x, lo, hi).as_str()),
+            "numeric {i}"
+        );
+    }
+    // The example's own frame changed fewer inputs than the example did.
+    let changed = |vals: &Value| {
+        let (b, v) = (frame["before"].as_array().unwrap(), vals.as_array().unwrap());
+        b.iter().zip(v).filter(|(x, y)| x != y).count()
+    };
+    let all = c.execute("return [...document.querySelectorAll('.editor [data-field]')].map(e => e.value);", vec![]);
+    let in_first = changed(&frame["first"]);
+    let in_all = changed(&all.await.unwrap());
+    assert!(in_first < in_all, "the example's own frame changed {in_first} inputs of {in_all}");
+}
+
 /// Controls on the page with no accessible name, or taken out of the tab order.
 const UNLABELLED: &str = "const out = []; \
     for (const el of document.querySelectorAll('button, input, select, textarea, a[href], [tabindex]')) { \
@@ -155,6 +211,9 @@ async fn site_explains_the_model_as_native_core_computes_it() {
     .await;
     let diag = c.find(Locator::Css("#adaftr-diag")).await.unwrap().text().await.unwrap();
     eprintln!("edit to paint {paint} ms; diagnostics: {diag}");
+    check_example_edit(&c, &default).await;
+    let (_, inst3, _) = shown(&c).await.unwrap();
+    check_sensitivity(&c, &default, &inst3).await;
 
     // 2. From the keyboard: a sensitivity row chosen with Enter opens in the what-if chart.
     let row = c.find(Locator::Css("#adaftr-sensitivity button.sens-row:not([aria-pressed='true'])")).await.unwrap();

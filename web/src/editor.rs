@@ -135,6 +135,51 @@ pub fn example_from_instance(schema: &Schema, label: &str, inst: &Instance) -> E
     Example { label: label.to_string(), features }
 }
 
+/// What the editor's fields off the screen show. An edit that changes many fields (an
+/// example, Reset, a link) changes every input, and most inputs are off the screen: their
+/// DOM updates wait for a render of their own after the edit's frame is painted, so the
+/// edit's own frame holds the inputs in view, the predictions and the panels. An edit of
+/// one field (a slider dragged) changes them all at once, as there is nothing to save.
+#[derive(Debug, Clone)]
+pub struct OffScreen {
+    model: Option<u64>,
+    /// The state's instance at the last [`see`](Self::see).
+    latest: Instance,
+    /// What the fields off the screen show.
+    shown: Instance,
+}
+
+impl OffScreen {
+    pub fn new(model: Option<u64>, inst: &Instance) -> Self {
+        Self { model, latest: inst.clone(), shown: inst.clone() }
+    }
+
+    /// The state is `inst` of `model`: what fields off the screen show while they are behind
+    /// it (`None`: they show `inst`). A new model shows its instance everywhere at once.
+    pub fn see(&mut self, model: Option<u64>, inst: &Instance) -> Option<Instance> {
+        let behind = self.shown != self.latest;
+        let changed = fields_changed(&self.latest, inst);
+        self.latest = inst.clone();
+        if self.model != model || (!behind && changed <= 1) {
+            self.model = model;
+            self.shown = inst.clone();
+        }
+        (self.shown != *inst).then(|| self.shown.clone())
+    }
+
+    /// The fields off the screen follow the state's instance.
+    pub fn catch_up(&mut self) {
+        self.shown = self.latest.clone();
+    }
+}
+
+/// How many fields differ between two instances of one schema.
+fn fields_changed(a: &Instance, b: &Instance) -> usize {
+    let cat = a.cat.iter().zip(&b.cat).filter(|(x, y)| x != y).count();
+    let num = a.num.iter().zip(&b.num).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+    cat + num + a.cat.len().abs_diff(b.cat.len()) + a.num.len().abs_diff(b.num.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +261,31 @@ mod tests {
         assert_eq!(examples_for(&s, odd.clone()).len(), 1);
         let foreign = parse_examples(r#"[{"features": {"no_such_field": 1}}]"#).unwrap();
         assert!(examples_for(&s, foreign).is_empty());
+    }
+
+    #[test]
+    fn fields_off_the_screen_follow_a_many_field_edit_after_a_catch_up() {
+        let s = demo_schema();
+        let a = default_instance(&s);
+        let mut off = OffScreen::new(Some(1), &a);
+        assert_eq!(off.see(Some(1), &a), None, "nothing changed");
+        // One field: everything follows at once.
+        let mut one = a.clone();
+        set_numeric(&s, &mut one, 0, 0.7);
+        assert_eq!(off.see(Some(1), &one), None);
+        // Many fields: the fields off the screen keep the last instance until the catch-up.
+        let many = random_instance(&s, 3);
+        assert!(fields_changed(&one, &many) > 1);
+        assert_eq!(off.see(Some(1), &many), Some(one.clone()));
+        assert_eq!(off.see(Some(1), &many), Some(one.clone()), "a render that changes nothing");
+        // A one-field edit while behind stays behind: the catch-up brings everything.
+        let mut more = many.clone();
+        set_numeric(&s, &mut more, 0, 0.1);
+        assert_eq!(off.see(Some(1), &more), Some(one.clone()));
+        off.catch_up();
+        assert_eq!(off.see(Some(1), &more), None);
+        // A new model shows its instance everywhere at once, even a different schema's.
+        let other = Instance { cat: vec![0], num: vec![] };
+        assert_eq!(off.see(Some(2), &other), None);
     }
 }

@@ -6,6 +6,8 @@
 //! grouped by their schema group, groups in order of first appearance (categorical fields
 //! before numeric ones, as in the schema); fields without a group form an untitled group.
 
+use std::rc::Rc;
+
 use adaftr_core::schema::{FieldInfo, Schema, Side};
 
 use crate::model::SIDES;
@@ -18,7 +20,7 @@ pub enum FieldRef {
 }
 
 /// One field as the editor shows it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Field {
     pub field: FieldRef,
     /// The column name (the `data-field` attribute, and what examples are keyed by).
@@ -72,7 +74,9 @@ impl Query {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Group {
     pub title: Option<String>,
-    pub fields: Vec<Field>,
+    /// Shared, so that filtering and rendering copy a pointer rather than four strings, and
+    /// an editor input's props compare by address.
+    pub fields: Vec<Rc<Field>>,
 }
 
 /// One side's fields, by group.
@@ -85,19 +89,16 @@ pub struct SideFields {
 
 /// Every field of the schema, by side (in `SIDES` order, empty sides left out) and group.
 pub fn layout(schema: &Schema) -> Vec<SideFields> {
-    let all = schema
-        .categorical
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.side, f.info.group.as_deref(), Field::new(FieldRef::Cat(i), &f.name, &f.info)))
-        .chain(
-            schema
-                .numeric
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.side, f.info.group.as_deref(), Field::new(FieldRef::Num(i), &f.name, &f.info))),
-        )
-        .collect::<Vec<_>>();
+    let all =
+        schema
+            .categorical
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.side, f.info.group.as_deref(), Rc::new(Field::new(FieldRef::Cat(i), &f.name, &f.info))))
+            .chain(schema.numeric.iter().enumerate().map(|(i, f)| {
+                (f.side, f.info.group.as_deref(), Rc::new(Field::new(FieldRef::Num(i), &f.name, &f.info)))
+            }))
+            .collect::<Vec<_>>();
     SIDES
         .iter()
         .filter_map(|&(side, title)| {
@@ -125,7 +126,7 @@ pub fn filter(layout: &[SideFields], query: &Query) -> (Vec<SideFields>, usize) 
                 .groups
                 .iter()
                 .filter_map(|g| {
-                    let fields: Vec<Field> = g.fields.iter().filter(|f| f.matches(query)).cloned().collect();
+                    let fields: Vec<Rc<Field>> = g.fields.iter().filter(|f| f.matches(query)).cloned().collect();
                     shown += fields.len();
                     (!fields.is_empty()).then(|| Group { title: g.title.clone(), fields })
                 })
@@ -174,7 +175,7 @@ mod tests {
         let layout = layout(&s);
         assert_eq!(layout.iter().map(|l| l.side).collect::<Vec<_>>(), [Side::User, Side::Item, Side::Context]);
         assert!(layout.iter().all(|l| l.groups.len() == 1 && l.groups[0].title.is_none()));
-        let fields: Vec<&Field> = layout.iter().flat_map(|s| &s.groups).flat_map(|g| &g.fields).collect();
+        let fields: Vec<&Rc<Field>> = layout.iter().flat_map(|s| &s.groups).flat_map(|g| &g.fields).collect();
         assert_eq!(fields.len(), s.num_categorical() + s.num_numeric());
         assert!(fields.iter().all(|f| f.display == f.name && !f.has_label() && f.description.is_none()));
         // Within a side, categorical fields come first, in schema order.
@@ -218,7 +219,7 @@ mod tests {
         let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/default-model.safetensors")).unwrap();
         let (_, schema, _) = adaftr_core::bundle::read_metadata(&bytes).unwrap();
         let layout = layout(&schema);
-        let fields: Vec<&Field> = layout.iter().flat_map(|s| &s.groups).flat_map(|g| &g.fields).collect();
+        let fields: Vec<&Rc<Field>> = layout.iter().flat_map(|s| &s.groups).flat_map(|g| &g.fields).collect();
         assert_eq!(fields.len(), schema.num_categorical() + schema.num_numeric());
         assert!(fields.iter().all(|f| f.has_label() && f.description.is_some()));
         assert!(layout.iter().flat_map(|s| &s.groups).all(|g| g.title.is_some()));

@@ -10,6 +10,18 @@ pub fn percent(p: f32) -> String {
     }
 }
 
+/// A slider's value with a precision that suits its range.
+pub fn show_value(x: f32, lo: f32, hi: f32) -> String {
+    let span = (hi - lo).abs();
+    if span >= 100.0 {
+        format!("{x:.1}")
+    } else if span >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
 /// A difference of two probabilities in percentage points, signed, with the precision
 /// [`percent`] gives the probabilities themselves.
 pub fn points(d: f32) -> String {

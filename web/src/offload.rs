@@ -145,8 +145,8 @@ pub struct PanelSlot<K, B: PanelBatch> {
     value: Rc<Option<Result<B::Out, String>>>,
     ms: f64,
     rows: usize,
-    /// When the batch shown came back from the worker; `None` when the page predicted it.
-    arrived: Option<f64>,
+    /// Whether the batch shown came back from the worker (rather than the page predicting it).
+    off_thread: bool,
     shown_key: Option<K>,
     shown_ticket: u64,
     tickets: u64,
@@ -164,9 +164,6 @@ pub struct Shown<T> {
     /// Whether `value` is for the current state (false while the worker has its batch).
     pub current: bool,
     pub off_thread: bool,
-    /// When the batch shown came back from the worker (`performance.now()`), to time the
-    /// render that shows it.
-    pub arrived: Option<f64>,
 }
 
 impl<K: PartialEq + Clone, B: PanelBatch> Default for PanelSlot<K, B> {
@@ -175,7 +172,7 @@ impl<K: PartialEq + Clone, B: PanelBatch> Default for PanelSlot<K, B> {
             value: Rc::new(None),
             ms: 0.0,
             rows: 0,
-            arrived: None,
+            off_thread: false,
             shown_key: None,
             shown_ticket: 0,
             tickets: 0,
@@ -198,7 +195,7 @@ impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
         self.tickets += 1;
         let ticket = self.tickets;
         let Some(batch) = make() else {
-            self.put(key.clone(), ticket, None, 0.0, 0, None);
+            self.put(key.clone(), ticket, None, 0.0, 0, false);
             return Next::Nothing;
         };
         let pending = Pending { key: key.clone(), batch, ticket };
@@ -221,12 +218,12 @@ impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
         value: Option<Result<B::Out, String>>,
         ms: f64,
         rows: usize,
-        arrived: Option<f64>,
+        off_thread: bool,
     ) {
         if ticket < self.shown_ticket {
             return;
         }
-        (self.value, self.ms, self.rows, self.arrived) = (Rc::new(value), ms, rows, arrived);
+        (self.value, self.ms, self.rows, self.off_thread) = (Rc::new(value), ms, rows, off_thread);
         (self.shown_key, self.shown_ticket) = (Some(key), ticket);
     }
 
@@ -237,24 +234,19 @@ impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
         let t0 = clock();
         let value = run(bundle, p.batch);
         let ms = clock() - t0;
-        self.put(p.key, p.ticket, Some(value), ms, rows, None);
+        self.put(p.key, p.ticket, Some(value), ms, rows, false);
     }
 
-    /// A batch [`Next::Post`] gave is back, at time `arrived`: its predictions and the
+    /// A batch [`Next::Post`] gave is back: its predictions and the
     /// worker's time, or why it failed (the page then predicts this state itself at the next
     /// [`ask`](Self::ask) without the worker). Returns the waiting batch, now to post.
-    pub fn back(
-        &mut self,
-        p: Pending<K, B>,
-        reply: Result<(Vec<Prediction>, f64), String>,
-        arrived: f64,
-    ) -> Option<Pending<K, B>> {
+    pub fn back(&mut self, p: Pending<K, B>, reply: Result<(Vec<Prediction>, f64), String>) -> Option<Pending<K, B>> {
         self.in_worker = None;
         match reply {
             Ok((preds, ms)) => {
                 let rows = p.batch.rows().len();
                 let value = finish(p.batch, &preds);
-                self.put(p.key, p.ticket, Some(value), ms, rows, Some(arrived));
+                self.put(p.key, p.ticket, Some(value), ms, rows, true);
             }
             Err(_) => {
                 self.shown_key = None;
@@ -279,8 +271,7 @@ impl<K: PartialEq + Clone, B: PanelBatch> PanelSlot<K, B> {
             ms: self.ms,
             rows: self.rows,
             current: self.shown_key.as_ref() == Some(key),
-            off_thread: self.arrived.is_some(),
-            arrived: self.arrived,
+            off_thread: self.off_thread,
         }
     }
 }
@@ -418,18 +409,18 @@ mod tests {
         // Two more edits while the worker is busy: only the last waits.
         assert!(matches!(slot.ask(&2, || copies(2), true), Next::Nothing));
         assert!(matches!(slot.ask(&3, || copies(2), true), Next::Nothing));
-        let p3 = slot.back(p1, preds(0.1, 2), 10.0).expect("the waiting batch");
+        let p3 = slot.back(p1, preds(0.1, 2)).expect("the waiting batch");
         assert_eq!(p3.key, 3, "state 2 was replaced");
         // State 1's result is shown (marked not current) while state 3's is in the worker.
         assert_eq!(shows(&slot, 3), (Some(0.1), false));
         assert!(matches!(slot.ask(&3, || copies(2), true), Next::Nothing), "in the worker");
-        assert!(slot.back(p3, preds(0.3, 2), 20.0).is_none());
+        assert!(slot.back(p3, preds(0.3, 2)).is_none());
         assert_eq!(shows(&slot, 3), (Some(0.3), true));
         let v = slot.view(&3);
-        assert!(v.off_thread && v.arrived == Some(20.0) && v.ms == 2.5 && v.rows == 2);
+        assert!(v.off_thread && v.ms == 2.5 && v.rows == 2);
         // A reply that does not fit the batch is an error, shown as one.
         let Next::Post(p4) = slot.ask(&4, || copies(2), true) else { panic!("posted") };
-        assert!(slot.back(p4, preds(0.4, 1), 30.0).is_none());
+        assert!(slot.back(p4, preds(0.4, 1)).is_none());
         assert!(matches!(slot.view(&4).value.as_ref(), Some(Err(e)) if e.contains("short")));
     }
 
@@ -443,7 +434,7 @@ mod tests {
         let want = m.bundle.predict(std::slice::from_ref(&inst)).unwrap()[0].pctr;
         let Next::OnPage(p2) = slot.ask(&2, || Some(Copies(vec![inst.clone()])), false) else { panic!("page") };
         slot.show_page(p2, &m.bundle, || 0.0);
-        assert!(slot.back(p1, preds(0.1, 1), 5.0).is_none());
+        assert!(slot.back(p1, preds(0.1, 1)).is_none());
         assert_eq!(shows(&slot, 2), (Some(want), true), "state 1's late batch is not shown");
     }
 
@@ -452,13 +443,13 @@ mod tests {
         let mut slot = PanelSlot::<u32, Copies>::default();
         let Next::Post(p1) = slot.ask(&1, || copies(1), true) else { panic!("posted") };
         assert!(matches!(slot.ask(&2, || copies(1), true), Next::Nothing));
-        assert!(slot.back(p1, Err("the worker stopped".into()), 5.0).is_none(), "nothing more goes to it");
+        assert!(slot.back(p1, Err("the worker stopped".into())).is_none(), "nothing more goes to it");
         assert!(matches!(slot.ask(&2, || copies(1), false), Next::OnPage(_)));
         // Likewise a waiting batch that could not be posted.
         let mut slot = PanelSlot::<u32, Copies>::default();
         let Next::Post(p1) = slot.ask(&1, || copies(1), true) else { panic!("posted") };
         assert!(matches!(slot.ask(&2, || copies(1), true), Next::Nothing));
-        let _p2 = slot.back(p1, preds(0.1, 1), 5.0).expect("waiting");
+        let _p2 = slot.back(p1, preds(0.1, 1)).expect("waiting");
         slot.dropped();
         assert!(matches!(slot.ask(&2, || copies(1), false), Next::OnPage(_)));
     }

@@ -181,7 +181,10 @@ async fn editing_inputs_updates_predictions_and_sweep() {
     .await;
     assert_eq!(p1, native(&inst1));
     assert_ne!(inst1, inst0);
-    assert_eq!(m.find("#adaftr-num-0-value").unwrap().text_content().unwrap(), adaftr_web::ui::show_value(v, lo, hi));
+    assert_eq!(
+        m.find("#adaftr-num-0-value").unwrap().text_content().unwrap(),
+        adaftr_web::format::show_value(v, lo, hi)
+    );
 
     let c = some_categorical(&b);
     let select: HtmlSelectElement = m.find(&format!("#adaftr-cat-{c}")).unwrap().dyn_into().unwrap();

@@ -14,6 +14,7 @@ use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use super::compare::{use_comparison, ComparePanel};
+use super::editor::use_off_screen;
 use super::load::{load_file, load_source, Source};
 use super::offload::{use_panel_batch, use_panel_worker};
 use super::paint::use_edit_to_paint;
@@ -111,8 +112,9 @@ pub fn app(props: &AppProps) -> Html {
         let state = state.clone();
         use_memo(model_id, move |_| bench_single(&state))
     };
-    let arrived = [sensitivity.arrived, relmap.arrived].into_iter().flatten().reduce(f64::max);
-    let (edit_clock, edit) = use_edit_to_paint(sensitivity.current && relmap.current, arrived);
+    let panels_current = sensitivity.current && relmap.current;
+    let off_screen = use_off_screen(model_id, &state.instance, panels_current);
+    let (edit_clock, edit) = use_edit_to_paint(panels_current, panels_current && off_screen.is_none());
     let on_action = {
         let dispatch = store.dispatcher();
         use_callback((), move |a: Action, _| {
@@ -197,7 +199,7 @@ pub fn app(props: &AppProps) -> Html {
             <div class="layout">
                 <div class="col">
                     if let Some(m) = &state.model {
-                        <FeatureEditor model={m.clone()} instance={state.instance.clone()} example={state.example.clone()} on_action={on_action.clone()} />
+                        <FeatureEditor model={m.clone()} instance={state.instance.clone()} {off_screen} example={state.example.clone()} on_action={on_action.clone()} />
                     }
                 </div>
                 <div class="col">

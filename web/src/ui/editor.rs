@@ -1,14 +1,25 @@
 //! The feature editor: one labelled input per schema field, grouped by side and within a
 //! side by the fields' groups, with a search that narrows the list (`crate::fields`).
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use adaftr_core::inference::Instance;
-use web_sys::{HtmlInputElement, HtmlSelectElement};
+use adaftr_core::schema::NumericField;
+use js_sys::Array;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{
+    Element, HtmlInputElement, HtmlSelectElement, IntersectionObserver, IntersectionObserverEntry,
+    IntersectionObserverInit,
+};
 use yew::prelude::*;
 
-use crate::editor::numeric_range;
+use super::paint::{after_next_paint, follow_up_begins};
+use crate::editor::{numeric_range, OffScreen};
 use crate::fields::{self, Field, FieldRef, Query};
+use crate::format::show_value;
 use crate::model::LoadedModel;
 use crate::state::Action;
 
@@ -20,32 +31,34 @@ const FIELD_HEIGHT_PX: usize = 110;
 pub struct EditorProps {
     pub model: Rc<LoadedModel>,
     pub instance: Instance,
+    /// What the inputs off the screen show while they are behind `instance`
+    /// ([`use_off_screen`]).
+    #[prop_or_default]
+    pub off_screen: Option<Instance>,
     pub example: Option<String>,
     pub on_action: Callback<Action>,
 }
 
-/// A numeric value with a precision that suits its range.
-pub fn show_value(x: f32, lo: f32, hi: f32) -> String {
-    let span = (hi - lo).abs();
-    if span >= 100.0 {
-        format!("{x:.1}")
-    } else if span >= 1.0 {
-        format!("{x:.2}")
-    } else {
-        format!("{x:.3}")
-    }
+#[derive(Properties, PartialEq)]
+struct HeadProps {
+    /// The id of the input the label names.
+    input: AttrValue,
+    /// The id of the help paragraph, where the field has one.
+    help: Option<AttrValue>,
+    field: Rc<Field>,
 }
 
 /// The label of a field's input, and under it its column name (where a label hides it)
-/// and description; the help's id is what the input's `aria-describedby` names.
-fn field_head(id: &str, f: &Field) -> (Html, Option<String>) {
-    let help_id = format!("{id}-help");
-    let has_help = f.has_label() || f.description.is_some();
-    let head = html! {
+/// and description. A component of its own so that a new value, which changes only the
+/// input, does not rebuild and diff the text around it.
+#[function_component(FieldHead)]
+fn field_head(p: &HeadProps) -> Html {
+    let f = &p.field;
+    html! {
         <div class="field-head">
-            <label for={id.to_string()}>{ f.display.clone() }</label>
-            if has_help {
-                <p class="help" id={help_id.clone()}>
+            <label for={p.input.clone()}>{ f.display.clone() }</label>
+            if let Some(help) = &p.help {
+                <p class="help" id={help.clone()}>
                     if f.has_label() {
                         <code class="field-name">{ f.name.clone() }</code>
                     }
@@ -53,27 +66,52 @@ fn field_head(id: &str, f: &Field) -> (Html, Option<String>) {
                 </p>
             }
         </div>
-    };
-    (head, has_help.then_some(help_id))
+    }
+}
+
+/// A field's input id, and the id of its help paragraph (what the input's
+/// `aria-describedby` names) where it has one.
+fn field_ids(prefix: &str, i: usize, f: &Field) -> (AttrValue, Option<AttrValue>) {
+    let id = format!("adaftr-{prefix}-{i}");
+    let help = (f.has_label() || f.description.is_some()).then(|| AttrValue::from(format!("{id}-help")));
+    (id.into(), help)
+}
+
+#[derive(Properties, PartialEq)]
+struct OptionsProps {
+    vocab: Rc<Vec<String>>,
+}
+
+/// A categorical field's options, value 0 first. They depend on the vocabulary alone, so a
+/// new selection re-renders none of them (one field has 1,200).
+#[function_component(CatOptions)]
+fn cat_options(p: &OptionsProps) -> Html {
+    html! {
+        <>
+            <option value="0">{ "unknown (OOV)" }</option>
+            { for p.vocab.iter().enumerate().map(|(k, v)| html! { <option value={(k + 1).to_string()}>{ v.clone() }</option> }) }
+        </>
+    }
 }
 
 #[derive(Properties, PartialEq)]
 struct CatProps {
     index: usize,
-    field: Field,
+    field: Rc<Field>,
     vocab: Rc<Vec<String>>,
     value: u32,
     on_action: Callback<Action>,
 }
 
-/// A `<select>` whose selection follows the state (set as a property, so Reset and
-/// Random work after the user has changed it).
+/// A `<select>` whose selection follows the state: set as the element's value after each
+/// render that changes it or the options, so Reset and Random work after the user has
+/// changed it.
 #[function_component(CatInput)]
 fn cat_input(p: &CatProps) -> Html {
     let node = use_node_ref();
     {
         let node = node.clone();
-        use_effect_with(p.value, move |v| {
+        use_effect_with((p.value, p.vocab.clone()), move |(v, _)| {
             if let Some(sel) = node.cast::<HtmlSelectElement>() {
                 sel.set_value(&v.to_string());
             }
@@ -84,28 +122,41 @@ fn cat_input(p: &CatProps) -> Html {
         let sel: HtmlSelectElement = e.target_unchecked_into();
         Action::SetCat(i, sel.value().parse().unwrap_or(0))
     });
-    let id = format!("adaftr-cat-{i}");
-    let (head, help) = field_head(&id, &p.field);
+    let (id, help) = field_ids("cat", i, &p.field);
     html! {
         <div class="field">
-            { head }
-            <select id={id} ref={node} {onchange} data-field={p.field.name.clone()} aria-describedby={help}>
-                <option value="0" selected={p.value == 0}>{ "unknown (OOV)" }</option>
-                { for p.vocab.iter().enumerate().map(|(k, v)| {
-                    let id = k as u32 + 1;
-                    html! { <option value={id.to_string()} selected={p.value == id}>{ v.clone() }</option> }
-                }) }
+            <FieldHead input={id.clone()} help={help.clone()} field={p.field.clone()} />
+            <select {id} ref={node} {onchange} data-field={p.field.name.clone()} aria-describedby={help}>
+                <CatOptions vocab={p.vocab.clone()} />
             </select>
         </div>
+    }
+}
+
+/// A slider's range and the attributes that follow from it, made once per model rather
+/// than formatted again on every value.
+#[derive(PartialEq)]
+struct SliderRange {
+    lo: f32,
+    hi: f32,
+    min: AttrValue,
+    max: AttrValue,
+    step: AttrValue,
+}
+
+impl SliderRange {
+    fn new(f: &NumericField) -> Self {
+        let (lo, hi) = numeric_range(f);
+        let attr = |x: f32| AttrValue::from(x.to_string());
+        Self { lo, hi, min: attr(lo), max: attr(hi), step: attr((hi - lo) / 200.0) }
     }
 }
 
 #[derive(Properties, PartialEq)]
 struct NumProps {
     index: usize,
-    field: Field,
-    lo: f32,
-    hi: f32,
+    field: Rc<Field>,
+    range: Rc<SliderRange>,
     value: f32,
     on_action: Callback<Action>,
 }
@@ -114,25 +165,105 @@ struct NumProps {
 /// re-renders the one field it changed rather than all of them.
 #[function_component(NumInput)]
 fn num_input(p: &NumProps) -> Html {
-    let (i, lo, hi, x) = (p.index, p.lo, p.hi, p.value);
-    let id = format!("adaftr-num-{i}");
+    let (i, r, x) = (p.index, &p.range, p.value);
     let oninput = p.on_action.reform(move |e: InputEvent| {
         let input: HtmlInputElement = e.target_unchecked_into();
         Action::SetNum(i, input.value().parse().unwrap_or(f32::NAN))
     });
-    let shown = show_value(x, lo, hi);
-    let (head, help) = field_head(&id, &p.field);
+    let shown = show_value(x, r.lo, r.hi);
+    let (id, help) = field_ids("num", i, &p.field);
     html! {
         <div class="field">
-            { head }
+            <FieldHead input={id.clone()} help={help.clone()} field={p.field.clone()} />
             <div class="slider">
-                <input type="range" id={id.clone()} min={lo.to_string()} max={hi.to_string()}
-                    step={((hi - lo) / 200.0).to_string()} value={x.to_string()} {oninput}
+                <input type="range" id={id.clone()} min={r.min.clone()} max={r.max.clone()}
+                    step={r.step.clone()} value={x.to_string()} {oninput}
                     aria-valuetext={shown.clone()} data-field={p.field.name.clone()} aria-describedby={help} />
                 <output for={id} id={format!("adaftr-num-{i}-value")}>{ shown }</output>
             </div>
         </div>
     }
+}
+
+/// What the editor's inputs off the screen show (see [`OffScreen`]): `None` when they show
+/// `inst`. While they are behind, they follow in a render of their own just after the first
+/// paint with `others_done` (the panels current): a follow-up, timed like the panels'
+/// ([`super::paint`]), in a frame of its own rather than on top of theirs.
+#[hook]
+pub fn use_off_screen(model: Option<u64>, inst: &Instance, others_done: bool) -> Option<Instance> {
+    let off = use_mut_ref(|| OffScreen::new(model, inst));
+    let asked = use_mut_ref(|| false);
+    let update = use_force_update();
+    let behind = off.borrow_mut().see(model, inst);
+    let wait = behind.is_some() && others_done;
+    use_effect(move || {
+        if wait && !std::mem::replace(&mut *asked.borrow_mut(), true) {
+            after_next_paint(move |_, _| {
+                follow_up_begins();
+                off.borrow_mut().catch_up();
+                *asked.borrow_mut() = false;
+                update.force_update();
+            });
+        }
+    });
+    behind
+}
+
+/// Which inputs are on or near the screen, by column name, kept by an
+/// `IntersectionObserver` on the inputs under `root`; `None` where there is no observer
+/// (every input then counts as on screen). Observed again when the inputs shown change.
+#[hook]
+fn use_on_screen(root: NodeRef, inputs: (u64, String)) -> Rc<RefCell<Option<HashSet<String>>>> {
+    let seen = use_mut_ref(|| None);
+    {
+        let seen = seen.clone();
+        use_effect_with(inputs, move |_| {
+            let observer = root.cast::<Element>().and_then(|el| observe(&el, seen.clone()));
+            move || {
+                if let Some((o, _on_change)) = observer {
+                    o.disconnect();
+                }
+            }
+        });
+    }
+    seen
+}
+
+type OnChange = Closure<dyn FnMut(Array)>;
+
+fn observe(root: &Element, seen: Rc<RefCell<Option<HashSet<String>>>>) -> Option<(IntersectionObserver, OnChange)> {
+    *seen.borrow_mut() = Some(HashSet::new());
+    let on_change = {
+        let seen = seen.clone();
+        Closure::<dyn FnMut(Array)>::new(move |entries: Array| {
+            let mut seen = seen.borrow_mut();
+            let Some(seen) = seen.as_mut() else { return };
+            for e in entries.iter() {
+                let e: IntersectionObserverEntry = e.unchecked_into();
+                let Some(name) = e.target().get_attribute("data-field") else { continue };
+                if e.is_intersecting() {
+                    seen.insert(name);
+                } else {
+                    seen.remove(&name);
+                }
+            }
+        })
+    };
+    // A margin, so that an input scrolled into view was already counted.
+    let init = IntersectionObserverInit::new();
+    init.set_root_margin("200px 0px");
+    let observer = IntersectionObserver::new_with_options(on_change.as_ref().unchecked_ref(), &init);
+    let Ok(observer) = observer else {
+        *seen.borrow_mut() = None;
+        return None;
+    };
+    let inputs = root.query_selector_all("[data-field]").ok()?;
+    for i in 0..inputs.length() {
+        if let Some(el) = inputs.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
+            observer.observe(&el);
+        }
+    }
+    Some((observer, on_change))
 }
 
 #[function_component(FeatureEditor)]
@@ -141,6 +272,9 @@ pub fn feature_editor(p: &EditorProps) -> Html {
     let vocabs = use_memo(p.model.id, |_| {
         p.model.bundle.schema.categorical.iter().map(|f| Rc::new(f.vocab().to_vec())).collect::<Vec<_>>()
     });
+    let ranges = use_memo(p.model.id, |_| {
+        p.model.bundle.schema.numeric.iter().map(|f| Rc::new(SliderRange::new(f))).collect::<Vec<_>>()
+    });
     let layout = use_memo(p.model.id, |_| fields::layout(&p.model.bundle.schema));
     let query = use_state(String::new);
     let shown = {
@@ -148,6 +282,14 @@ pub fn feature_editor(p: &EditorProps) -> Html {
         use_memo((p.model.id, (*query).clone()), move |(_, q)| fields::filter(&layout, &Query::new(q)))
     };
     let (sides, n_shown) = (&shown.0, shown.1);
+    let root = use_node_ref();
+    let on_screen = use_on_screen(root.clone(), (p.model.id, (*query).clone()));
+    let on_screen = on_screen.borrow();
+    // An input off the screen shows `off_screen` while there is one.
+    let source = |f: &Field| match (&p.off_screen, on_screen.as_ref()) {
+        (Some(off), Some(seen)) if !seen.contains(&f.name) => off,
+        _ => &p.instance,
+    };
     let total = schema.num_categorical() + schema.num_numeric();
     let on_search = {
         let query = query.clone();
@@ -155,18 +297,15 @@ pub fn feature_editor(p: &EditorProps) -> Html {
     };
     let random = p.on_action.reform(|_: MouseEvent| Action::Random((js_sys::Math::random() * 1e15) as u64));
     let reset = p.on_action.reform(|_: MouseEvent| Action::Reset);
-    let input = |f: &Field| match f.field {
+    let input = |f: &Rc<Field>| match f.field {
         FieldRef::Cat(i) => html! {
             <CatInput key={f.name.clone()} index={i} field={f.clone()} vocab={vocabs[i].clone()}
-                value={p.instance.cat[i]} on_action={p.on_action.clone()} />
+                value={source(f).cat[i]} on_action={p.on_action.clone()} />
         },
-        FieldRef::Num(i) => {
-            let (lo, hi) = numeric_range(&schema.numeric[i]);
-            html! {
-                <NumInput key={f.name.clone()} index={i} field={f.clone()} {lo} {hi} value={p.instance.num[i]}
-                    on_action={p.on_action.clone()} />
-            }
-        }
+        FieldRef::Num(i) => html! {
+            <NumInput key={f.name.clone()} index={i} field={f.clone()} range={ranges[i].clone()}
+                value={source(f).num[i]} on_action={p.on_action.clone()} />
+        },
     };
     // Each keyed list is the only child of its element: yew diffs a mixed list by position
     // from its end, which would rebuild the search box (and lose its focus) whenever the
@@ -199,7 +338,8 @@ pub fn feature_editor(p: &EditorProps) -> Html {
     });
     let has_examples = !p.model.examples.is_empty();
     html! {
-        <section class="card editor" aria-labelledby="adaftr-editor-title">
+        <section class="card editor" aria-labelledby="adaftr-editor-title" ref={root}
+            aria-busy={p.off_screen.is_some().to_string()}>
             <h2 id="adaftr-editor-title">{ "Instance" }</h2>
             <div class="buttons">
                 <button type="button" id="adaftr-random" onclick={random}>

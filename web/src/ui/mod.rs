@@ -28,7 +28,7 @@ mod upload;
 pub use app::{App, AppProps};
 pub use chart::WhatIf;
 pub use compare::{ComparePanel, Overlay};
-pub use editor::{show_value, FeatureEditor};
+pub use editor::FeatureEditor;
 pub use load::Source;
 pub use panels::{Diagnostics, ModelCard, Predictions, Timings};
 pub use relmap::RelatednessMap;

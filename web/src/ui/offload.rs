@@ -23,7 +23,7 @@ use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker, WorkerOptions, W
 use yew::prelude::*;
 
 use super::app::now;
-use super::paint::worker_task_begins;
+use super::paint::follow_up_begins;
 use crate::model::LoadedModel;
 use crate::offload::{self, Next, PanelBatch, PanelSlot, Pending, Shown};
 
@@ -95,7 +95,7 @@ impl PanelWorker {
         let on_message = {
             let (link, worker, changed) = (link.clone(), worker.clone(), changed.clone());
             Closure::<dyn Fn(MessageEvent)>::new(move |e: MessageEvent| {
-                worker_task_begins();
+                follow_up_begins();
                 let msg = Array::from(&e.data());
                 let number = |i: u32| msg.get(i).as_f64().unwrap_or(-1.0);
                 match msg.get(0).as_string().as_deref() {
@@ -297,7 +297,7 @@ fn send<K, B>(
     // Weak: the reply waits inside the worker's handle, which must not keep itself alive.
     let (slot2, w2) = (slot.clone(), Rc::downgrade(&w));
     w.predict(id, p.batch.rows().len(), encoded, move |reply| {
-        let next = slot2.borrow_mut().back(p, reply, now());
+        let next = slot2.borrow_mut().back(p, reply);
         if let Some(next) = next {
             match w2.upgrade().filter(|w| w.holds(id)) {
                 Some(w) => send(&slot2, w, id, next, redraw.clone()),

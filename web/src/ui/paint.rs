@@ -1,16 +1,20 @@
 //! An edit's cost in frames: from the moment an edit is dispatched to the first frame
 //! painted with everything it changed. The page's own inference runs inside the edit's
-//! render (memoised); the explaining panels' batches may run in the panel worker instead
-//! ([`super::offload`]) and come back in a later render.
+//! render (memoised); two kinds of follow-up come in later renders of their own: the
+//! explaining panels' batches, when they ran in the panel worker ([`super::offload`]), and
+//! the editor's fields off the screen, after an edit that changed many fields
+//! ([`super::editor::use_off_screen`]).
 //!
 //! Three readings, because an edit lands at a random point of a frame and the browser
 //! paints only on the display's beat:
-//! - `to_paint`: dispatch to the first painted frame with every panel's result, the wait
-//!   for the beat (and for the worker) included: the time a visitor waits to see it all;
+//! - `to_paint`: dispatch to the first painted frame with everything in view that the edit
+//!   changed (inputs off the screen may follow later), the wait for the beat (and for the
+//!   worker) included: the time a visitor waits to see it all;
 //! - `work`: the time the page spent on the edit's own frame: dispatch to the DOM committed
 //!   (inference, Yew's render and diff) plus the frame's own style, layout and paint (from
 //!   the animation-frame callback to just after the paint);
-//! - `late`: likewise for the render that shows the worker's batches, from their arrival.
+//! - `late`: likewise for the longest frame of follow-ups: the follow-up renders it held,
+//!   each from the start of the task that began it, plus its style, layout and paint.
 //!
 //! `work` and `late` are the numbers to hold against a frame (16.7 ms at 60 Hz): within
 //! it, what they paint shows on the next beat and no frame is dropped.
@@ -30,55 +34,83 @@ pub type EditClock = Rc<RefCell<Option<f64>>>;
 /// The last edit's times (ms); see the module's note.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct EditTimes {
-    /// Dispatch to the first frame painted with every panel's result for the edit.
+    /// Dispatch to the first frame painted with everything in view that the edit changed.
     pub to_paint: f64,
     /// The edit's own frame: dispatch to the DOM committed, plus that frame's rendering.
     pub work: f64,
-    /// When panels' batches came back from the panel worker after that: the render that
-    /// showed them, from their arrival to the DOM committed plus its frame's rendering.
+    /// The longest later frame that rendered the edit's follow-ups: their renders' time,
+    /// from the start of each one's task to its DOM committed, plus the frame's rendering.
     pub late: Option<f64>,
 }
 
 /// One edit being timed.
+#[derive(Default)]
 struct Run {
     t0: f64,
-    committed: bool,
+    /// When the last render of the edit was committed; `None` before the first.
+    committed: Option<f64>,
     work: Option<f64>,
+    /// Whether the frame that shows everything in view has been asked to time itself.
+    view_timed: bool,
+    to_paint: Option<f64>,
+    /// Follow-up renders' time not yet counted into a painted frame.
+    unpainted: f64,
+    late: Option<f64>,
 }
 
-/// The clock to start on each edit, and the last edit's times. `settled`: every panel
-/// shows this state (false while the panel worker has a batch of it); `arrived`: when the
-/// latest batch shown came back from the worker.
+/// The clock to start on each edit, and the last edit's times. `in_view`: everything in
+/// view shows the current state (false while the panel worker has a batch of it);
+/// `settled`: so does everything else (the editor's inputs off the screen).
 #[hook]
-pub fn use_edit_to_paint(settled: bool, arrived: Option<f64>) -> (EditClock, Option<EditTimes>) {
+pub fn use_edit_to_paint(in_view: bool, settled: bool) -> (EditClock, Option<EditTimes>) {
     let started: EditClock = use_mut_ref(|| None);
     let run = use_mut_ref(|| None::<Rc<RefCell<Run>>>);
     let last = use_state_eq(|| None::<EditTimes>);
     {
         let (started, last) = (started.clone(), last.setter());
-        // Runs after every render's DOM update; only a render that follows an edit has a
-        // start time to take.
+        // Runs after every render's DOM update; only renders from an edit on have a run.
         use_effect(move || {
             let committed = now();
             if let Some(t0) = started.borrow_mut().take() {
-                *run.borrow_mut() = Some(Rc::new(RefCell::new(Run { t0, committed: false, work: None })));
+                *run.borrow_mut() = Some(Rc::new(RefCell::new(Run { t0, ..Run::default() })));
             }
             let Some(r) = run.borrow().clone() else { return };
-            let first = !std::mem::replace(&mut r.borrow_mut().committed, true);
-            if first {
-                let (r, t0) = (r.clone(), r.borrow().t0);
-                after_next_paint(move |frame_start, painted| {
-                    r.borrow_mut().work = Some((committed - t0) + (painted - frame_start))
+            let before = r.borrow_mut().committed.replace(committed);
+            match before {
+                None => {
+                    let (r, t0) = (r.clone(), r.borrow().t0);
+                    after_next_paint(move |frame_start, painted| {
+                        r.borrow_mut().work = Some((committed - t0) + (painted - frame_start))
+                    });
+                }
+                // A render from a follow-up's task (not, say, from a timer of the page's own).
+                Some(before) if follow_up_began() > before => {
+                    r.borrow_mut().unpainted += committed - follow_up_began();
+                    let r = r.clone();
+                    after_next_paint(move |frame_start, painted| {
+                        let mut r = r.borrow_mut();
+                        // Follow-ups rendered before one paint share its frame: the first
+                        // of their callbacks counts them all.
+                        let frame = std::mem::take(&mut r.unpainted) + (painted - frame_start);
+                        r.late = Some(r.late.map_or(frame, |l| l.max(frame)));
+                    });
+                }
+                Some(_) => {}
+            }
+            if in_view && !std::mem::replace(&mut r.borrow_mut().view_timed, true) {
+                let r = r.clone();
+                after_next_paint(move |_, painted| {
+                    let mut r = r.borrow_mut();
+                    r.to_paint = Some(painted - r.t0);
                 });
             }
             if settled {
                 run.borrow_mut().take();
-                after_next_paint(move |frame_start, painted| {
+                after_next_paint(move |_, painted| {
+                    // Callbacks run in the order asked for: the frames before are counted.
                     let r = r.borrow();
-                    // Callbacks run in the order asked for: the first frame's is done.
-                    let work = r.work.unwrap_or(painted - r.t0);
-                    let late = (!first).then(|| arrived.map(|a| (committed - a) + (painted - frame_start))).flatten();
-                    last.set(Some(EditTimes { to_paint: painted - r.t0, work, late }));
+                    let (work, to_paint) = (r.work.unwrap_or(painted - r.t0), r.to_paint.unwrap_or(painted - r.t0));
+                    last.set(Some(EditTimes { to_paint, work, late: r.late }));
                 });
             }
         });
@@ -87,21 +119,25 @@ pub fn use_edit_to_paint(settled: bool, arrived: Option<f64>) -> (EditClock, Opt
 }
 
 thread_local! {
-    /// When the page last began handling a message from the panel worker.
-    static WORKER_TASK: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
+    /// When the page last began a follow-up's task.
+    static FOLLOW_UP: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
 }
 
-/// Notes that a task not of the edit's frame begins (a message from the panel worker): if
-/// it runs between a frame's paint and the timeout that reads the paint's end, the frame
-/// ended before it.
-pub(crate) fn worker_task_begins() {
-    WORKER_TASK.with(|t| t.set(now()));
+/// Notes that a follow-up's task begins (a message from the panel worker, the editor's
+/// catch-up): its render is timed from here. If it runs between a frame's paint and the
+/// timeout that reads the paint's end, the frame ended before it.
+pub(crate) fn follow_up_begins() {
+    FOLLOW_UP.with(|t| t.set(now()));
+}
+
+fn follow_up_began() -> f64 {
+    FOLLOW_UP.with(Cell::get)
 }
 
 /// Calls `f` just after the next frame is painted, with the time that frame's work began
 /// and the time it was painted: an animation-frame callback runs before that frame's
-/// style, layout and paint, and a zero timeout queued from it runs after (or, if the panel
-/// worker's message was handled in between, the paint ended when that began).
+/// style, layout and paint, and a zero timeout queued from it runs after (or, if a
+/// follow-up's task ran in between, the paint ended when that began).
 pub(crate) fn after_next_paint(f: impl FnOnce(f64, f64) + 'static) {
     let Some(window) = web_sys::window() else { return };
     let in_frame = Closure::once_into_js(move || {
@@ -109,7 +145,7 @@ pub(crate) fn after_next_paint(f: impl FnOnce(f64, f64) + 'static) {
         if let Some(w) = web_sys::window() {
             let after = Closure::once_into_js(move || {
                 let end = now();
-                let other = WORKER_TASK.with(Cell::get);
+                let other = follow_up_began();
                 f(frame_start, if other > frame_start && other < end { other } else { end })
             });
             let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(after.unchecked_ref(), 0);

@@ -150,9 +150,12 @@ pub fn diagnostics(p: &DiagProps) -> Html {
                 live(t.relmap_ms),
                 if t.panels_off_thread { "; these two in a background worker, beside the page's render" } else { "" },
                 t.edit.map_or("none yet".to_string(), |e| format!(
-                    "{} of work (inference, render, layout and paint){}, painted {} after the edit",
+                    "{} of work (inference, render, layout and paint){}; everything in view painted {} after the edit",
                     format::millis(e.work),
-                    e.late.map_or(String::new(), |l| format!(", then {} to show the worker's panels", format::millis(l))),
+                    e.late.map_or(String::new(), |l| format!(
+                        ", then {} at most in a later frame (the worker's panels, inputs off the screen)",
+                        format::millis(l)
+                    )),
                     format::millis(e.to_paint)
                 ))
             ) }
