@@ -1,7 +1,7 @@
 //! The feature editor: one labelled input per schema field, grouped by side and within a
 //! side by the fields' groups, with a search that narrows the list (`crate::fields`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -187,26 +187,50 @@ fn num_input(p: &NumProps) -> Html {
 
 /// What the editor's inputs off the screen show (see [`OffScreen`]): `None` when they show
 /// `inst`. While they are behind, they follow in a render of their own just after the first
-/// paint with `others_done` (the panels current): a follow-up, timed like the panels'
-/// ([`super::paint`]), in a frame of its own rather than on top of theirs.
+/// paint with `others_done` (the panels current), so in a frame of their own rather than on
+/// top of the panels'; but after [`CATCH_UP_WITHIN`] frames at most, so that a panel worker
+/// that never answers cannot leave them behind. A follow-up, timed like the panels'
+/// ([`super::paint`]).
 #[hook]
 pub fn use_off_screen(model: Option<u64>, inst: &Instance, others_done: bool) -> Option<Instance> {
-    let off = use_mut_ref(|| OffScreen::new(model, inst));
-    let asked = use_mut_ref(|| false);
     let update = use_force_update();
-    let behind = off.borrow_mut().see(model, inst);
-    let wait = behind.is_some() && others_done;
+    let c = use_memo((), |_| CatchUp {
+        off: RefCell::new(OffScreen::new(model, inst)),
+        asked: Cell::new(false),
+        others_done: Cell::new(true),
+        update,
+    });
+    c.others_done.set(others_done);
+    let behind = c.off.borrow_mut().see(model, inst);
+    let wait = behind.is_some();
     use_effect(move || {
-        if wait && !std::mem::replace(&mut *asked.borrow_mut(), true) {
-            after_next_paint(move |_, _| {
-                follow_up_begins();
-                off.borrow_mut().catch_up();
-                *asked.borrow_mut() = false;
-                update.force_update();
-            });
+        if wait && !c.asked.replace(true) {
+            catch_up_after_paint(c, CATCH_UP_WITHIN);
         }
     });
     behind
+}
+
+/// The most frames the editor's inputs off the screen wait for the panels.
+const CATCH_UP_WITHIN: u32 = 3;
+
+struct CatchUp {
+    off: RefCell<OffScreen>,
+    asked: Cell<bool>,
+    others_done: Cell<bool>,
+    update: UseForceUpdateHandle,
+}
+
+fn catch_up_after_paint(c: Rc<CatchUp>, frames: u32) {
+    after_next_paint(move |_, _| {
+        if !c.others_done.get() && frames > 1 {
+            return catch_up_after_paint(c, frames - 1);
+        }
+        follow_up_begins();
+        c.off.borrow_mut().catch_up();
+        c.asked.set(false);
+        c.update.force_update();
+    });
 }
 
 /// Which inputs are on or near the screen, by column name, kept by an
@@ -257,7 +281,10 @@ fn observe(root: &Element, seen: Rc<RefCell<Option<HashSet<String>>>>) -> Option
         *seen.borrow_mut() = None;
         return None;
     };
-    let inputs = root.query_selector_all("[data-field]").ok()?;
+    let Ok(inputs) = root.query_selector_all("[data-field]") else {
+        *seen.borrow_mut() = None;
+        return None;
+    };
     for i in 0..inputs.length() {
         if let Some(el) = inputs.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
             observer.observe(&el);
