@@ -3,10 +3,11 @@ diagnostics line (#adaftr-diag: data-single-ms = mean of 50 single-instance pred
 model load; data-sweep-ms = the last what-if sweep, one batch; data-sensitivity-ms and
 data-relmap-ms = the sensitivity panel's and the relatedness map's batches (in the panel worker
 once it holds the model: data-panels-off-thread); data-edit-to-paint-ms = from an edit's
-dispatch to the first painted frame with every panel recomputed; data-edit-work-ms = the page's
-own work for the edit's frame, that time less the wait for the display's beat;
-data-edit-late-work-ms = the same for the render that shows the worker's batches, when it comes
-after (see web/src/ui/paint.rs); each for --edits random examples (every field changes) and as many
+dispatch to the first painted frame with everything in view recomputed; data-edit-work-ms = the
+page's own work for the edit's frame, that time less the wait for the display's beat;
+data-edit-late-work-ms = the same for the longest later frame of the edit's follow-ups (the
+worker's panels, the editor's inputs off the screen), when there are any (see
+web/src/ui/paint.rs); each for --edits random examples (every field changes) and as many
 single-slider edits (one numeric field moved, the common edit)). Talks to chromedriver over
 the plain WebDriver HTTP protocol (no Python packages needed).
 
@@ -170,8 +171,8 @@ def main():
                     "edit_late_work_all": ex["late"], "slider_late_work_all": one["late"],
                     "edit_late_work_ms": statistics.median(ex["late"]), "edit_late_work_max_ms": max(ex["late"]),
                     "slider_late_work_ms": statistics.median(one["late"]), "slider_late_work_max_ms": max(one["late"]),
-                    # Edits whose own frame, or the frame that showed the worker's panels, took
-                    # longer than a 60 Hz frame.
+                    # Edits whose own frame, or a later frame of their follow-ups, took longer
+                    # than a 60 Hz frame.
                     "edits_over_a_frame": sum(max(w, l) > 1000 / 60 for w, l in zip(ex["work"], ex["late"])),
                     "slider_edits_over_a_frame": sum(max(w, l) > 1000 / 60 for w, l in zip(one["work"], one["late"]))})
         if a.train_csv:
