@@ -138,8 +138,9 @@ pub fn example_from_instance(schema: &Schema, label: &str, inst: &Instance) -> E
 /// What the editor's fields off the screen show. An edit that changes many fields (an
 /// example, Reset, a link) changes every input, and most inputs are off the screen: their
 /// DOM updates wait for a render of their own after the edit's frame is painted, so the
-/// edit's own frame holds the inputs in view, the predictions and the panels. An edit of
-/// one field (a slider dragged) changes them all at once, as there is nothing to save.
+/// edit's own frame holds only what is in view (the inputs there, the predictions, the
+/// charts). An edit of one field (a slider dragged) changes its input at once, as there is
+/// nothing to save.
 #[derive(Debug, Clone)]
 pub struct OffScreen {
     model: Option<u64>,
