@@ -2,8 +2,8 @@
 //! headless Chromium (harness: `common/mod.rs`): the sensitivity ranking and the relatedness
 //! map are recomputed natively from the page's instance and compared to 1e-5, the shipped
 //! comparison model's predictions likewise, a link with an encoded instance reproduces it,
-//! an example reaches every input of the editor, the field search filters the editor, and every control is labelled and works from the
-//! keyboard.
+//! an example reaches every input of the editor, the field search filters the editor, and
+//! every control is labelled and works from the keyboard.
 
 mod common;
 
@@ -107,28 +107,38 @@ async fn choose_cat1(c: &Client, id: u32) -> Instance {
     inst
 }
 
+/// The values of the editor's inputs, in page order (a JS expression).
+const INPUT_VALUES: &str = "[...document.querySelectorAll('.editor [data-field]')].map(e => e.value)";
+
 /// Clicks "Random example" and reads the editor's inputs before the click and in the frame
 /// of the click's render (an animation-frame callback runs after that render, before the
 /// inputs off the screen follow in a later one), and whether the editor was busy then.
-const EXAMPLE_FIRST_FRAME: &str = "const done = arguments[arguments.length - 1]; \
-    const values = () => [...document.querySelectorAll('.editor [data-field]')].map(e => e.value); \
-    const before = values(); \
-    document.getElementById('adaftr-random').click(); \
-    requestAnimationFrame(() => done({before, first: values(), \
-      busy: document.querySelector('.editor').getAttribute('aria-busy')}));";
+fn example_first_frame() -> String {
+    format!(
+        "const done = arguments[arguments.length - 1]; \
+         const before = {INPUT_VALUES}; \
+         document.getElementById('adaftr-random').click(); \
+         requestAnimationFrame(() => done({{before, first: {INPUT_VALUES}, \
+           busy: document.querySelector('.editor').getAttribute('aria-busy')}}));"
+    )
+}
 
-/// Every input of the editor as the page shows it: each select's value by id, and each
-/// slider's shown value by the id of its output.
-const EDITOR_VALUES: &str = "return Object.fromEntries([ \
-    ...[...document.querySelectorAll('.editor select[data-field]')].map(e => [e.id, e.value]), \
-    ...[...document.querySelectorAll('.editor output')].map(o => [o.id, o.textContent])]);";
+/// Every input of the editor: its values in page order, and as the page shows them, each
+/// select's value by id and each slider's shown value by the id of its output.
+fn editor_values() -> String {
+    format!(
+        "return {{values: {INPUT_VALUES}, shown: Object.fromEntries([ \
+           ...[...document.querySelectorAll('.editor select[data-field]')].map(e => [e.id, e.value]), \
+           ...[...document.querySelectorAll('.editor output')].map(o => [o.id, o.textContent])])}};"
+    )
+}
 
 /// An example changes every field. Its own frame updates the inputs on the screen, with the
 /// editor marked busy; the inputs off the screen follow after, and then every input shows
 /// the page's instance.
 async fn check_example_edit(c: &Client, b: &Bundle) {
     let before = shown(c).await.unwrap().1;
-    let frame = c.execute_async(EXAMPLE_FIRST_FRAME, vec![]).await.unwrap();
+    let frame = c.execute_async(&example_first_frame(), vec![]).await.unwrap();
     assert_eq!(frame["busy"].as_str(), Some("true"), "the editor is busy until its inputs off the screen follow");
     let (_, inst, _) = wait_for(c, "the example", |c| {
         let before = before.clone();
@@ -139,26 +149,21 @@ async fn check_example_edit(c: &Client, b: &Bundle) {
         attr(&c, ".editor", "aria-busy").await.filter(|b| b == "false")
     })
     .await;
-    let values = c.execute(EDITOR_VALUES, vec![]).await.unwrap();
+    let now = c.execute(&editor_values(), vec![]).await.unwrap();
+    let shown_value = |id: String| now["shown"][id].as_str().map(str::to_string);
     for (i, id) in inst.cat.iter().enumerate() {
-        assert_eq!(values[format!("adaftr-cat-{i}")].as_str(), Some(id.to_string().as_str()), "categorical {i}");
+        assert_eq!(shown_value(format!("adaftr-cat-{i}")), Some(id.to_string()), "categorical {i}");
     }
     for (i, x) in inst.num.iter().enumerate() {
         let (lo, hi) = numeric_range(&b.schema.numeric[i]);
-        assert_eq!(
-            values[format!("adaftr-num-{i}-value")].as_str(),
-            Some(show_value(*x, lo, hi).as_str()),
-            "numeric {i}"
-        );
+        assert_eq!(shown_value(format!("adaftr-num-{i}-value")), Some(show_value(*x, lo, hi)), "numeric {i}");
     }
     // The example's own frame changed fewer inputs than the example did.
     let changed = |vals: &Value| {
         let (b, v) = (frame["before"].as_array().unwrap(), vals.as_array().unwrap());
         b.iter().zip(v).filter(|(x, y)| x != y).count()
     };
-    let all = c.execute("return [...document.querySelectorAll('.editor [data-field]')].map(e => e.value);", vec![]);
-    let in_first = changed(&frame["first"]);
-    let in_all = changed(&all.await.unwrap());
+    let (in_first, in_all) = (changed(&frame["first"]), changed(&now["values"]));
     assert!(in_first < in_all, "the example's own frame changed {in_first} inputs of {in_all}");
 }
 

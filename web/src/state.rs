@@ -11,7 +11,7 @@ use crate::fragment;
 use crate::model::LoadedModel;
 use crate::offload;
 use crate::relmap;
-use crate::sensitivity::{self, Output};
+use crate::sensitivity::Output;
 use crate::sweep::{self, FeatureRef};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -286,18 +286,17 @@ impl State {
         Some(m.bundle.predict(&plan.instances).map(|p| (plan, p)).map_err(|e| e.to_string()))
     }
 
-    /// How far each feature moves each output for the current instance, in feature order
-    /// (one batched `Bundle::predict` call).
-    pub fn sensitivity(&self) -> Option<Result<Vec<sensitivity::Row>, String>> {
+    /// The sensitivity panel's batch for the current instance: how far each feature moves
+    /// each output, in feature order, once predicted ([`offload`]: in the panel worker or on
+    /// the page).
+    pub fn sensitivity_batch(&self) -> Option<offload::SensitivityBatch> {
         let m = self.model.as_ref()?;
-        Some(offload::run(&m.bundle, offload::SensitivityBatch::new(m.clone(), &self.instance)))
+        Some(offload::SensitivityBatch::new(m.clone(), &self.instance))
     }
 
-    /// The relatedness map over the chosen axes (one batched `Bundle::predict` call).
-    pub fn relmap(&self) -> Option<Result<relmap::RelMap, String>> {
-        let m = self.model.as_ref()?;
-        let grid = offload::map_batch(m, &self.instance, self.panels.map_x, self.panels.map_y)?;
-        Some(offload::run(&m.bundle, grid))
+    /// The relatedness map's batch over the chosen axes.
+    pub fn map_batch(&self) -> Option<relmap::Grid> {
+        offload::map_batch(self.model.as_ref()?, &self.instance, self.panels.map_x, self.panels.map_y)
     }
 
     /// tau of each example shipped with the model (one batch; empty without examples or tau).
@@ -417,7 +416,7 @@ mod tests {
         let m = s.model.clone().unwrap();
         let schema = &m.bundle.schema;
         // The default axes: the two numerics that move tau most at the loaded instance.
-        let rows = s.sensitivity().unwrap().unwrap();
+        let rows = offload::run(&m.bundle, s.sensitivity_batch().unwrap()).unwrap();
         let want = relmap::default_axes(schema, &rows);
         assert!(matches!(want, (Some(FeatureRef::Num(_)), Some(FeatureRef::Num(_)))));
         assert_eq!((s.panels.map_x, s.panels.map_y), want);
@@ -434,14 +433,14 @@ mod tests {
         s.apply(Action::Panel(PanelAction::MapAxis { y: true, feature: FeatureRef::Num(77) }));
         assert_eq!(s.panels.map_y, Some(FeatureRef::Cat(2)), "unknown features are ignored");
 
-        let map = s.relmap().unwrap().unwrap();
+        let map = offload::run(&m.bundle, s.map_batch().unwrap()).unwrap();
         assert_eq!((map.x.feature, map.y.feature), (want.1.unwrap(), FeatureRef::Cat(2)));
         assert_eq!(map.size(), (relmap::NUMERIC_POINTS, schema.categorical[2].cardinality()));
         // An edit changes the map; the choices stay.
         let before = map.tau.clone();
         s.apply(Action::SetNum(0, 0.29));
         s.apply(Action::SetCat(0, 4));
-        assert_ne!(s.relmap().unwrap().unwrap().tau, before);
+        assert_ne!(offload::run(&m.bundle, s.map_batch().unwrap()).unwrap().tau, before);
         assert_eq!(s.panels.map_y, Some(FeatureRef::Cat(2)));
 
         // A new model gets its own axes and keeps the outputs chosen.

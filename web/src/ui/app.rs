@@ -23,7 +23,6 @@ use super::share::{use_link, ShareLink};
 use super::upload::UploadZone;
 use super::{FeatureEditor, RelatednessMap, Sensitivity, TrainPanel, WhatIf};
 use crate::format::{exact, percent};
-use crate::offload::{self, SensitivityBatch};
 use crate::state::{Action, Slot, State};
 use crate::timing::{mean_duration, Measured, BUDGET_MS};
 
@@ -95,14 +94,12 @@ pub fn app(props: &AppProps) -> Html {
         })
     };
     let worker = use_panel_worker(state.model.clone());
-    let sensitivity = use_panel_batch(worker.clone(), state.model.clone(), (model_id, state.instance.clone()), |m| {
-        Some(SensitivityBatch::new(m.clone(), &state.instance))
+    let sensitivity = use_panel_batch(worker.clone(), state.model.clone(), (model_id, state.instance.clone()), || {
+        state.sensitivity_batch()
     });
-    let (map_x, map_y) = (state.panels.map_x, state.panels.map_y);
     let worker_ready = worker.as_ref().zip(model_id).is_some_and(|(w, id)| w.holds(id));
-    let relmap = use_panel_batch(worker, state.model.clone(), (model_id, state.instance.clone(), map_x, map_y), |m| {
-        offload::map_batch(m, &state.instance, map_x, map_y)
-    });
+    let map_key = (model_id, state.instance.clone(), state.panels.map_x, state.panels.map_y);
+    let relmap = use_panel_batch(worker, state.model.clone(), map_key, || state.map_batch());
     let example_taus = {
         let state = state.clone();
         use_memo(model_id, move |_| Rc::new(state.example_taus()))

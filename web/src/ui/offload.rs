@@ -252,15 +252,15 @@ pub fn use_panel_worker(model: Option<Rc<LoadedModel>>) -> Option<Rc<PanelWorker
     w.clone().flatten()
 }
 
-/// A panel's batch for state `key`: made by `make` (`None`: the panel has nothing to show),
-/// predicted in the worker when it holds the model, else on the page, in this render
-/// ([`PanelSlot`] keeps the order).
+/// A panel's batch for state `key` of `model`: made by `make` (`None`: the panel has
+/// nothing to show), predicted in the worker when it holds the model, else on the page, in
+/// this render ([`PanelSlot`] keeps the order).
 #[hook]
 pub fn use_panel_batch<K, B>(
     worker: Option<Rc<PanelWorker>>,
     model: Option<Rc<LoadedModel>>,
     key: K,
-    make: impl FnOnce(&Rc<LoadedModel>) -> Option<B>,
+    make: impl FnOnce() -> Option<B>,
 ) -> Shown<B::Out>
 where
     K: PartialEq + Clone + 'static,
@@ -270,7 +270,7 @@ where
     let redraw = use_force_update();
     let slot = use_mut_ref(PanelSlot::<K, B>::default);
     let worker = worker.zip(model.clone()).filter(|(w, m)| w.holds(m.id));
-    let next = slot.borrow_mut().ask(&key, || model.as_ref().and_then(make), worker.is_some());
+    let next = slot.borrow_mut().ask(&key, make, worker.is_some());
     match (next, model, worker) {
         (Next::Post(p), _, Some((w, m))) => send(&slot, w, m.id, p, redraw),
         (Next::OnPage(p), Some(m), _) => slot.borrow_mut().show_page(p, &m.bundle, now),
