@@ -55,7 +55,7 @@ async fn check_sensitivity(c: &Client, b: &Bundle, inst: &Instance) {
     let rank_by = Output::parse(&attr(c, "#adaftr-sensitivity", "data-rank-by").await.unwrap()).unwrap();
     let page = json_attr(c, "#adaftr-sensitivity", "data-ranking").await;
     let plan = sensitivity::plan(&b.schema, inst);
-    let rows = sensitivity::summarise(&b.schema, &plan, &b.predict(&plan.instances).unwrap()).unwrap();
+    let rows = sensitivity::summarise(&b.schema, &plan, &b.predict(&plan.rows.instances()).unwrap()).unwrap();
     let native = sensitivity::rank(&rows, rank_by);
     let page = page.as_array().unwrap();
     assert_eq!(page.len(), b.schema.num_categorical() + b.schema.num_numeric(), "a row per feature");
@@ -79,7 +79,7 @@ async fn check_relmap(c: &Client, b: &Bundle, inst: &Instance) -> usize {
     let x = feature(&b.schema, &attr(c, "#adaftr-relmap", "data-x").await.unwrap());
     let y = feature(&b.schema, &attr(c, "#adaftr-relmap", "data-y").await.unwrap());
     let grid = relmap::plan(&b.schema, inst, x, y).unwrap();
-    let preds = b.predict(&grid.instances).unwrap();
+    let preds = b.predict(&grid.rows.instances()).unwrap();
     let nx = grid.x.values.len();
     for (key, of) in
         [("data-tau", (|p: &Prediction| p.tau.unwrap()) as fn(&Prediction) -> f32), ("data-pcvr", |p| p.pcvr)]
@@ -95,7 +95,7 @@ async fn check_relmap(c: &Client, b: &Bundle, inst: &Instance) -> usize {
             }
         }
     }
-    grid.instances.len()
+    grid.rows.len()
 }
 
 /// Chooses value `id` of the second categorical field; the instance once it is predicted.

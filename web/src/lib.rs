@@ -31,6 +31,7 @@ pub mod state;
 pub mod sweep;
 pub mod timing;
 pub mod training;
+pub mod variations;
 
 #[cfg(target_arch = "wasm32")]
 pub mod in_worker;

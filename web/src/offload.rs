@@ -8,8 +8,9 @@
 //! numbers wherever the batch ran.
 //!
 //! The wire format between the page and the worker is plain typed arrays: a batch as its
-//! categorical ids and its numerics, row-major, and the predictions as four `f32` a row
-//! (pCTR, pCVR, pCTCVR, tau; tau NaN for a model without one). `f32` travels bit for bit.
+//! instance and each row's changes ([`Variations`]), and the predictions as four `f32` a
+//! row (pCTR, pCVR, pCTCVR, tau; tau NaN for a model without one). `f32` travels bit for
+//! bit.
 
 use std::rc::Rc;
 
@@ -21,11 +22,12 @@ use crate::model::LoadedModel;
 use crate::relmap::{self, Grid, RelMap};
 use crate::sensitivity::{self, Plan, Row};
 use crate::sweep::FeatureRef;
+use crate::variations::{Encoded, Variations};
 
 /// A batch a panel shows the predictions of: its rows, and what it makes of them.
 pub trait PanelBatch {
     type Out;
-    fn rows(&self) -> &[Instance];
+    fn rows(&self) -> &Variations;
     /// The panel's view of the rows' predictions; `None` when they are not this batch's.
     fn finish(self, preds: &[Prediction]) -> Option<Self::Out>;
 }
@@ -45,8 +47,8 @@ impl SensitivityBatch {
 
 impl PanelBatch for SensitivityBatch {
     type Out = Vec<Row>;
-    fn rows(&self) -> &[Instance] {
-        &self.plan.instances
+    fn rows(&self) -> &Variations {
+        &self.plan.rows
     }
     fn finish(self, preds: &[Prediction]) -> Option<Vec<Row>> {
         sensitivity::summarise(&self.model.bundle.schema, &self.plan, preds)
@@ -60,8 +62,8 @@ pub fn map_batch(model: &LoadedModel, inst: &Instance, x: Option<FeatureRef>, y:
 
 impl PanelBatch for Grid {
     type Out = RelMap;
-    fn rows(&self) -> &[Instance] {
-        &self.instances
+    fn rows(&self) -> &Variations {
+        &self.rows
     }
     fn finish(self, preds: &[Prediction]) -> Option<RelMap> {
         RelMap::new(self, preds)
@@ -71,35 +73,13 @@ impl PanelBatch for Grid {
 /// The batch's rows predicted by `bundle`, and the panel's view of them: what the page's
 /// thread runs when no worker is at hand.
 pub fn run<B: PanelBatch>(bundle: &Bundle, batch: B) -> Result<B::Out, String> {
-    let preds = bundle.predict(batch.rows()).map_err(|e| e.to_string())?;
+    let preds = bundle.predict(&batch.rows().instances()).map_err(|e| e.to_string())?;
     finish(batch, &preds)
 }
 
 /// The panel's view of predictions that came back for `batch`.
 pub fn finish<B: PanelBatch>(batch: B, preds: &[Prediction]) -> Result<B::Out, String> {
     batch.finish(preds).ok_or_else(|| "the batch came back short".to_string())
-}
-
-/// A batch's rows as the worker receives them: categorical ids and raw numerics, row-major.
-pub fn encode_rows(rows: &[Instance]) -> (Vec<u32>, Vec<f32>) {
-    let cat = rows.iter().flat_map(|r| r.cat.iter().copied()).collect();
-    let num = rows.iter().flat_map(|r| r.num.iter().copied()).collect();
-    (cat, num)
-}
-
-/// `n` rows of `n_cat` ids and `n_num` numerics each, from [`encode_rows`]'s arrays.
-pub fn decode_rows(cat: &[u32], num: &[f32], n: usize, n_cat: usize, n_num: usize) -> Result<Vec<Instance>, String> {
-    if cat.len() != n * n_cat || num.len() != n * n_num {
-        return Err(format!(
-            "a batch of {n} rows came with {} ids and {} numerics; the model has {n_cat} categorical and \
-             {n_num} numeric fields",
-            cat.len(),
-            num.len()
-        ));
-    }
-    Ok((0..n)
-        .map(|r| Instance { cat: cat[r * n_cat..][..n_cat].to_vec(), num: num[r * n_num..][..n_num].to_vec() })
-        .collect())
 }
 
 /// Floats a prediction travels as.
@@ -293,13 +273,13 @@ impl Predictor {
         Ok(())
     }
 
-    /// The predictions of `n` encoded rows for model `id`, encoded.
-    pub fn predict(&self, id: u64, cat: &[u32], num: &[f32], n: usize) -> Result<Vec<f32>, String> {
+    /// The predictions of a batch for model `id` ([`Variations::encode`]d), encoded.
+    pub fn predict(&self, id: u64, rows: Encoded) -> Result<Vec<f32>, String> {
         let Some((_, b)) = self.model.as_ref().filter(|(loaded, _)| *loaded == id) else {
             return Err(format!("the worker has no model {id}"));
         };
-        let rows = decode_rows(cat, num, n, b.schema.categorical.len(), b.schema.numeric.len())?;
-        b.predict(&rows).map(|p| encode_predictions(&p)).map_err(|e| e.to_string())
+        let rows = Variations::decode(rows, &b.schema)?;
+        b.predict(&rows.instances()).map(|p| encode_predictions(&p)).map_err(|e| e.to_string())
     }
 }
 
@@ -323,10 +303,8 @@ mod tests {
 
         // The sensitivity batch, through the wire format and the worker, against the page.
         let batch = SensitivityBatch::new(m.clone(), &inst);
-        let (cat, num) = encode_rows(batch.rows());
-        let n = batch.rows().len();
-        let back = decode_predictions(&worker.predict(7, &cat, &num, n).unwrap()).unwrap();
-        let here = m.bundle.predict(batch.rows()).unwrap();
+        let back = decode_predictions(&worker.predict(7, batch.rows().encode()).unwrap()).unwrap();
+        let here = m.bundle.predict(&batch.rows().instances()).unwrap();
         assert_eq!(back, here, "bit for bit, tau included");
         assert!(here.iter().all(|p| p.tau.is_some()));
         let via_worker = finish(batch, &back).unwrap();
@@ -336,8 +314,7 @@ mod tests {
         let x = Some(FeatureRef::Num(0));
         let y = Some(FeatureRef::Cat(0));
         let grid = map_batch(&m, &inst, x, y).unwrap();
-        let (cat, num) = encode_rows(grid.rows());
-        let back = decode_predictions(&worker.predict(7, &cat, &num, grid.rows().len()).unwrap()).unwrap();
+        let back = decode_predictions(&worker.predict(7, grid.rows().encode()).unwrap()).unwrap();
         let via_worker = finish(grid, &back).unwrap();
         assert_eq!(via_worker, run(&m.bundle, map_batch(&m, &inst, x, y).unwrap()).unwrap());
         assert!(map_batch(&m, &inst, x, x).is_none() && map_batch(&m, &inst, None, y).is_none());
@@ -348,21 +325,29 @@ mod tests {
         // The shipped comparison model has no contrastive term.
         let bytes = std::fs::read(format!("{}/assets/plain-ple.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let m = LoadedModel::from_bytes(2, "plain", &bytes, Vec::new()).unwrap();
-        let rows = vec![default_instance(&m.bundle.schema)];
+        let mut rows = Variations::new(default_instance(&m.bundle.schema));
+        rows.push(&[]);
         let mut worker = Predictor::default();
         worker.load(2, &bytes).unwrap();
-        let (cat, num) = encode_rows(&rows);
-        let back = decode_predictions(&worker.predict(2, &cat, &num, 1).unwrap()).unwrap();
-        assert_eq!(back, m.bundle.predict(&rows).unwrap());
+        let back = decode_predictions(&worker.predict(2, rows.encode()).unwrap()).unwrap();
+        assert_eq!(back, m.bundle.predict(&rows.instances()).unwrap());
         assert_eq!(back[0].tau, None);
     }
 
-    /// A batch of `n` copies of the instance whose view is its predicted pCTRs.
-    struct Copies(Vec<Instance>);
+    /// A batch of copies of an instance whose view is their predicted pCTRs.
+    struct Copies(Variations);
+
+    impl Copies {
+        fn of(inst: &Instance, n: usize) -> Self {
+            let mut rows = Variations::new(inst.clone());
+            (0..n).for_each(|_| rows.push(&[]));
+            Copies(rows)
+        }
+    }
 
     impl PanelBatch for Copies {
         type Out = Vec<f32>;
-        fn rows(&self) -> &[Instance] {
+        fn rows(&self) -> &Variations {
             &self.0
         }
         fn finish(self, preds: &[Prediction]) -> Option<Vec<f32>> {
@@ -371,7 +356,7 @@ mod tests {
     }
 
     fn copies(n: usize) -> Option<Copies> {
-        Some(Copies(vec![Instance { cat: vec![], num: vec![] }; n]))
+        Some(Copies::of(&Instance { cat: vec![], num: vec![] }, n))
     }
 
     fn preds(pctr: f32, n: usize) -> Result<(Vec<Prediction>, f64), String> {
@@ -390,7 +375,7 @@ mod tests {
         let inst = default_instance(&m.bundle.schema);
         let want = m.bundle.predict(std::slice::from_ref(&inst)).unwrap()[0].pctr;
         let mut slot = PanelSlot::<u32, Copies>::default();
-        let Next::OnPage(p) = slot.ask(&1, || Some(Copies(vec![inst.clone(); 3])), false) else { panic!("page") };
+        let Next::OnPage(p) = slot.ask(&1, || Some(Copies::of(&inst, 3)), false) else { panic!("page") };
         slot.show_page(p, &m.bundle, || 0.0);
         assert_eq!(shows(&slot, 1), (Some(want), true));
         assert_eq!((slot.view(&1).rows, slot.view(&1).off_thread), (3, false));
@@ -432,7 +417,7 @@ mod tests {
         let m = model();
         let inst = default_instance(&m.bundle.schema);
         let want = m.bundle.predict(std::slice::from_ref(&inst)).unwrap()[0].pctr;
-        let Next::OnPage(p2) = slot.ask(&2, || Some(Copies(vec![inst.clone()])), false) else { panic!("page") };
+        let Next::OnPage(p2) = slot.ask(&2, || Some(Copies::of(&inst, 1)), false) else { panic!("page") };
         slot.show_page(p2, &m.bundle, || 0.0);
         assert!(slot.back(p1, preds(0.1, 1)).is_none());
         assert_eq!(shows(&slot, 2), (Some(want), true), "state 1's late batch is not shown");
@@ -457,17 +442,22 @@ mod tests {
     #[test]
     fn the_worker_refuses_batches_it_cannot_predict() {
         let m = model();
-        let rows = vec![default_instance(&m.bundle.schema); 2];
-        let (cat, num) = encode_rows(&rows);
+        let rows = Copies::of(&default_instance(&m.bundle.schema), 2).0.encode();
         let mut worker = Predictor::default();
-        assert!(worker.predict(1, &cat, &num, 2).unwrap_err().contains("no model 1"));
+        assert!(worker.predict(1, rows.clone()).unwrap_err().contains("no model 1"));
         worker.load(1, &m.bytes).unwrap();
-        assert!(worker.predict(2, &cat, &num, 2).unwrap_err().contains("no model 2"), "another model's batch");
-        let short = worker.predict(1, &cat[1..], &num, 2).unwrap_err();
-        assert!(short.contains("a batch of 2 rows"), "{short}");
+        assert!(worker.predict(2, rows.clone()).unwrap_err().contains("no model 2"), "another model's batch");
+        let mut short = rows.clone();
+        short.cat.pop();
+        let why = worker.predict(1, short).unwrap_err();
+        assert!(why.contains("the batch's instance has"), "{why}");
+        // An id past the field's vocabulary is core's error, not a wrong row.
+        let mut far = rows.clone();
+        far.cat[0] = u32::MAX;
+        assert!(worker.predict(1, far).unwrap_err().contains("out of range"));
         // A bundle that does not load leaves no model behind.
         assert!(worker.load(3, b"not a bundle").is_err());
-        assert!(worker.predict(1, &cat, &num, 2).is_err());
+        assert!(worker.predict(1, rows).is_err());
         assert!(decode_predictions(&[0.5; 5]).is_err());
     }
 }

@@ -5,8 +5,10 @@
 //! the page posts; this file only moves messages.
 //!
 //! Messages (JS arrays; the first element names the message):
-//! - page to worker: `["model", id, bundle bytes]`, `["predict", seq, model id, rows,
-//!   Uint32Array ids, Float32Array numerics]`;
+//! - page to worker: `["model", id, bundle bytes]`, `["predict", seq, model id,
+//!   Uint32Array ids, Float32Array numerics, Uint8Array changes a row, Uint32Array
+//!   features, Float32Array values]` (a batch's instance and its rows' changes,
+//!   [`Encoded`]);
 //! - worker to page: `["ready"]` once it listens, `["loaded", id]` or `["refused", id,
 //!   why]`, `["predicted", seq, Float32Array predictions, ms]` or `["failed", seq, why]`.
 
@@ -19,6 +21,7 @@ use web_sys::MessageEvent;
 
 use crate::in_worker::{now, post, scope};
 use crate::offload::Predictor;
+use crate::variations::Encoded;
 
 thread_local! {
     static PREDICTOR: RefCell<Predictor> = RefCell::new(Predictor::default());
@@ -43,12 +46,9 @@ fn on_message(e: MessageEvent) {
         Some("predict") => {
             let (seq, model) = (msg.get(1), msg.get(2).as_f64().unwrap_or(-1.0) as u64);
             let t0 = now();
-            let rows = msg.get(3).as_f64().unwrap_or(0.0) as usize;
-            let cat = msg.get(4).dyn_into::<Uint32Array>().map(|a| a.to_vec());
-            let num = msg.get(5).dyn_into::<Float32Array>().map(|a| a.to_vec());
-            let result = match (cat, num) {
-                (Ok(cat), Ok(num)) => PREDICTOR.with(|p| p.borrow().predict(model, &cat, &num, rows)),
-                _ => Err("a predict message without its rows".to_string()),
+            let result = match rows(&msg) {
+                Some(rows) => PREDICTOR.with(|p| p.borrow().predict(model, rows)),
+                None => Err("a predict message without its rows".to_string()),
             };
             match result {
                 Ok(preds) => {
@@ -62,6 +62,17 @@ fn on_message(e: MessageEvent) {
         }
         _ => {}
     }
+}
+
+/// A predict message's batch, from its typed arrays.
+fn rows(msg: &Array) -> Option<Encoded> {
+    Some(Encoded {
+        cat: msg.get(3).dyn_into::<Uint32Array>().ok()?.to_vec(),
+        num: msg.get(4).dyn_into::<Float32Array>().ok()?.to_vec(),
+        counts: msg.get(5).dyn_into::<Uint8Array>().ok()?.to_vec(),
+        features: msg.get(6).dyn_into::<Uint32Array>().ok()?.to_vec(),
+        values: msg.get(7).dyn_into::<Float32Array>().ok()?.to_vec(),
+    })
 }
 
 /// The worker's entry point, called by its script once the module is instantiated

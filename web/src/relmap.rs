@@ -8,7 +8,7 @@
 //! frequent known values, [`MAX_CATEGORICAL_VALUES`] ids at most, plus the instance's own
 //! value when the cap leaves it out ([`sweep::capped_ids`]). Cell `(i, j)` is the instance
 //! with the x feature set to `xs[i]` and the y feature to `ys[j]`; the batch is row-major
-//! in y (`instances[j * xs.len() + i]`).
+//! in y (row `j * xs.len() + i`).
 
 use adaftr_core::inference::{Instance, Prediction};
 use adaftr_core::schema::Schema;
@@ -16,6 +16,7 @@ use adaftr_core::schema::Schema;
 use crate::editor::{instance_from_example, Example};
 use crate::sensitivity::{rank, Output, Row};
 use crate::sweep::{self, FeatureRef};
+use crate::variations::Variations;
 
 /// Values per numeric axis.
 pub const NUMERIC_POINTS: usize = 24;
@@ -74,12 +75,12 @@ impl Axis {
     }
 }
 
-/// The grid's axes and instances.
+/// The grid's axes and rows (row-major in y).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
     pub x: Axis,
     pub y: Axis,
-    pub instances: Vec<Instance>,
+    pub rows: Variations,
 }
 
 /// The grid for `inst` over features `x` and `y` (public so the end-to-end test rebuilds
@@ -89,16 +90,13 @@ pub fn plan(schema: &Schema, inst: &Instance, x: FeatureRef, y: FeatureRef) -> O
         return None;
     }
     let (ax, ay) = (Axis::new(schema, inst, x)?, Axis::new(schema, inst, y)?);
-    let mut instances = Vec::with_capacity(ax.values.len() * ay.values.len());
+    let mut rows = Variations::new(inst.clone());
     for &yv in &ay.values {
         for &xv in &ax.values {
-            let mut v = inst.clone();
-            x.set(&mut v, xv);
-            y.set(&mut v, yv);
-            instances.push(v);
+            rows.push(&[(x, xv), (y, yv)]);
         }
     }
-    Some(Grid { x: ax, y: ay, instances })
+    Some(Grid { x: ax, y: ay, rows })
 }
 
 /// A grid and the outputs of its cells (row-major in y, like the batch).
@@ -114,7 +112,7 @@ pub struct RelMap {
 impl RelMap {
     /// The map from the grid and its batch's predictions (`None` when they do not match).
     pub fn new(grid: Grid, preds: &[Prediction]) -> Option<Self> {
-        if preds.len() != grid.instances.len() {
+        if preds.len() != grid.rows.len() {
             return None;
         }
         Some(RelMap {
@@ -239,10 +237,11 @@ mod tests {
         let g = plan(&s, &inst, FeatureRef::Num(1), FeatureRef::Cat(2)).unwrap();
         let (nx, ny) = (g.x.values.len(), g.y.values.len());
         assert_eq!((nx, ny), (NUMERIC_POINTS, s.categorical[2].cardinality()));
-        assert_eq!(g.instances.len(), nx * ny);
+        let instances = g.rows.instances();
+        assert_eq!(instances.len(), nx * ny);
         for (j, &yv) in g.y.values.iter().enumerate() {
             for (i, &xv) in g.x.values.iter().enumerate() {
-                let v = &g.instances[j * nx + i];
+                let v = &instances[j * nx + i];
                 assert_eq!((v.num[1], v.cat[2]), (xv, yv as u32));
                 assert_eq!((v.num[0], v.num[2], v.num[3]), (inst.num[0], inst.num[2], inst.num[3]));
                 assert_eq!((v.cat[0], v.cat[1]), (inst.cat[0], inst.cat[1]));
@@ -264,11 +263,12 @@ mod tests {
         let b = &m.bundle;
         let inst = random_instance(&b.schema, 8);
         let g = plan(&b.schema, &inst, FeatureRef::Num(0), FeatureRef::Num(3)).unwrap();
-        let preds = b.predict(&g.instances).unwrap();
+        let instances = g.rows.instances();
+        let preds = b.predict(&instances).unwrap();
         let map = RelMap::new(g.clone(), &preds).unwrap();
         assert_eq!(map.size(), (24, 24));
         let tau = map.cells(Output::Tau).unwrap();
-        for (k, v) in g.instances.iter().enumerate().step_by(37) {
+        for (k, v) in instances.iter().enumerate().step_by(37) {
             let one = b.predict(std::slice::from_ref(v)).unwrap()[0];
             assert!((one.tau.unwrap() - tau[k]).abs() < 1e-6 && (one.pcvr - map.pcvr[k]).abs() < 1e-6);
         }
@@ -282,7 +282,7 @@ mod tests {
 
         // The default axes are the two numerics that move tau most.
         let sp = sensitivity::plan(&b.schema, &inst);
-        let srows = sensitivity::summarise(&b.schema, &sp, &b.predict(&sp.instances).unwrap()).unwrap();
+        let srows = sensitivity::summarise(&b.schema, &sp, &b.predict(&sp.rows.instances()).unwrap()).unwrap();
         let top: Vec<FeatureRef> = sensitivity::rank(&srows, Output::Tau)
             .into_iter()
             .map(|r| r.feature)

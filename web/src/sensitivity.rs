@@ -18,6 +18,7 @@ use adaftr_core::schema::Schema;
 use serde::Serialize;
 
 use crate::sweep::{self, FeatureRef};
+use crate::variations::Variations;
 
 /// Values tried per numeric field: its minimum, middle and maximum (and the instance's own
 /// value, row 0). Three keep the panel of the default model (63 numeric, 16 categorical
@@ -91,7 +92,7 @@ pub struct Probe {
 /// The batch: the instance, then each feature's values in [`sweep::all_features`] order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub instances: Vec<Instance>,
+    pub rows: Variations,
     pub probes: Vec<Probe>,
 }
 
@@ -113,23 +114,19 @@ pub fn values(schema: &Schema, inst: &Instance, f: FeatureRef) -> Vec<f32> {
     }
 }
 
-/// `inst` with feature `f` set to `v` (a raw numeric, or an id as `f32`).
-pub fn with_value(inst: &Instance, f: FeatureRef, v: f32) -> Instance {
-    let mut out = inst.clone();
-    f.set(&mut out, v);
-    out
-}
-
-/// The instances of the panel for `inst` (public so the end-to-end test rebuilds them).
+/// The rows of the panel for `inst` (public so the end-to-end test rebuilds them).
 pub fn plan(schema: &Schema, inst: &Instance) -> Plan {
-    let mut instances = vec![inst.clone()];
+    let mut rows = Variations::new(inst.clone());
+    rows.push(&[]);
     let mut probes = Vec::new();
     for f in sweep::all_features(schema) {
-        let start = instances.len();
-        instances.extend(values(schema, inst, f).into_iter().map(|v| with_value(inst, f, v)));
-        probes.push(Probe { feature: f, rows: start..instances.len() });
+        let start = rows.len();
+        for v in values(schema, inst, f) {
+            rows.push(&[(f, v)]);
+        }
+        probes.push(Probe { feature: f, rows: start..rows.len() });
     }
-    Plan { instances, probes }
+    Plan { rows, probes }
 }
 
 /// The smallest and largest value of one output over a feature's rows.
@@ -181,7 +178,7 @@ impl Row {
 
 /// Each feature's spans, in plan order; `None` when `preds` is not the plan's batch.
 pub fn summarise(schema: &Schema, plan: &Plan, preds: &[Prediction]) -> Option<Vec<Row>> {
-    if preds.len() != plan.instances.len() || preds.is_empty() {
+    if preds.len() != plan.rows.len() || preds.is_empty() {
         return None;
     }
     plan.probes
@@ -231,15 +228,18 @@ mod tests {
         let s = demo_schema();
         let inst = random_instance(&s, 4);
         let p = plan(&s, &inst);
-        assert_eq!(p.instances[0], inst);
+        let instances = p.rows.instances();
+        assert_eq!(instances[0], inst);
         assert_eq!(p.probes.len(), s.num_categorical() + s.num_numeric());
         let cats: usize = s.categorical.iter().map(|f| f.cardinality().min(MAX_CATEGORICAL_VALUES)).sum();
-        assert_eq!(p.instances.len(), 1 + cats + s.num_numeric() * NUMERIC_POINTS);
+        assert_eq!(instances.len(), 1 + cats + s.num_numeric() * NUMERIC_POINTS);
         for probe in &p.probes {
             let vals = values(&s, &inst, probe.feature);
             assert_eq!(probe.rows.len(), vals.len());
-            for (row, v) in p.instances[probe.rows.clone()].iter().zip(vals) {
-                assert_eq!(*row, with_value(&inst, probe.feature, v));
+            for (row, v) in instances[probe.rows.clone()].iter().zip(vals) {
+                let mut want = inst.clone();
+                probe.feature.set(&mut want, v);
+                assert_eq!(*row, want);
                 // Everything else is the instance's.
                 let differs = row.cat.iter().zip(&inst.cat).filter(|(a, b)| a != b).count()
                     + row.num.iter().zip(&inst.num).filter(|(a, b)| a != b).count();
@@ -271,16 +271,17 @@ mod tests {
         let b = &m.bundle;
         let inst = random_instance(&b.schema, 11);
         let p = plan(&b.schema, &inst);
-        let preds = b.predict(&p.instances).unwrap();
+        let instances = p.rows.instances();
+        let preds = b.predict(&instances).unwrap();
         let rows = summarise(&b.schema, &p, &preds).unwrap();
         assert_eq!(rows.len(), p.probes.len());
-        assert_eq!(1 + rows.iter().map(|r| r.points - 1).sum::<usize>(), p.instances.len(), "each row once");
+        assert_eq!(1 + rows.iter().map(|r| r.points - 1).sum::<usize>(), instances.len(), "each row once");
         let single = |x: &Instance| b.predict(std::slice::from_ref(x)).unwrap()[0];
         let here = single(&inst);
         for (row, probe) in rows.iter().zip(&p.probes) {
             assert_eq!(row.name, probe.feature.name(&b.schema).unwrap());
             let mut all = vec![here];
-            all.extend(p.instances[probe.rows.clone()].iter().map(single));
+            all.extend(instances[probe.rows.clone()].iter().map(single));
             for o in Output::ALL {
                 let v = || all.iter().map(|q| o.of(q).unwrap());
                 let (lo, hi) = (v().fold(f32::INFINITY, f32::min), v().fold(f32::NEG_INFINITY, f32::max));
@@ -315,7 +316,7 @@ mod tests {
         let b = &m.bundle;
         let inst = random_instance(&b.schema, 2);
         let p = plan(&b.schema, &inst);
-        let rows = summarise(&b.schema, &p, &b.predict(&p.instances).unwrap()).unwrap();
+        let rows = summarise(&b.schema, &p, &b.predict(&p.rows.instances()).unwrap()).unwrap();
         for by in Output::ALL {
             let ranked = rank(&rows, by);
             let last: Vec<FeatureRef> = ranked[ranked.len() - 2..].iter().map(|r| r.feature).collect();

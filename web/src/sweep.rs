@@ -37,6 +37,20 @@ impl FeatureRef {
         }
     }
 
+    /// A number for the panel worker's wire format: even for a categorical, odd for a
+    /// numeric.
+    pub fn code(self) -> u32 {
+        match self {
+            FeatureRef::Cat(i) => 2 * i as u32,
+            FeatureRef::Num(i) => 2 * i as u32 + 1,
+        }
+    }
+
+    pub fn from_code(code: u32) -> Option<Self> {
+        let i = usize::try_from(code / 2).ok()?;
+        Some(if code.is_multiple_of(2) { FeatureRef::Cat(i) } else { FeatureRef::Num(i) })
+    }
+
     pub fn name(self, schema: &Schema) -> Option<&str> {
         match self {
             FeatureRef::Cat(i) => schema.categorical.get(i).map(|f| f.name.as_str()),
@@ -288,6 +302,10 @@ mod tests {
         for f in [FeatureRef::Cat(0), FeatureRef::Num(12)] {
             assert_eq!(FeatureRef::parse(&f.key()), Some(f));
         }
+        for f in [FeatureRef::Cat(0), FeatureRef::Num(0), FeatureRef::Cat(7), FeatureRef::Num(12)] {
+            assert_eq!(FeatureRef::from_code(f.code()), Some(f));
+        }
+        assert_ne!(FeatureRef::Cat(3).code(), FeatureRef::Num(3).code());
         assert_eq!(FeatureRef::parse("x-1"), None);
         assert_eq!(FeatureRef::parse("num-"), None);
         let s = demo_schema();

@@ -370,7 +370,7 @@ async fn the_sensitivity_panel_ranks_every_feature_and_picks_the_sweep() {
     // The page's ranking is core's, for the shown instance, widest tau range first.
     let (_, inst) = m.prediction();
     let p = plan(&b.schema, &inst);
-    let native = summarise(&b.schema, &p, &b.predict(&p.instances).unwrap()).unwrap();
+    let native = summarise(&b.schema, &p, &b.predict(&p.rows.instances()).unwrap()).unwrap();
     let shown = ranking(&m);
     assert_eq!(shown.len(), native.len());
     for (name, kind, spans) in &shown {
@@ -447,7 +447,7 @@ async fn the_relatedness_map_follows_edits_and_axes() {
         let g = plan(&b.schema, &inst, feature(&x), feature(&y)).unwrap();
         let xs: Vec<f32> = serde_json::from_str(&m.attr("#adaftr-relmap", "data-xs").unwrap()).unwrap();
         assert_eq!(xs, g.x.values);
-        let preds = b.predict(&g.instances).unwrap();
+        let preds = b.predict(&g.rows.instances()).unwrap();
         let (tau, pcvr) = (grid(m, "data-tau"), grid(m, "data-pcvr"));
         assert_eq!((tau.len(), tau[0].len()), (g.y.values.len(), g.x.values.len()));
         for (k, p) in preds.iter().enumerate() {

@@ -26,6 +26,7 @@ use super::app::now;
 use super::paint::follow_up_begins;
 use crate::model::LoadedModel;
 use crate::offload::{self, Next, PanelBatch, PanelSlot, Pending, Shown};
+use crate::variations::Encoded;
 
 /// The worker's script: the app's own JS glue, instantiated with the module the page
 /// compiled (the first message), then [`crate::panel_worker`]'s entry point.
@@ -156,9 +157,9 @@ impl PanelWorker {
         !l.broken && l.loaded == Some(id)
     }
 
-    /// Posts `n` rows for model `id`, encoded ([`offload::encode_rows`]); `done` gets their
-    /// predictions.
-    fn predict(&self, id: u64, n: usize, (cat, num): (Vec<u32>, Vec<f32>), done: impl FnOnce(Reply) + 'static) {
+    /// Posts a batch for model `id`, encoded ([`crate::variations::Variations::encode`]);
+    /// `done` gets its predictions.
+    fn predict(&self, id: u64, rows: Encoded, done: impl FnOnce(Reply) + 'static) {
         let seq = {
             let mut l = self.link.borrow_mut();
             l.seq += 1;
@@ -166,20 +167,16 @@ impl PanelWorker {
             l.waiting.push((seq, Box::new(done)));
             seq
         };
-        let (cat, num) = (Uint32Array::from(&cat[..]), Float32Array::from(&num[..]));
-        // The arrays' buffers are handed over, not copied again.
-        let transfer = Array::of2(&cat.buffer(), &num.buffer());
-        let msg: Array = [
-            JsValue::from("predict"),
-            (seq as f64).into(),
-            (id as f64).into(),
-            (n as f64).into(),
-            cat.into(),
-            num.into(),
-        ]
-        .iter()
-        .collect();
-        if self.worker.post_message_with_transfer(&msg, &transfer).is_err() {
+        let arrays: [JsValue; 5] = [
+            Uint32Array::from(&rows.cat[..]).into(),
+            Float32Array::from(&rows.num[..]).into(),
+            Uint8Array::from(&rows.counts[..]).into(),
+            Uint32Array::from(&rows.features[..]).into(),
+            Float32Array::from(&rows.values[..]).into(),
+        ];
+        let msg: Array =
+            [JsValue::from("predict"), (seq as f64).into(), (id as f64).into()].into_iter().chain(arrays).collect();
+        if self.worker.post_message(&msg).is_err() {
             answer(&self.link, seq, Err("the batch could not be posted".into()));
         }
     }
@@ -292,11 +289,12 @@ fn send<K, B>(
     B: PanelBatch + 'static,
     B::Out: 'static,
 {
-    // The rows go out now; the batch, to summarise what comes back, waits here.
-    let encoded = offload::encode_rows(p.batch.rows());
+    // The rows go out now, as their changes; the batch, to summarise what comes back,
+    // waits here.
+    let encoded = p.batch.rows().encode();
     // Weak: the reply waits inside the worker's handle, which must not keep itself alive.
     let (slot2, w2) = (slot.clone(), Rc::downgrade(&w));
-    w.predict(id, p.batch.rows().len(), encoded, move |reply| {
+    w.predict(id, encoded, move |reply| {
         let next = slot2.borrow_mut().back(p, reply);
         if let Some(next) = next {
             match w2.upgrade().filter(|w| w.holds(id)) {
