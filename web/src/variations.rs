@@ -2,11 +2,11 @@
 //! rows each move one feature, the relatedness map's two.
 //!
 //! Such a batch is kept, and sent to the panel worker, as the instance and each row's
-//! changes: for the default model about 1,500 numbers, where its rows would be about
-//! 70,000 (the instance repeated 865 times). Building, copying and posting the rows cost
-//! the page about a millisecond of every edit's frame; the rows are now built only where
-//! they are predicted, by [`Variations::instances`], the same code on the page and in the
-//! worker.
+//! changes: for the default model's two panels about 3,900 numbers, where their 869 rows
+//! would be about 69,000 (the instance's 79 values, 869 times). Building, copying and
+//! posting those rows took the page about a millisecond of every edit; the rows are now
+//! built only where they are predicted, by [`Variations::instances`], the same code on the
+//! page and in the worker.
 
 use adaftr_core::inference::Instance;
 use adaftr_core::schema::Schema;

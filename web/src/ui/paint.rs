@@ -11,13 +11,16 @@
 //!   changed (inputs off the screen may follow later), the wait for the beat (and for the
 //!   worker) included: the time a visitor waits to see it all;
 //! - `work`: the time the page spent on the edit's own frame: dispatch to the DOM committed
-//!   (inference, Yew's render and diff) plus the frame's own style, layout and paint (from
-//!   the animation-frame callback to just after the paint);
+//!   (inference, Yew's render and diff), any follow-up rendered before that frame began,
+//!   plus the frame's own style, layout and paint (from the animation-frame callback to
+//!   just after the paint);
 //! - `late`: likewise for the longest frame of follow-ups: the follow-up renders it held,
 //!   each from the start of the task that began it, plus its style, layout and paint.
 //!
 //! `work` and `late` are the numbers to hold against a frame (16.7 ms at 60 Hz): within
-//! it, what they paint shows on the next beat and no frame is dropped.
+//! it, what they paint shows on the next beat and no frame is dropped. What each frame
+//! counts towards is decided in [`crate::edit_frames`] (native, unit-tested); this module
+//! asks the browser for the times.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -27,36 +30,10 @@ use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use super::app::now;
+use crate::edit_frames::{EditRun, EditTimes, Frame};
 
 /// When the last edit was dispatched (`performance.now()`), until its frame is painted.
 pub type EditClock = Rc<RefCell<Option<f64>>>;
-
-/// The last edit's times (ms); see the module's note.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub struct EditTimes {
-    /// Dispatch to the first frame painted with everything in view that the edit changed.
-    pub to_paint: f64,
-    /// The edit's own frame: dispatch to the DOM committed, plus that frame's rendering.
-    pub work: f64,
-    /// The longest later frame that rendered the edit's follow-ups: their renders' time,
-    /// from the start of each one's task to its DOM committed, plus the frame's rendering.
-    pub late: Option<f64>,
-}
-
-/// One edit being timed.
-#[derive(Default)]
-struct Run {
-    t0: f64,
-    /// When the last render of the edit was committed; `None` before the first.
-    committed: Option<f64>,
-    work: Option<f64>,
-    /// Whether the frame that shows everything in view has been asked to time itself.
-    view_timed: bool,
-    to_paint: Option<f64>,
-    /// Follow-up renders' time not yet counted into a painted frame.
-    unpainted: f64,
-    late: Option<f64>,
-}
 
 /// The clock to start on each edit, and the last edit's times. `in_view`: everything in
 /// view shows the current state (false while the panel worker has a batch of it);
@@ -64,7 +41,7 @@ struct Run {
 #[hook]
 pub fn use_edit_to_paint(in_view: bool, settled: bool) -> (EditClock, Option<EditTimes>) {
     let started: EditClock = use_mut_ref(|| None);
-    let run = use_mut_ref(|| None::<Rc<RefCell<Run>>>);
+    let run = use_mut_ref(|| None::<Rc<RefCell<EditRun>>>);
     let last = use_state_eq(|| None::<EditTimes>);
     {
         let (started, last) = (started.clone(), last.setter());
@@ -72,46 +49,25 @@ pub fn use_edit_to_paint(in_view: bool, settled: bool) -> (EditClock, Option<Edi
         use_effect(move || {
             let committed = now();
             if let Some(t0) = started.borrow_mut().take() {
-                *run.borrow_mut() = Some(Rc::new(RefCell::new(Run { t0, ..Run::default() })));
+                *run.borrow_mut() = Some(Rc::new(RefCell::new(EditRun::new(t0))));
             }
             let Some(r) = run.borrow().clone() else { return };
-            let before = r.borrow_mut().committed.replace(committed);
-            match before {
-                None => {
-                    let (r, t0) = (r.clone(), r.borrow().t0);
-                    after_next_paint(move |frame_start, painted| {
-                        r.borrow_mut().work = Some((committed - t0) + (painted - frame_start))
-                    });
-                }
-                // A render from a follow-up's task (not, say, from a timer of the page's own).
-                Some(before) if follow_up_began() > before => {
-                    r.borrow_mut().unpainted += committed - follow_up_began();
-                    let r = r.clone();
-                    after_next_paint(move |frame_start, painted| {
-                        let mut r = r.borrow_mut();
-                        // Follow-ups rendered before one paint share its frame: the first
-                        // of their callbacks counts them all.
-                        let frame = std::mem::take(&mut r.unpainted) + (painted - frame_start);
-                        r.late = Some(r.late.map_or(frame, |l| l.max(frame)));
-                    });
-                }
-                Some(_) => {}
-            }
-            if in_view && !std::mem::replace(&mut r.borrow_mut().view_timed, true) {
+            let frame = r.borrow_mut().committed(committed, follow_up_began());
+            if let Some(frame) = frame {
                 let r = r.clone();
-                after_next_paint(move |_, painted| {
-                    let mut r = r.borrow_mut();
-                    r.to_paint = Some(painted - r.t0);
+                after_next_paint(move |frame_start, painted| match frame {
+                    Frame::Own => r.borrow_mut().own_frame(frame_start, painted),
+                    Frame::Later => r.borrow_mut().later_frame(frame_start, painted),
                 });
+            }
+            if in_view && r.borrow_mut().ask_view() {
+                let r = r.clone();
+                after_next_paint(move |_, painted| r.borrow_mut().view_painted(painted));
             }
             if settled {
                 run.borrow_mut().take();
-                after_next_paint(move |_, painted| {
-                    // Callbacks run in the order asked for: the frames before are counted.
-                    let r = r.borrow();
-                    let (work, to_paint) = (r.work.unwrap_or(painted - r.t0), r.to_paint.unwrap_or(painted - r.t0));
-                    last.set(Some(EditTimes { to_paint, work, late: r.late }));
-                });
+                // Callbacks run in the order asked for: the frames before are counted.
+                after_next_paint(move |_, painted| last.set(Some(r.borrow().times(painted))));
             }
         });
     }

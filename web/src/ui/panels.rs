@@ -9,7 +9,7 @@ use crate::format::{self, exact, percent, relatedness, tau_reading};
 use crate::model::{card, LoadedModel};
 use crate::timing::Measured;
 
-use super::paint::EditTimes;
+use crate::edit_frames::EditTimes;
 
 #[derive(Properties, PartialEq)]
 pub struct PredictionsProps {
