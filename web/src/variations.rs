@@ -4,9 +4,10 @@
 //! Such a batch is kept, and sent to the panel worker, as the instance and each row's
 //! changes: for the default model's two panels about 3,900 numbers, where their 869 rows
 //! would be about 69,000 (the instance's 79 values, 869 times). Building, copying and
-//! posting those rows took the page about a millisecond of every edit; the rows are now
-//! built only where they are predicted, by [`Variations::instances`], the same code on the
-//! page and in the worker.
+//! posting those rows took the page's thread 1.1 ms of every edit (a profile of 40 slider
+//! edits), 0.5 ms as changes, most of it the two `postMessage` calls themselves. The rows
+//! are built only where they are predicted, by [`Variations::instances`], the same code on
+//! the page and in the worker.
 
 use adaftr_core::inference::Instance;
 use adaftr_core::schema::Schema;
