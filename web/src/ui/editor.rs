@@ -242,6 +242,8 @@ fn use_on_screen(root: NodeRef, inputs: (u64, String)) -> Rc<RefCell<Option<Hash
     {
         let seen = seen.clone();
         use_effect_with(inputs, move |_| {
+            // Until an observer is watching these inputs, every input counts as on screen.
+            *seen.borrow_mut() = None;
             let observer = root.cast::<Element>().and_then(|el| observe(&el, seen.clone()));
             move || {
                 if let Some((o, _on_change)) = observer {
@@ -255,8 +257,9 @@ fn use_on_screen(root: NodeRef, inputs: (u64, String)) -> Rc<RefCell<Option<Hash
 
 type OnChange = Closure<dyn FnMut(Array)>;
 
+/// Watches the inputs under `root`, keeping `seen` (empty at first: the observer reports
+/// each input once it starts); `None` where no observer can be made.
 fn observe(root: &Element, seen: Rc<RefCell<Option<HashSet<String>>>>) -> Option<(IntersectionObserver, OnChange)> {
-    *seen.borrow_mut() = Some(HashSet::new());
     let on_change = {
         let seen = seen.clone();
         Closure::<dyn FnMut(Array)>::new(move |entries: Array| {
@@ -276,15 +279,9 @@ fn observe(root: &Element, seen: Rc<RefCell<Option<HashSet<String>>>>) -> Option
     // A margin, so that an input scrolled into view was already counted.
     let init = IntersectionObserverInit::new();
     init.set_root_margin("200px 0px");
-    let observer = IntersectionObserver::new_with_options(on_change.as_ref().unchecked_ref(), &init);
-    let Ok(observer) = observer else {
-        *seen.borrow_mut() = None;
-        return None;
-    };
-    let Ok(inputs) = root.query_selector_all("[data-field]") else {
-        *seen.borrow_mut() = None;
-        return None;
-    };
+    let observer = IntersectionObserver::new_with_options(on_change.as_ref().unchecked_ref(), &init).ok()?;
+    let inputs = root.query_selector_all("[data-field]").ok()?;
+    *seen.borrow_mut() = Some(HashSet::new());
     for i in 0..inputs.length() {
         if let Some(el) = inputs.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
             observer.observe(&el);
